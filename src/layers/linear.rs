@@ -1,0 +1,156 @@
+//! Fully connected layer: `y = x W^T + b`.
+//!
+//! Shapes: `x: (batch, in)`, `W: (out, in)` (the assignment's alpha without its bias
+//! column), `b: (out)`, `y: (batch, out)`. Every product is one GEMM through OpenBLAS on
+//! the stored layouts; transposes are views that reach BLAS as a transpose flag.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rand::Rng;
+
+use crate::buffer::Buffer;
+use crate::init::{self, Init};
+use crate::module::{Module, Parameter, ParameterKind};
+use crate::Float;
+
+/// A linear (fully connected) layer with its parameters, their gradients and its buffers.
+#[derive(Clone, Debug)]
+pub struct Linear<F> {
+    /// `(out, in)`.
+    pub weights: Array2<F>,
+    /// `(out)`.
+    pub bias: Array1<F>,
+    /// dL/dW from the last `backward`, `(out, in)`.
+    pub d_weights: Array2<F>,
+    /// dL/db from the last `backward`, `(out)`.
+    pub d_bias: Array1<F>,
+    input: Buffer<F>,
+    output: Buffer<F>,
+    grad_input: Buffer<F>,
+    input_gradient: bool,
+}
+
+impl<F: Float> Linear<F> {
+    /// A layer with the given `weights: (out, in)` and `bias: (out)`.
+    ///
+    /// # Panics
+    /// If `bias.len() != weights.nrows()`.
+    #[track_caller]
+    pub fn from_params(weights: Array2<F>, bias: Array1<F>) -> Self {
+        assert_eq!(
+            bias.len(),
+            weights.nrows(),
+            "Linear::from_params: bias has {} entries, weights have {} rows",
+            bias.len(),
+            weights.nrows()
+        );
+        let weights = weights.as_standard_layout().into_owned();
+        let d_weights = Array2::zeros(weights.raw_dim());
+        let d_bias = Array1::zeros(bias.len());
+        Self {
+            weights,
+            bias,
+            d_weights,
+            d_bias,
+            input: Buffer::new(),
+            output: Buffer::new(),
+            grad_input: Buffer::new(),
+            input_gradient: true,
+        }
+    }
+
+    /// A `(in_features -> out_features)` layer with weights drawn by `init` from `rng`
+    /// and a zero bias.
+    pub fn new<R: Rng>(in_features: usize, out_features: usize, init: Init, rng: &mut R) -> Self {
+        let weights = init::weights(init, out_features, in_features, rng);
+        Self::from_params(weights, Array1::zeros(out_features))
+    }
+
+    /// Number of input features (`in`).
+    pub fn in_features(&self) -> usize {
+        self.weights.ncols()
+    }
+
+    /// Number of output features (`out`).
+    pub fn out_features(&self) -> usize {
+        self.weights.nrows()
+    }
+
+    /// Whether `backward` computes dL/d(input). A network's first layer turns it off: its
+    /// input is data, and the `(batch, out) x (out, in)` product would be wasted work.
+    /// When off, `backward` returns an empty `(0, in)` view.
+    pub fn set_input_gradient(&mut self, enabled: bool) {
+        self.input_gradient = enabled;
+    }
+}
+
+impl<F: Float> Module<F> for Linear<F> {
+    fn forward(&mut self, input: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
+        // x: (batch, in), weights: (out, in) -> (batch, out)
+        assert_eq!(
+            input.ncols(),
+            self.in_features(),
+            "Linear::forward: input has {} features, the layer expects {}",
+            input.ncols(),
+            self.in_features()
+        );
+        let batch = input.nrows();
+        self.input.resize(batch, input.ncols()).assign(&input);
+        let input = self.input.view();
+        let mut output = self.output.resize(batch, self.weights.nrows());
+        output.assign(&self.bias);
+        general_mat_mul(F::one(), &input, &self.weights.t(), F::one(), &mut output);
+        self.output.view()
+    }
+
+    fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
+        // grad_output: (batch, out), x: (batch, in) -> d_weights: (out, in), d_bias: (out),
+        // grad_input: (batch, in)
+        let input = self.input.view();
+        assert_eq!(
+            grad_output.dim(),
+            (input.nrows(), self.out_features()),
+            "Linear::backward: grad_output shape differs from the last forward's output"
+        );
+        general_mat_mul(
+            F::one(),
+            &grad_output.t(),
+            &input,
+            F::zero(),
+            &mut self.d_weights,
+        );
+        self.d_bias.fill(F::zero());
+        for row in grad_output.axis_iter(Axis(0)) {
+            self.d_bias += &row;
+        }
+        if !self.input_gradient {
+            self.grad_input.resize(0, self.in_features());
+            return self.grad_input.view();
+        }
+        let mut grad_input = self.grad_input.resize(input.nrows(), self.in_features());
+        general_mat_mul(
+            F::one(),
+            &grad_output,
+            &self.weights,
+            F::zero(),
+            &mut grad_input,
+        );
+        self.grad_input.view()
+    }
+
+    fn visit_parameters(&mut self, visitor: &mut dyn FnMut(Parameter<'_, F>)) {
+        visitor(Parameter {
+            kind: ParameterKind::Weight,
+            value: self
+                .weights
+                .as_slice_mut()
+                .expect("weights are standard layout"),
+            gradient: self.d_weights.as_slice().expect("standard layout"),
+        });
+        visitor(Parameter {
+            kind: ParameterKind::Bias,
+            value: self.bias.as_slice_mut().expect("bias is contiguous"),
+            gradient: self.d_bias.as_slice().expect("contiguous"),
+        });
+    }
+}

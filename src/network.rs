@@ -1,0 +1,203 @@
+//! The multilayer perceptron: a list of layers applied in order.
+//!
+//! `forward` maps `(batch, in)` to logits `(batch, classes)` through every layer;
+//! `backward` takes dL/d(logits) and runs the layers in reverse, leaving each linear
+//! layer's `d_weights` and `d_bias` in place for an optimizer.
+
+use ndarray::{Array1, ArrayView2, Axis};
+use thiserror::Error;
+
+use crate::init::{self, Init};
+use crate::layers::{ActivationKind, Layer, Linear};
+use crate::module::{Module, Parameter};
+use crate::Float;
+
+/// Why a list of layers does not make a network.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ModelError {
+    /// No layers at all.
+    #[error("a network needs at least one layer")]
+    Empty,
+    /// No linear layer: nothing to train.
+    #[error("a network needs at least one linear layer")]
+    NoLinearLayer,
+    /// Consecutive linear layers whose widths do not chain.
+    #[error("layer {index} takes {found} inputs, but the linear layer before it gives {expected}")]
+    WidthMismatch {
+        /// Position of the offending layer in the list.
+        index: usize,
+        /// Outputs of the previous linear layer.
+        expected: usize,
+        /// Inputs of this layer.
+        found: usize,
+    },
+    /// A layer width of zero in a list of sizes.
+    #[error("layer sizes must be positive, found {sizes:?}")]
+    ZeroWidth {
+        /// The sizes given.
+        sizes: Vec<usize>,
+    },
+    /// Fewer than two sizes (an input and an output width are needed).
+    #[error("a network needs at least an input and an output size, found {sizes:?}")]
+    TooFewSizes {
+        /// The sizes given.
+        sizes: Vec<usize>,
+    },
+}
+
+/// A feed-forward network of [`Layer`]s: any mix of linear layers and activations.
+#[derive(Clone, Debug)]
+pub struct MultiLayerPerceptron<F> {
+    layers: Vec<Layer<F>>,
+}
+
+impl<F: Float> MultiLayerPerceptron<F> {
+    /// A network of the given layers, checked so that consecutive linear layers chain.
+    pub fn new(layers: Vec<Layer<F>>) -> Result<Self, ModelError> {
+        if layers.is_empty() {
+            return Err(ModelError::Empty);
+        }
+        let mut previous_width = None;
+        for (index, layer) in layers.iter().enumerate() {
+            if let Some(linear) = layer.as_linear() {
+                if let Some(expected) = previous_width {
+                    if linear.in_features() != expected {
+                        return Err(ModelError::WidthMismatch {
+                            index,
+                            expected,
+                            found: linear.in_features(),
+                        });
+                    }
+                }
+                previous_width = Some(linear.out_features());
+            }
+        }
+        if previous_width.is_none() {
+            return Err(ModelError::NoLinearLayer);
+        }
+        Ok(Self { layers })
+    }
+
+    /// `sizes = [in, hidden..., out]`: linear layers of those widths with `activation`
+    /// between them (none after the last), weights drawn by `init` from one stream
+    /// seeded with `seed`, layer by layer.
+    pub fn from_sizes(
+        sizes: &[usize],
+        activation: ActivationKind,
+        init: Init,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        if sizes.len() < 2 {
+            return Err(ModelError::TooFewSizes {
+                sizes: sizes.to_vec(),
+            });
+        }
+        if sizes.contains(&0) {
+            return Err(ModelError::ZeroWidth {
+                sizes: sizes.to_vec(),
+            });
+        }
+        let mut rng = init::rng(seed);
+        let mut layers = Vec::new();
+        for (index, pair) in sizes.windows(2).enumerate() {
+            if index > 0 {
+                layers.push(activation.layer());
+            }
+            layers.push(Layer::Linear(Linear::new(pair[0], pair[1], init, &mut rng)));
+        }
+        Self::new(layers)
+    }
+
+    /// The layers in order.
+    pub fn layers(&self) -> &[Layer<F>] {
+        &self.layers
+    }
+
+    /// The layers in order, mutable (for example to set weights).
+    pub fn layers_mut(&mut self) -> &mut [Layer<F>] {
+        &mut self.layers
+    }
+
+    /// The linear layers in order.
+    pub fn linear_layers(&self) -> impl Iterator<Item = &Linear<F>> {
+        self.layers.iter().filter_map(Layer::as_linear)
+    }
+
+    /// The linear layers in order, mutable.
+    pub fn linear_layers_mut(&mut self) -> impl Iterator<Item = &mut Linear<F>> {
+        self.layers.iter_mut().filter_map(Layer::as_linear_mut)
+    }
+
+    /// Input width: the first linear layer's `in`.
+    pub fn in_features(&self) -> usize {
+        self.linear_layers().next().map_or(0, Linear::in_features)
+    }
+
+    /// Output width (number of classes): the last linear layer's `out`.
+    pub fn out_features(&self) -> usize {
+        self.linear_layers().last().map_or(0, Linear::out_features)
+    }
+
+    /// Whether `backward` computes dL/d(input) of the whole network (on by default).
+    /// Training turns it off: the first layer's input is data, and that GEMM is wasted.
+    pub fn set_input_gradient(&mut self, enabled: bool) {
+        if let Some(Layer::Linear(first)) = self.layers.first_mut() {
+            first.set_input_gradient(enabled);
+        }
+    }
+
+    /// The predicted class of each row of `input: (batch, in)`: the argmax of its logits.
+    pub fn predict(&mut self, input: ArrayView2<'_, F>) -> Array1<usize> {
+        let logits = self.forward(input);
+        logits.map_axis(Axis(1), |row| argmax(row.iter().copied()))
+    }
+
+    /// `sum W^2` over every linear layer's weights (biases excluded).
+    pub fn l2_penalty(&self) -> F {
+        self.linear_layers()
+            .map(|linear| linear.weights.iter().map(|&w| w * w).sum::<F>())
+            .fold(F::zero(), |total, layer_sum| total + layer_sum)
+    }
+}
+
+/// The index of the largest value (the first one on ties; NaN never wins).
+pub fn argmax<F: Float>(values: impl Iterator<Item = F>) -> usize {
+    let mut best = (0, F::neg_infinity());
+    for (index, value) in values.enumerate() {
+        if value > best.1 {
+            best = (index, value);
+        }
+    }
+    best.0
+}
+
+impl<F: Float> Module<F> for MultiLayerPerceptron<F> {
+    fn forward(&mut self, input: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
+        // input: (batch, in) -> logits: (batch, out)
+        let mut layers = self.layers.iter_mut();
+        let first = layers.next().expect("a network has at least one layer");
+        let mut output = first.forward(input);
+        for layer in layers {
+            output = layer.forward(output);
+        }
+        output
+    }
+
+    fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
+        // dL/d(logits): (batch, out) -> dL/d(input): (batch, in), or (0, in) when the
+        // input gradient is switched off
+        let mut layers = self.layers.iter_mut().rev();
+        let last = layers.next().expect("a network has at least one layer");
+        let mut grad = last.backward(grad_output);
+        for layer in layers {
+            grad = layer.backward(grad);
+        }
+        grad
+    }
+
+    fn visit_parameters(&mut self, visitor: &mut dyn FnMut(Parameter<'_, F>)) {
+        for layer in &mut self.layers {
+            layer.visit_parameters(visitor);
+        }
+    }
+}

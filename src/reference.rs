@@ -1,0 +1,242 @@
+//! Plain-loop reference implementations: no BLAS, no rayon, no buffers.
+//!
+//! This is the algorithmic reference (in the spirit of llm.c's naive matmul): the test
+//! oracle for the BLAS path and the baseline of the benchmarks. Every function allocates
+//! its result and is written for clarity, not speed.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use crate::layers::ActivationKind;
+use crate::network::argmax;
+use crate::Float;
+
+/// `a: (m, k) x b: (k, n) -> (m, n)`, the textbook i-j-k triple loop.
+pub fn matmul_naive<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Array2<F> {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!(b.nrows(), k, "matmul_naive: inner dimensions differ");
+    let mut c = Array2::zeros((m, n));
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum = F::zero();
+            for p in 0..k {
+                sum += a[[i, p]] * b[[p, j]];
+            }
+            c[[i, j]] = sum;
+        }
+    }
+    c
+}
+
+/// `x: (batch, in), weights: (out, in), bias: (out) -> x W^T + b: (batch, out)`,
+/// each output a dot product of contiguous rows (the cache-friendly plain loop).
+pub fn linear_forward<F: Float>(
+    x: ArrayView2<'_, F>,
+    weights: ArrayView2<'_, F>,
+    bias: ArrayView1<'_, F>,
+) -> Array2<F> {
+    let (batch, inputs) = x.dim();
+    let outputs = weights.nrows();
+    let mut y = Array2::zeros((batch, outputs));
+    for n in 0..batch {
+        for o in 0..outputs {
+            let mut sum = bias[o];
+            for i in 0..inputs {
+                sum += x[[n, i]] * weights[[o, i]];
+            }
+            y[[n, o]] = sum;
+        }
+    }
+    y
+}
+
+/// The gradients of a linear layer, as [`linear_backward`] returns them.
+#[derive(Clone, Debug)]
+pub struct LinearGradients<F> {
+    /// `(out, in)`: `grad_output^T x`.
+    pub d_weights: Array2<F>,
+    /// `(out)`: column sums of `grad_output`.
+    pub d_bias: Array1<F>,
+    /// `(batch, in)`: `grad_output W`.
+    pub grad_input: Array2<F>,
+}
+
+/// `x: (batch, in), weights: (out, in), grad_output: (batch, out)` -> the gradients.
+pub fn linear_backward<F: Float>(
+    x: ArrayView2<'_, F>,
+    weights: ArrayView2<'_, F>,
+    grad_output: ArrayView2<'_, F>,
+) -> LinearGradients<F> {
+    let (batch, inputs) = x.dim();
+    let outputs = weights.nrows();
+    let mut d_weights = Array2::zeros((outputs, inputs));
+    let mut d_bias = Array1::zeros(outputs);
+    let mut grad_input = Array2::zeros((batch, inputs));
+    for n in 0..batch {
+        for o in 0..outputs {
+            let g = grad_output[[n, o]];
+            d_bias[o] += g;
+            for i in 0..inputs {
+                d_weights[[o, i]] += g * x[[n, i]];
+                grad_input[[n, i]] += g * weights[[o, i]];
+            }
+        }
+    }
+    LinearGradients {
+        d_weights,
+        d_bias,
+        grad_input,
+    }
+}
+
+/// `f(x)` elementwise, `(batch, features) -> (batch, features)`.
+pub fn activation_forward<F: Float>(kind: ActivationKind, x: ArrayView2<'_, F>) -> Array2<F> {
+    x.mapv(|v| match kind {
+        ActivationKind::Sigmoid => F::one() / (F::one() + (-v).exp()),
+        ActivationKind::Relu => v.max(F::zero()),
+        ActivationKind::Tanh => v.tanh(),
+    })
+}
+
+/// `dL/dx = dL/dy * f'(x)`, with `f'` from the output `y = f(x)`; all `(batch, features)`.
+pub fn activation_backward<F: Float>(
+    kind: ActivationKind,
+    output: ArrayView2<'_, F>,
+    grad_output: ArrayView2<'_, F>,
+) -> Array2<F> {
+    let mut grad_input = Array2::zeros(output.raw_dim());
+    for ((index, &y), &g) in output.indexed_iter().zip(grad_output.iter()) {
+        let derivative = match kind {
+            ActivationKind::Sigmoid => y * (F::one() - y),
+            ActivationKind::Relu => {
+                if y > F::zero() {
+                    F::one()
+                } else {
+                    F::zero()
+                }
+            }
+            ActivationKind::Tanh => F::one() - y * y,
+        };
+        grad_input[index] = g * derivative;
+    }
+    grad_input
+}
+
+/// Mean softmax cross-entropy of `logits: (batch, classes)` with `labels: (batch)` and its
+/// gradient `(batch, classes)`.
+pub fn softmax_cross_entropy<F: Float>(
+    logits: ArrayView2<'_, F>,
+    labels: ArrayView1<'_, usize>,
+) -> (F, Array2<F>) {
+    let (batch, classes) = logits.dim();
+    let batch_f = F::from_f64(batch as f64);
+    let mut loss = F::zero();
+    let mut gradient = Array2::zeros((batch, classes));
+    for n in 0..batch {
+        let mut max = F::neg_infinity();
+        for c in 0..classes {
+            max = max.max(logits[[n, c]]);
+        }
+        let mut sum = F::zero();
+        for c in 0..classes {
+            sum += (logits[[n, c]] - max).exp();
+        }
+        let log_sum_exp = max + sum.ln();
+        loss += log_sum_exp - logits[[n, labels[n]]];
+        for c in 0..classes {
+            let p = (logits[[n, c]] - log_sum_exp).exp();
+            let target = if c == labels[n] { F::one() } else { F::zero() };
+            gradient[[n, c]] = (p - target) / batch_f;
+        }
+    }
+    (loss / batch_f, gradient)
+}
+
+/// Mean (over the batch) summed squared error and its gradient, `(batch, outputs)`.
+pub fn mean_squared_error<F: Float>(
+    prediction: ArrayView2<'_, F>,
+    target: ArrayView2<'_, F>,
+) -> (F, Array2<F>) {
+    let batch_f = F::from_f64(prediction.nrows() as f64);
+    let mut loss = F::zero();
+    let mut gradient = Array2::zeros(prediction.raw_dim());
+    for ((index, &p), &t) in prediction.indexed_iter().zip(target.iter()) {
+        loss += (p - t) * (p - t);
+        gradient[index] = F::from_f64(2.0) * (p - t) / batch_f;
+    }
+    (loss / batch_f, gradient)
+}
+
+/// A multilayer perceptron trained with plain loops only: linear layers with one
+/// activation kind between them and softmax cross-entropy on top.
+#[derive(Clone, Debug)]
+pub struct ReferenceMlp<F> {
+    /// `(out, in)` per linear layer.
+    pub weights: Vec<Array2<F>>,
+    /// `(out)` per linear layer.
+    pub biases: Vec<Array1<F>>,
+    /// The activation between linear layers.
+    pub activation: ActivationKind,
+}
+
+impl<F: Float> ReferenceMlp<F> {
+    /// Every layer's input, then the logits, for `x: (batch, in)`.
+    fn activations(&self, x: ArrayView2<'_, F>) -> Vec<Array2<F>> {
+        let mut activations = vec![x.to_owned()];
+        for (index, (weights, bias)) in self.weights.iter().zip(&self.biases).enumerate() {
+            let pre = linear_forward(activations[index].view(), weights.view(), bias.view());
+            let is_last = index + 1 == self.weights.len();
+            activations.push(if is_last {
+                pre
+            } else {
+                activation_forward(self.activation, pre.view())
+            });
+        }
+        activations
+    }
+
+    /// Logits `(batch, classes)` for `x: (batch, in)`.
+    pub fn logits(&self, x: ArrayView2<'_, F>) -> Array2<F> {
+        self.activations(x).pop().expect("at least the input")
+    }
+
+    /// Predicted class per row of `x: (batch, in)`.
+    pub fn predict(&self, x: ArrayView2<'_, F>) -> Array1<usize> {
+        let logits = self.logits(x);
+        logits
+            .rows()
+            .into_iter()
+            .map(|row| argmax(row.iter().copied()))
+            .collect()
+    }
+
+    /// One gradient-descent step on the batch `x: (batch, in)`, `labels: (batch)`;
+    /// returns the batch's mean loss before the step.
+    pub fn train_batch(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        labels: ArrayView1<'_, usize>,
+        learning_rate: F,
+    ) -> F {
+        let activations = self.activations(x);
+        let logits = activations.last().expect("at least the input");
+        let (loss, mut grad) = softmax_cross_entropy(logits.view(), labels);
+        for index in (0..self.weights.len()).rev() {
+            let gradients = linear_backward(
+                activations[index].view(),
+                self.weights[index].view(),
+                grad.view(),
+            );
+            if index > 0 {
+                grad = activation_backward(
+                    self.activation,
+                    activations[index].view(),
+                    gradients.grad_input.view(),
+                );
+            }
+            self.weights[index].scaled_add(-learning_rate, &gradients.d_weights);
+            self.biases[index].scaled_add(-learning_rate, &gradients.d_bias);
+        }
+        loss
+    }
+}

@@ -1,0 +1,99 @@
+//! The assignment's worked example: a 6-4-3 network with a sigmoid hidden layer and a
+//! softmax output. Every expected value below is the assignment's own worked answer,
+//! quoted to 4 decimal places.
+
+use nabla::layers::{Linear, Sigmoid};
+use nabla::{GradientDescent, Layer, Module, MultiLayerPerceptron, SoftmaxCrossEntropy};
+use ndarray::{array, s, Array2};
+
+use super::util::assert_close;
+
+/// alpha (4 x 7) and beta (3 x 5), each with the bias in column 0.
+fn assignment_weights() -> (Array2<f64>, Array2<f64>) {
+    let alpha = array![
+        [1., 1., 2., -3., 0., 1., -3.],
+        [1., 2., 1., 1., 1., 0., 2.],
+        [1., 3., 2., 2., 2., 2., 1.],
+        [1., 2., 0., 3., 1., -2., 2.]
+    ];
+    let beta = array![
+        [1., 1., 2., -2., 3.],
+        [1., 2., -1., 3., 1.],
+        [1., 3., 1., -1., 1.]
+    ];
+    (alpha, beta)
+}
+
+fn linear_from_bias_first<F: nabla::Float>(matrix: &Array2<f64>) -> Linear<F> {
+    Linear::from_params(
+        matrix.slice(s![.., 1..]).mapv(F::from_f64),
+        matrix.column(0).mapv(F::from_f64),
+    )
+}
+
+fn check_worked_example<F: nabla::Float>(tolerance: f64) {
+    let (alpha, beta) = assignment_weights();
+    let mut hidden = linear_from_bias_first::<F>(&alpha);
+    let mut sigmoid = Sigmoid::<F>::new();
+    let mut output = linear_from_bias_first::<F>(&beta);
+    let mut loss = SoftmaxCrossEntropy::<F>::new();
+    let x = array![[1., 0., 1., 0., 1., 1.]].mapv(F::from_f64);
+    let label = array![2usize];
+
+    // Forward, value by value.
+    let a = hidden.forward(x.view()).to_owned();
+    assert_close("a1", a[[0, 0]].to_f64(), -3.0, 1e-12);
+    let z = sigmoid.forward(a.view()).to_owned();
+    assert_close("z1", z[[0, 0]].to_f64(), 0.0474, 5e-5);
+    let b = output.forward(z.view()).to_owned();
+    assert_close("b2", b[[0, 1]].to_f64(), 4.0945, 5e-5);
+    let value = loss.forward(b.view(), label.view());
+    assert_close("yhat2", loss.probabilities()[[0, 1]].to_f64(), 0.4799, 5e-5);
+    assert_close("loss", value.to_f64(), 2.6912, 5e-5 + tolerance);
+
+    // Backward, then one step with learning rate 1.
+    let grad_logits = loss.backward().to_owned();
+    let grad_z = output.backward(grad_logits.view()).to_owned();
+    let grad_a = sigmoid.backward(grad_z.view()).to_owned();
+    hidden.backward(grad_a.view());
+    let mut optimizer = GradientDescent::new(F::one());
+    optimizer.step(&mut output);
+    optimizer.step(&mut hidden);
+    // beta(2,1) and beta(1,0), 1-based rows, column 0 = bias.
+    assert_close("beta(2,1)", output.weights[[1, 0]].to_f64(), 1.9772, 5e-5);
+    assert_close("beta(1,0)", output.bias[0].to_f64(), 0.5477, 5e-5);
+    // alpha(3,4): its input x_4 is 0, so the weight does not move.
+    assert_close("alpha(3,4)", hidden.weights[[2, 3]].to_f64(), 2.0, 1e-12);
+}
+
+#[test]
+fn worked_example_f64() {
+    check_worked_example::<f64>(0.0);
+}
+
+#[test]
+fn worked_example_f32() {
+    check_worked_example::<f32>(1e-5);
+}
+
+#[test]
+fn worked_example_through_the_network() {
+    let (alpha, beta) = assignment_weights();
+    let layers: Vec<Layer<f64>> = vec![
+        linear_from_bias_first(&alpha).into(),
+        Layer::Sigmoid(Sigmoid::new()),
+        linear_from_bias_first(&beta).into(),
+    ];
+    let mut network = MultiLayerPerceptron::new(layers).unwrap();
+    let x = array![[1., 0., 1., 0., 1., 1.]];
+    // Predicted class 2 (1-based), index 1.
+    assert_eq!(network.predict(x.view()).to_vec(), vec![1]);
+    let mut loss = SoftmaxCrossEntropy::new();
+    let value = loss.forward(network.forward(x.view()), array![2usize].view());
+    assert_close("loss", value, 2.6912, 5e-5);
+    network.backward(loss.backward());
+    GradientDescent::new(1.0).step(&mut network);
+    let output = network.layers()[2].as_linear().unwrap();
+    assert_close("beta(2,1)", output.weights[[1, 0]], 1.9772, 5e-5);
+    assert_close("beta(1,0)", output.bias[0], 0.5477, 5e-5);
+}
