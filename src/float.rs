@@ -24,6 +24,7 @@ pub trait Float:
     + Display
     + Send
     + Sync
+    + std::str::FromStr
     + ReadableElement
     + WritableElement
     + 'static

@@ -9,6 +9,7 @@
 extern crate blas_src;
 
 pub mod buffer;
+pub mod data;
 pub mod float;
 pub mod init;
 pub mod layers;
@@ -18,6 +19,7 @@ pub mod network;
 pub mod optim;
 pub mod reference;
 
+pub use data::{DataError, Dataset, Features};
 pub use float::Float;
 pub use init::{Init, DEFAULT_SEED};
 pub use layers::{ActivationKind, Layer, Linear, Relu, Sigmoid, Tanh};

@@ -1,3 +1,4 @@
+mod data;
 mod gradient_check;
 mod initialisation;
 mod reference_equivalence;

@@ -1,0 +1,193 @@
+//! The assignment's CSV format: one example per row, the feature values followed by the
+//! class label in the last column, comma-separated, no header; plain or gzip-compressed.
+//!
+//! Parsing streams byte records through the csv crate (no per-field `String`), checks
+//! every value once, and reports the 1-based line and column of the first bad field.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use flate2::write::GzEncoder;
+use std::path::Path;
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use super::file::DataFile;
+use super::DataError;
+use crate::Float;
+
+/// Features `(rows, columns - 1)` and labels `(rows)` of a CSV file; every label must be
+/// in `0..classes`.
+pub fn load_csv<F: Float>(
+    path: &Path,
+    classes: usize,
+) -> Result<(Array2<F>, Array1<usize>), DataError> {
+    let (file, reader) = DataFile::open(path)?;
+    let mut csv_reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(reader);
+    let mut record = csv::ByteRecord::new();
+    let mut values: Vec<F> = Vec::new();
+    let mut labels: Vec<usize> = Vec::new();
+    let mut width = None;
+    loop {
+        match csv_reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(error) => return Err(csv_error(&file, error)),
+        }
+        let line = record.position().map_or(0, |position| position.line());
+        let expected = *width.get_or_insert(record.len());
+        if record.len() != expected {
+            return Err(DataError::RaggedRow {
+                path: path.to_path_buf(),
+                line,
+                expected,
+                found: record.len(),
+            });
+        }
+        if expected < 2 {
+            return Err(DataError::NoFeatures {
+                path: path.to_path_buf(),
+                line,
+            });
+        }
+        for (index, field) in record.iter().take(expected - 1).enumerate() {
+            values.push(parse_feature(field, path, line, index + 1)?);
+        }
+        let label_field = &record[expected - 1];
+        labels.push(parse_label(label_field, path, line, expected, classes)?);
+    }
+    let Some(columns) = width else {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        });
+    };
+    let x = Array2::from_shape_vec((labels.len(), columns - 1), values)
+        .expect("every row pushed columns - 1 values");
+    Ok((x, Array1::from(labels)))
+}
+
+fn csv_error(file: &DataFile, error: csv::Error) -> DataError {
+    match error.into_kind() {
+        csv::ErrorKind::Io(io_error) => file.read_error(io_error),
+        other => file.read_error(std::io::Error::other(format!("{other:?}"))),
+    }
+}
+
+fn field_text(field: &[u8]) -> String {
+    String::from_utf8_lossy(field).into_owned()
+}
+
+fn parse_feature<F: Float>(
+    field: &[u8],
+    path: &Path,
+    line: u64,
+    column: usize,
+) -> Result<F, DataError> {
+    let value = std::str::from_utf8(field)
+        .ok()
+        .and_then(|text| text.trim().parse::<F>().ok())
+        .ok_or_else(|| DataError::NotANumber {
+            path: path.to_path_buf(),
+            line,
+            column,
+            field: field_text(field),
+        })?;
+    if !value.is_finite() {
+        return Err(DataError::NonFinite {
+            path: path.to_path_buf(),
+            line,
+            column,
+            field: field_text(field),
+        });
+    }
+    Ok(value)
+}
+
+/// A label: a non-negative integer, also when written as a float (`3.0`, `3e0`).
+fn parse_label(
+    field: &[u8],
+    path: &Path,
+    line: u64,
+    column: usize,
+    classes: usize,
+) -> Result<usize, DataError> {
+    let text = std::str::from_utf8(field).unwrap_or("").trim();
+    let label = text.parse::<u64>().ok().or_else(|| {
+        text.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0 && *v < u64::MAX as f64)
+            .map(|v| v as u64)
+    });
+    let Some(label) = label else {
+        return Err(DataError::LabelNotInteger {
+            path: path.to_path_buf(),
+            line,
+            column,
+            field: field_text(field),
+        });
+    };
+    if label >= classes as u64 {
+        return Err(DataError::LabelOutOfRange {
+            path: path.to_path_buf(),
+            location: format!("{line}:{column}"),
+            label,
+            classes,
+        });
+    }
+    Ok(label as usize)
+}
+
+/// Writes 8-bit pixels `(rows, features)` as `pixel / 255` values followed by the label,
+/// in the shortest decimal that reads back as the same `f64` (`0`, `1`, `0.5019607843137255`).
+/// A path ending in `.gz` is gzip-compressed (deterministically: no timestamp).
+/// The file is written to a temporary name and renamed into place.
+pub fn write_pixels_csv(
+    path: &Path,
+    pixels: ArrayView2<'_, u8>,
+    labels: ArrayView1<'_, usize>,
+) -> Result<(), DataError> {
+    let texts: Vec<String> = (0..=255u8)
+        .map(|p| format!("{}", p as f64 / 255.0))
+        .collect();
+    let write_error = |source| DataError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let temporary = path.with_extension("tmp");
+    let file = BufWriter::new(File::create(&temporary).map_err(write_error)?);
+    let written = if path.extension().is_some_and(|ext| ext == "gz") {
+        let mut encoder = GzEncoder::new(file, flate2::Compression::default());
+        write_rows(&mut encoder, pixels, labels, &texts)
+            .and_then(|()| encoder.finish())
+            .and_then(|mut file| file.flush())
+    } else {
+        let mut file = file;
+        write_rows(&mut file, pixels, labels, &texts).and_then(|()| file.flush())
+    };
+    written.map_err(write_error)?;
+    std::fs::rename(&temporary, path).map_err(write_error)
+}
+
+fn write_rows(
+    sink: &mut impl Write,
+    pixels: ArrayView2<'_, u8>,
+    labels: ArrayView1<'_, usize>,
+    pixel_texts: &[String],
+) -> std::io::Result<()> {
+    let mut line = String::new();
+    for (row, label) in pixels.rows().into_iter().zip(labels) {
+        line.clear();
+        for &pixel in row {
+            line.push_str(&pixel_texts[pixel as usize]);
+            line.push(',');
+        }
+        line.push_str(&label.to_string());
+        line.push('\n');
+        sink.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}

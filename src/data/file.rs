@@ -1,0 +1,86 @@
+//! Opening data files that may be gzip-compressed (recognised by their magic bytes, not
+//! their name), and turning read errors into [`DataError`]s that name the file.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::bufread::GzDecoder;
+
+use super::DataError;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Where a byte stream comes from: the path, and whether it is being decompressed.
+#[derive(Clone, Debug)]
+pub struct DataFile {
+    path: PathBuf,
+    gzip: bool,
+}
+
+impl DataFile {
+    /// Opens `path`, sniffing the first two bytes for the gzip magic number, and returns
+    /// the file's description with its (decompressed) byte stream.
+    pub fn open(path: &Path) -> Result<(Self, Box<dyn Read + Send>), DataError> {
+        let io_error = |source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut buffered = BufReader::with_capacity(1 << 16, File::open(path).map_err(io_error)?);
+        let head = buffered.fill_buf().map_err(io_error)?;
+        if head.is_empty() {
+            return Err(DataError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        let gzip = head.starts_with(&GZIP_MAGIC);
+        let reader: Box<dyn Read + Send> = if gzip {
+            Box::new(GzDecoder::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
+        let file = Self {
+            path: path.to_path_buf(),
+            gzip,
+        };
+        Ok((file, reader))
+    }
+
+    /// The error for a failure while reading this file: corrupt gzip if it is gzip.
+    pub fn read_error(&self, error: io::Error) -> DataError {
+        if self.gzip && error.kind() != io::ErrorKind::PermissionDenied {
+            DataError::CorruptGzip {
+                path: self.path.clone(),
+                detail: error.to_string(),
+            }
+        } else {
+            DataError::Io {
+                path: self.path.clone(),
+                source: error,
+            }
+        }
+    }
+}
+
+/// The whole (decompressed) contents of `path`; an error if there are none.
+pub fn read_all(path: &Path) -> Result<Vec<u8>, DataError> {
+    let (file, mut reader) = DataFile::open(path)?;
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|error| file.read_error(error))?;
+    if bytes.is_empty() {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// The first of `candidates` (file names inside `dir`) that exists.
+pub fn find_existing(dir: &Path, candidates: &[&str]) -> Option<PathBuf> {
+    candidates
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file())
+}
