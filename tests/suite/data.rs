@@ -275,9 +275,12 @@ fn idx_loads_images_and_labels() {
     assert_eq!(y.to_vec(), vec![7, 3]);
 }
 
+/// Whether an error is the one a case expects.
+type ErrorCheck = fn(&DataError) -> bool;
+
 #[test]
 fn idx_errors() {
-    let cases: Vec<(Vec<u8>, fn(&DataError) -> bool)> = vec![
+    let cases: Vec<(Vec<u8>, ErrorCheck)> = vec![
         (vec![1, 2, 8, 1, 0, 0, 0, 1, 5], |e| {
             matches!(e, DataError::IdxMagic { .. })
         }),
