@@ -9,6 +9,7 @@
 extern crate blas_src;
 
 pub mod buffer;
+pub mod checkpoint;
 pub mod data;
 pub mod float;
 pub mod init;
@@ -17,7 +18,9 @@ pub mod loss;
 pub mod module;
 pub mod network;
 pub mod optim;
+pub mod parallel;
 pub mod reference;
+pub mod train;
 
 pub use data::{DataError, Dataset, Features};
 pub use float::Float;

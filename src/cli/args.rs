@@ -1,23 +1,188 @@
-//! Raw command-line flags, as clap parses them (validation happens in `settings`).
+//! Raw command-line flags, as clap parses them; `settings` validates them.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nabla::{ActivationKind, Init};
 
-/// nabla: a from-scratch MLP batch trainer on ndarray and OpenBLAS.
+/// nabla: a from-scratch MLP batch trainer on ndarray and the system OpenBLAS.
+///
+/// With no subcommand it trains, by default the assignment's experiment (a): the bundled
+/// 3,000/1,000 MNIST subset, 256 sigmoid hidden units, learning rate 0.01, batch 50,
+/// 50 epochs, seed 10701.
 #[derive(Debug, Parser)]
-#[command(name = "nabla", version, about)]
+#[command(name = "nabla", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do (default: train).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Training flags, when no subcommand is given.
+    #[command(flatten)]
+    pub train: TrainArgs,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train a network and report loss and accuracy every epoch (the default).
+    Train(TrainArgs),
+    /// Loss, accuracy and confusion matrix of a saved model on a data set.
+    Eval(EvalArgs),
+    /// One predicted label per row of a CSV file.
+    Predict(PredictArgs),
+    /// Draw loss and accuracy curves of training logs into an SVG.
+    Plot(PlotArgs),
+    /// Summarise training logs (final epoch of each) as Markdown and CSV tables.
+    Summarize(SummarizeArgs),
     /// Write the assignment's CSV subset (first N training / test images) from MNIST IDX files.
     MakeSubset(MakeSubsetArgs),
+}
+
+/// Floating-point type to compute in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    /// 32-bit floats (sgemm).
+    F32,
+    /// 64-bit floats (dgemm).
+    F64,
+}
+
+/// Which data to use.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// `mnist-subset` (the bundled 3,000/1,000 CSV subset), `mnist` (the bundled full
+    /// MNIST), or a directory with train.csv[.gz] and test.csv[.gz] or the MNIST IDX files.
+    #[arg(long, default_value = "mnist-subset", value_name = "NAME|DIR")]
+    pub dataset: String,
+    /// Explicit training CSV file (label last); needs --test-file, overrides --dataset.
+    #[arg(long, value_name = "CSV", requires = "test_file")]
+    pub train_file: Option<PathBuf>,
+    /// Explicit test CSV file (label last); needs --train-file.
+    #[arg(long, value_name = "CSV", requires = "train_file")]
+    pub test_file: Option<PathBuf>,
+    /// Use only the first N training rows.
+    #[arg(long, value_name = "N")]
+    pub train_rows: Option<usize>,
+    /// Use only the first N test rows.
+    #[arg(long, value_name = "N")]
+    pub test_rows: Option<usize>,
+    /// Number of classes (labels are 0..classes).
+    #[arg(long, default_value_t = nabla::data::MNIST_CLASSES)]
+    pub classes: usize,
+}
+
+/// Flags of `nabla train`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// The data.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Hidden layer widths, comma-separated (e.g. 384,256).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "256",
+        value_name = "N[,N...]"
+    )]
+    pub hidden: Vec<usize>,
+    /// Activation of the hidden layers: sigmoid, relu or tanh.
+    #[arg(long, default_value = "sigmoid")]
+    pub activation: ActivationKind,
+    /// Learning rate (> 0).
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// Rows per gradient step (>= 1).
+    #[arg(long, default_value_t = 50)]
+    pub batch_size: usize,
+    /// Passes over the training set (>= 1).
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    /// Seed of the weight initialisation and of shuffling.
+    #[arg(long, default_value_t = nabla::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Weight initialisation: zeros, uniform, xavier, he or orthogonal.
+    #[arg(long, default_value = "uniform")]
+    pub init: Init,
+    /// L2 weight decay lambda (>= 0; adds 2*lambda*W to weight gradients).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Momentum in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub momentum: f64,
+    /// Shuffle the training rows every epoch (seeded by --seed).
+    #[arg(long)]
+    pub shuffle: bool,
+    /// Float type.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
+    /// Threads for OpenBLAS and rayon together (default: the number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write one CSV row per epoch here (flushed after each epoch).
+    #[arg(long, value_name = "FILE.csv")]
+    pub log: Option<PathBuf>,
+    /// Save the trained weights here (.npz in PyTorch state_dict names, plus a .json sidecar).
+    #[arg(long, value_name = "FILE.npz")]
+    pub save: Option<PathBuf>,
+    /// Start from the weights in this .npz (same architecture).
+    #[arg(long, value_name = "FILE.npz")]
+    pub init_from: Option<PathBuf>,
+    /// No progress bar and no per-epoch lines: only the final summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Flags of `nabla eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model (.npz with its .json sidecar, from `nabla train --save`).
+    #[arg(long, value_name = "FILE.npz")]
+    pub model: PathBuf,
+    /// The data.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Float type.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
+}
+
+/// Flags of `nabla predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model (.npz with its .json sidecar, from `nabla train --save`).
+    #[arg(long, value_name = "FILE.npz")]
+    pub model: PathBuf,
+    /// CSV rows of features (a trailing label column, if present, is ignored).
+    #[arg(long, value_name = "FILE.csv")]
+    pub input: PathBuf,
+    /// Float type.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
+}
+
+/// Flags of `nabla plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Training logs written by `nabla train --log`.
+    #[arg(required = true, value_name = "LOG.csv")]
+    pub logs: Vec<PathBuf>,
+    /// The SVG to write.
+    #[arg(long, short, default_value = "curves.svg")]
+    pub output: PathBuf,
+}
+
+/// Flags of `nabla summarize`.
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// Training logs written by `nabla train --log`.
+    #[arg(required = true, value_name = "LOG.csv")]
+    pub logs: Vec<PathBuf>,
+    /// Write the Markdown table here (default: stdout).
+    #[arg(long, value_name = "FILE.md")]
+    pub markdown: Option<PathBuf>,
+    /// Write the CSV table here.
+    #[arg(long, value_name = "FILE.csv")]
+    pub csv: Option<PathBuf>,
 }
 
 /// Flags of `nabla make-subset`.

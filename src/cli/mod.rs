@@ -1,8 +1,15 @@
-//! The binary's commands: raw flags (`args`), their validation into library settings,
-//! and one module per subcommand. Nothing here computes; it calls the library and prints.
+//! The binary's commands: raw flags (`args`), their validation (`settings`), and one
+//! module per subcommand. Nothing here computes: it calls the library and prints.
 
 mod args;
+mod eval;
+mod log;
 mod make_subset;
+mod plot;
+mod predict;
+mod settings;
+mod summarize;
+mod train;
 
 pub use args::parse;
 use args::{Cli, Command};
@@ -13,7 +20,12 @@ pub type CliError = Box<dyn std::error::Error + Send + Sync>;
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        None => train::run(&cli.train),
+        Some(Command::Train(args)) => train::run(&args),
+        Some(Command::Eval(args)) => eval::run(&args),
+        Some(Command::Predict(args)) => predict::run(&args),
+        Some(Command::Plot(args)) => plot::run(&args),
+        Some(Command::Summarize(args)) => summarize::run(&args),
         Some(Command::MakeSubset(args)) => make_subset::run(&args),
-        None => Ok(()),
     }
 }

@@ -22,6 +22,19 @@ pub fn load_csv<F: Float>(
     path: &Path,
     classes: usize,
 ) -> Result<(Array2<F>, Array1<usize>), DataError> {
+    read_csv(path, Some(classes)).map(|(x, labels)| (x, Array1::from(labels)))
+}
+
+/// Features `(rows, columns)` of a CSV file without a label column (for prediction).
+pub fn load_csv_features<F: Float>(path: &Path) -> Result<Array2<F>, DataError> {
+    read_csv(path, None).map(|(x, _)| x)
+}
+
+/// Reads every row; with `classes`, the last column is a label in `0..classes`.
+fn read_csv<F: Float>(
+    path: &Path,
+    classes: Option<usize>,
+) -> Result<(Array2<F>, Vec<usize>), DataError> {
     let (file, reader) = DataFile::open(path)?;
     let mut csv_reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -31,7 +44,9 @@ pub fn load_csv<F: Float>(
     let mut record = csv::ByteRecord::new();
     let mut values: Vec<F> = Vec::new();
     let mut labels: Vec<usize> = Vec::new();
+    let mut rows = 0;
     let mut width = None;
+    let label_columns = usize::from(classes.is_some());
     loop {
         match csv_reader.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -48,26 +63,35 @@ pub fn load_csv<F: Float>(
                 found: record.len(),
             });
         }
-        if expected < 2 {
+        if expected <= label_columns {
             return Err(DataError::NoFeatures {
                 path: path.to_path_buf(),
                 line,
             });
         }
-        for (index, field) in record.iter().take(expected - 1).enumerate() {
+        let feature_columns = expected - label_columns;
+        for (index, field) in record.iter().take(feature_columns).enumerate() {
             values.push(parse_feature(field, path, line, index + 1)?);
         }
-        let label_field = &record[expected - 1];
-        labels.push(parse_label(label_field, path, line, expected, classes)?);
+        if let Some(classes) = classes {
+            labels.push(parse_label(
+                &record[expected - 1],
+                path,
+                line,
+                expected,
+                classes,
+            )?);
+        }
+        rows += 1;
     }
     let Some(columns) = width else {
         return Err(DataError::Empty {
             path: path.to_path_buf(),
         });
     };
-    let x = Array2::from_shape_vec((labels.len(), columns - 1), values)
-        .expect("every row pushed columns - 1 values");
-    Ok((x, Array1::from(labels)))
+    let x = Array2::from_shape_vec((rows, columns - label_columns), values)
+        .expect("every row pushed the same number of values");
+    Ok((x, labels))
 }
 
 fn csv_error(file: &DataFile, error: csv::Error) -> DataError {

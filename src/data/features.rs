@@ -55,6 +55,21 @@ impl<F: Float> Features<F> {
         }
     }
 
+    /// The rows at `indices`, in that order, as floats `(indices.len(), features)`,
+    /// gathered into `scratch`.
+    pub fn gather<'a>(&self, indices: &[usize], scratch: &'a mut Buffer<F>) -> ArrayView2<'a, F> {
+        let mut target = scratch.resize(indices.len(), self.ncols());
+        for (mut row, &index) in target.rows_mut().into_iter().zip(indices) {
+            match self {
+                Features::Dense(x) => row.assign(&x.row(index)),
+                Features::Pixels(pixels) => Zip::from(&mut row)
+                    .and(pixels.row(index))
+                    .for_each(|value, &pixel| *value = F::from_pixel(pixel)),
+            }
+        }
+        scratch.view()
+    }
+
     /// All rows as a dense float matrix.
     pub fn to_dense(&self) -> Array2<F> {
         match self {

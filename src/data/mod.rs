@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{s, Array1};
 
-pub use self::csv::{load_csv, write_pixels_csv};
+pub use self::csv::{load_csv, load_csv_features, write_pixels_csv};
 pub use error::DataError;
 pub use features::Features;
 pub use idx::{load_idx_images, load_idx_labels, load_idx_pair};

@@ -1,6 +1,9 @@
+mod checkpoint;
+mod cli;
 mod data;
 mod gradient_check;
 mod initialisation;
 mod reference_equivalence;
+mod training;
 mod util;
 mod worked_example;

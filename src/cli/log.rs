@@ -1,0 +1,174 @@
+//! The per-epoch CSV log of `nabla train --log`: a header, then one row per epoch with
+//! the run's hyperparameters repeated in columns, flushed after every row so that an
+//! interrupted run keeps what it logged.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use nabla::train::EpochStats;
+
+use super::settings::TrainSettings;
+use super::CliError;
+
+/// The log's columns, in order; `nabla plot` and `nabla summarize` read them by name.
+pub const COLUMNS: [&str; 20] = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "train_error",
+    "test_loss",
+    "test_acc",
+    "test_error",
+    "seconds",
+    "train_seconds",
+    "eval_seconds",
+    "dataset",
+    "hidden",
+    "activation",
+    "lr",
+    "batch_size",
+    "epochs",
+    "seed",
+    "init",
+    "dtype",
+    "extras",
+];
+
+/// An open log file.
+pub struct EpochLog {
+    path: PathBuf,
+    writer: csv::Writer<File>,
+    hyperparameters: Vec<String>,
+}
+
+impl EpochLog {
+    /// Creates (truncates) the file and writes the header.
+    pub fn create(path: &Path, settings: &TrainSettings) -> Result<Self, CliError> {
+        let error = |e: csv::Error| format!("{}: cannot write the log: {e}", path.display());
+        let mut writer = csv::Writer::from_path(path).map_err(error)?;
+        writer.write_record(COLUMNS).map_err(error)?;
+        writer
+            .flush()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let config = &settings.config;
+        let hidden: Vec<String> = settings.hidden.iter().map(usize::to_string).collect();
+        let extras = format!(
+            "momentum={} weight_decay={} shuffle={} threads={}",
+            config.momentum, config.weight_decay, config.shuffle, settings.threads
+        );
+        let hyperparameters = vec![
+            settings.data.name.clone(),
+            hidden.join(","),
+            settings.activation.to_string(),
+            config.learning_rate.to_string(),
+            config.batch_size.to_string(),
+            config.num_epoch.to_string(),
+            config.seed.to_string(),
+            settings.init.to_string(),
+            format!("{:?}", settings.dtype).to_lowercase(),
+            extras,
+        ];
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+            hyperparameters,
+        })
+    }
+
+    /// Appends and flushes one epoch's row.
+    pub fn append(&mut self, stats: &EpochStats) -> Result<(), CliError> {
+        let mut row = vec![
+            stats.epoch.to_string(),
+            format!("{:.6}", stats.train.loss),
+            format!("{:.6}", stats.train.accuracy),
+            format!("{:.6}", stats.train.error_rate()),
+            format!("{:.6}", stats.test.loss),
+            format!("{:.6}", stats.test.accuracy),
+            format!("{:.6}", stats.test.error_rate()),
+            format!("{:.4}", stats.train_seconds + stats.eval_seconds),
+            format!("{:.4}", stats.train_seconds),
+            format!("{:.4}", stats.eval_seconds),
+        ];
+        row.extend(self.hyperparameters.iter().cloned());
+        let path = self.path.display();
+        self.writer
+            .write_record(&row)
+            .map_err(|e| format!("{path}: {e}"))?;
+        self.writer.flush().map_err(|e| format!("{path}: {e}"))?;
+        Ok(())
+    }
+}
+
+/// A log read back: its header and rows, looked up by column name.
+pub struct LogTable {
+    /// The file.
+    pub path: PathBuf,
+    header: csv::StringRecord,
+    rows: Vec<csv::StringRecord>,
+}
+
+impl LogTable {
+    /// Reads a log written by [`EpochLog`]; refuses a file without rows.
+    pub fn read(path: &Path) -> Result<Self, CliError> {
+        let error = |e: csv::Error| format!("{}: cannot read the log: {e}", path.display());
+        let mut reader = csv::Reader::from_path(path).map_err(error)?;
+        let header = reader.headers().map_err(error)?.clone();
+        let rows = reader
+            .records()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(error)?;
+        if rows.is_empty() {
+            return Err(format!("{}: the log has no epochs", path.display()).into());
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            header,
+            rows,
+        })
+    }
+
+    /// The run's name: the file name without its extension.
+    pub fn name(&self) -> String {
+        self.path
+            .file_stem()
+            .map_or_else(|| "run".into(), |stem| stem.to_string_lossy().into_owned())
+    }
+
+    fn index(&self, column: &str) -> Result<usize, CliError> {
+        self.header
+            .iter()
+            .position(|name| name == column)
+            .ok_or_else(|| format!("{}: no column '{column}'", self.path.display()).into())
+    }
+
+    /// `column` in every row, as numbers; a bad value is named with its line.
+    pub fn numbers(&self, column: &str) -> Result<Vec<f64>, CliError> {
+        let index = self.index(column)?;
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(row, record)| {
+                let text = record.get(index).unwrap_or("");
+                text.parse::<f64>().map_err(|_| {
+                    format!(
+                        "{}:{}: {column} '{text}' is not a number",
+                        self.path.display(),
+                        row + 2
+                    )
+                    .into()
+                })
+            })
+            .collect()
+    }
+
+    /// The last row's `column`.
+    pub fn last(&self, column: &str) -> Result<String, CliError> {
+        let index = self.index(column)?;
+        Ok(self
+            .rows
+            .last()
+            .and_then(|row| row.get(index))
+            .unwrap_or("")
+            .to_string())
+    }
+}

@@ -1,0 +1,68 @@
+//! `nabla summarize`: the final epoch of each training log as a Markdown and a CSV table.
+
+use std::fmt::Write as _;
+
+use super::args::SummarizeArgs;
+use super::log::LogTable;
+use super::CliError;
+
+/// Columns of the summary: taken from the log's last row, except `run` and `seconds`.
+const COLUMNS: [&str; 13] = [
+    "run",
+    "hidden",
+    "activation",
+    "lr",
+    "batch_size",
+    "epochs",
+    "dtype",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "seconds",
+    "dataset",
+];
+
+/// Reads every log and writes the tables.
+pub fn run(args: &SummarizeArgs) -> Result<(), CliError> {
+    let mut rows = Vec::new();
+    for path in &args.logs {
+        let log = LogTable::read(path)?;
+        let total_seconds: f64 = log.numbers("seconds")?.iter().sum();
+        let row = COLUMNS
+            .iter()
+            .map(|&column| match column {
+                "run" => Ok(log.name()),
+                "seconds" => Ok(format!("{total_seconds:.2}")),
+                _ => log.last(column),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(row);
+    }
+    let mut markdown = format!(
+        "| {} |\n|{}\n",
+        COLUMNS.join(" | "),
+        "---|".repeat(COLUMNS.len())
+    );
+    for row in &rows {
+        writeln!(markdown, "| {} |", row.join(" | "))?;
+    }
+    match &args.markdown {
+        Some(path) => {
+            std::fs::write(path, &markdown).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => print!("{markdown}"),
+    }
+    if let Some(path) = &args.csv {
+        let error = |e: csv::Error| format!("{}: {e}", path.display());
+        let mut writer = csv::Writer::from_path(path).map_err(error)?;
+        writer.write_record(COLUMNS).map_err(error)?;
+        for row in &rows {
+            writer.write_record(row).map_err(error)?;
+        }
+        writer
+            .flush()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `nabla train`: builds the model, trains it with a progress bar and per-epoch lines,
+//! logs, and saves.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nabla::train::{self, EpochStats, Observer};
+use nabla::{checkpoint, Float, MultiLayerPerceptron};
+
+use super::args::{Dtype, TrainArgs};
+use super::log::EpochLog;
+use super::settings::TrainSettings;
+use super::CliError;
+
+/// Validates the flags, then trains in the chosen float type.
+pub fn run(args: &TrainArgs) -> Result<(), CliError> {
+    let settings = TrainSettings::from_args(args)?;
+    nabla::parallel::set_threads(settings.threads)?;
+    match settings.dtype {
+        Dtype::F32 => run_typed::<f32>(&settings),
+        Dtype::F64 => run_typed::<f64>(&settings),
+    }
+}
+
+fn run_typed<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
+    let dataset = settings.data.load::<F>()?;
+    let mut sizes = vec![dataset.num_features()];
+    sizes.extend(&settings.hidden);
+    sizes.push(dataset.classes);
+    let mut model = MultiLayerPerceptron::<F>::from_sizes(
+        &sizes,
+        settings.activation,
+        settings.init,
+        settings.config.seed,
+    )?;
+    if let Some(path) = &settings.init_from {
+        checkpoint::load_weights_into(&mut model, path)?;
+    }
+    let log = settings
+        .log
+        .as_deref()
+        .map(|path| EpochLog::create(path, settings))
+        .transpose()?;
+    let show_bar = !settings.quiet && std::io::stdout().is_terminal();
+    let mut reporter = Reporter::new(settings, show_bar, log);
+    if !settings.quiet {
+        reporter.say(&format!(
+            "nabla: {} ({} train / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} threads",
+            settings.data.name,
+            dataset.train_y.len(),
+            dataset.test_y.len(),
+            sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-"),
+            settings.activation,
+            F::NAME,
+            settings.config.learning_rate,
+            settings.config.batch_size,
+            settings.config.num_epoch,
+            settings.config.seed,
+            settings.threads,
+        ));
+    }
+    let started = Instant::now();
+    let result = train::train_with(&mut model, &dataset, &settings.config, &mut reporter);
+    reporter.finish();
+    if let Some(error) = reporter.log_error.take() {
+        return Err(error);
+    }
+    let history = result?;
+    let last = history.epochs.last().expect("at least one epoch");
+    println!(
+        "final: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.2} s",
+        last.train.loss,
+        last.train.accuracy,
+        last.test.loss,
+        last.test.accuracy,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &settings.save {
+        checkpoint::save(&model, path)?;
+        if !settings.quiet {
+            println!(
+                "saved {} and {}",
+                path.display(),
+                checkpoint::sidecar_path(path).display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Draws the progress bar, prints the epoch lines and writes the log.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    epochs: usize,
+    log: Option<EpochLog>,
+    log_error: Option<CliError>,
+    running_loss: f64,
+}
+
+impl Reporter {
+    fn new(settings: &TrainSettings, show_bar: bool, log: Option<EpochLog>) -> Self {
+        let bar = show_bar.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} batches {msg} ({elapsed}, eta {eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Self {
+            bar,
+            quiet: settings.quiet,
+            epochs: settings.config.num_epoch,
+            log,
+            log_error: None,
+            running_loss: 0.0,
+        }
+    }
+
+    /// A line on stdout that does not tear the bar.
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Reporter {
+    fn epoch_started(&mut self, epoch: usize, batches: usize) {
+        self.running_loss = 0.0;
+        if let Some(bar) = &self.bar {
+            bar.reset();
+            bar.set_length(batches as u64);
+            bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
+        }
+    }
+
+    fn batch_finished(&mut self, _epoch: usize, batch: usize, loss: f64) {
+        self.running_loss += (loss - self.running_loss) / batch as f64;
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            if batch.is_multiple_of(16) {
+                bar.set_message(format!("loss {:.4}", self.running_loss));
+            }
+        }
+    }
+
+    fn epoch_finished(&mut self, stats: &EpochStats) {
+        if !self.quiet {
+            self.say(&format!(
+                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.2} s",
+                stats.epoch,
+                self.epochs,
+                stats.train.loss,
+                stats.train.accuracy,
+                stats.test.loss,
+                stats.test.accuracy,
+                stats.train_seconds + stats.eval_seconds
+            ));
+        }
+        if let (Some(log), None) = (&mut self.log, &self.log_error) {
+            if let Err(error) = log.append(stats) {
+                self.log_error = Some(error);
+            }
+        }
+    }
+}

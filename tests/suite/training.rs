@@ -1,0 +1,206 @@
+//! `train_network` against a hand-computed example, and its extensions.
+
+use nabla::data::{Dataset, Features};
+use nabla::train::{self, TrainConfig, TrainError};
+use nabla::{ActivationKind, Init, Layer, Linear, MultiLayerPerceptron};
+use ndarray::{array, Array1, Array2};
+
+use super::util::{assert_close, random_matrix};
+
+/// Three rows, two features, two classes.
+fn tiny_dataset() -> Dataset<f64> {
+    let x = array![[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
+    let y = array![0usize, 1, 1];
+    Dataset::new(
+        Features::Dense(x.clone()),
+        y.clone(),
+        Features::Dense(x),
+        y,
+        2,
+    )
+    .unwrap()
+}
+
+#[test]
+fn two_batches_by_hand() {
+    // One linear layer from zero weights, batch size 2 (a batch of 2, then of 1), lr 0.5.
+    // Batch 1: p = 1/2 everywhere, gradient (p - onehot)/2 = [[-1/4, 1/4], [1/4, -1/4]],
+    //   dW = [[-1/4, 1/4], [1/4, -1/4]], db = 0  =>  W = [[1/8, -1/8], [-1/8, 1/8]].
+    // Batch 2 (row [1, 1], label 1): logits 0, p = 1/2, gradient [1/2, -1/2],
+    //   dW = [[1/2, 1/2], [-1/2, -1/2]], db = [1/2, -1/2]
+    //   =>  W = [[-1/8, -3/8], [1/8, 3/8]], b = [-1/4, 1/4].
+    let linear = Linear::from_params(Array2::zeros((2, 2)), Array1::zeros(2));
+    let mut model = MultiLayerPerceptron::new(vec![Layer::Linear(linear)]).unwrap();
+    let history = train::train_network(&mut model, &tiny_dataset(), 1, 0.5, 2, 0).unwrap();
+    let trained = model.linear_layers().next().unwrap();
+    assert_eq!(trained.weights, array![[-0.125, -0.375], [0.125, 0.375]]);
+    assert_eq!(trained.bias, array![-0.25, 0.25]);
+    // Logit margins (class 1 minus class 0) are 0.75, 1.25 and 1.5: rows 2 and 3 right.
+    let expected_loss =
+        ((1.0 + 0.75f64.exp()).ln() + (1.0 + (-1.25f64).exp()).ln() + (1.0 + (-1.5f64).exp()).ln())
+            / 3.0;
+    let epoch = &history.epochs[0];
+    assert_close("train loss", epoch.train.loss, expected_loss, 1e-15);
+    assert_close("train accuracy", epoch.train.accuracy, 2.0 / 3.0, 1e-15);
+    assert_close("error rate", epoch.train.error_rate(), 1.0 / 3.0, 1e-15);
+    assert_eq!(history.train_predictions.to_vec(), vec![1, 1, 1]);
+}
+
+fn small_mnist_like(rows: usize, seed: u64) -> Dataset<f64> {
+    let x = random_matrix(rows, 12, 1.0, seed);
+    let y: Array1<usize> = x
+        .rows()
+        .into_iter()
+        .map(|row| usize::from(row.sum() > 0.0) + usize::from(row[0] > 0.5))
+        .collect();
+    Dataset::new(
+        Features::Dense(x.clone()),
+        y.clone(),
+        Features::Dense(x),
+        y,
+        3,
+    )
+    .unwrap()
+}
+
+fn model(seed: u64) -> MultiLayerPerceptron<f64> {
+    MultiLayerPerceptron::from_sizes(&[12, 16, 3], ActivationKind::Relu, Init::Uniform, seed)
+        .unwrap()
+}
+
+#[test]
+fn training_learns_and_is_deterministic() {
+    let data = small_mnist_like(300, 1);
+    let (mut a, mut b) = (model(3), model(3));
+    let first = train::train_network(&mut a, &data, 20, 0.1, 16, 0).unwrap();
+    let second = train::train_network(&mut b, &data, 20, 0.1, 16, 0).unwrap();
+    assert_eq!(first.epochs.len(), 20);
+    assert_eq!(first.train_predictions, second.train_predictions);
+    let losses = |h: &train::History| h.epochs.iter().map(|e| e.train.loss).collect::<Vec<_>>();
+    assert_eq!(losses(&first), losses(&second));
+    assert!(
+        first.epochs[19].train.loss < 0.6 * first.epochs[0].train.loss,
+        "{:?}",
+        losses(&first)
+    );
+}
+
+#[test]
+fn shuffling_is_seeded() {
+    let data = small_mnist_like(200, 2);
+    let run = |shuffle: bool, seed: u64| {
+        let mut config = TrainConfig::new(3, 0.1, 10, seed);
+        config.shuffle = shuffle;
+        let mut network = model(5);
+        let history = train::train_with(&mut network, &data, &config, &mut ()).unwrap();
+        history
+            .epochs
+            .iter()
+            .map(|e| e.train.loss)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(true, 1), run(true, 1));
+    assert_ne!(run(true, 1), run(true, 2));
+    assert_ne!(run(true, 1), run(false, 1));
+}
+
+#[test]
+fn momentum_and_weight_decay_change_the_trajectory() {
+    let data = small_mnist_like(100, 3);
+    let mut plain = model(1);
+    let mut decayed = model(1);
+    train::train_network(&mut plain, &data, 5, 0.1, 10, 0).unwrap();
+    let mut config = TrainConfig::new(5, 0.1, 10, 0);
+    config.weight_decay = 0.05;
+    config.momentum = 0.5;
+    train::train_with(&mut decayed, &data, &config, &mut ()).unwrap();
+    assert!(
+        decayed.l2_penalty() < plain.l2_penalty(),
+        "weight decay shrinks the weights"
+    );
+}
+
+#[test]
+fn divergence_names_epoch_and_batch_and_keeps_history() {
+    let data = small_mnist_like(100, 4);
+    let mut network = model(2);
+    let error = train::train_network(&mut network, &data, 50, 1e30, 10, 0).unwrap_err();
+    let TrainError::Diverged {
+        epoch,
+        batch,
+        ref completed,
+        ..
+    } = error
+    else {
+        panic!("expected divergence, got {error}");
+    };
+    assert_eq!(completed.len(), epoch - 1);
+    assert!(batch >= 1);
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("epoch {epoch}, batch {batch}")),
+        "{error}"
+    );
+}
+
+#[test]
+fn bad_settings_and_mismatched_models_are_refused() {
+    let data = small_mnist_like(10, 5);
+    for (config, name) in [
+        (TrainConfig::new(0, 0.1, 1, 0), "num_epoch"),
+        (TrainConfig::new(1, 0.0, 1, 0), "learning_rate"),
+        (TrainConfig::new(1, f64::NAN, 1, 0), "learning_rate"),
+        (TrainConfig::new(1, 0.1, 0, 0), "batch_size"),
+    ] {
+        let error = train::train_with(&mut model(1), &data, &config, &mut ()).unwrap_err();
+        assert!(
+            matches!(error, TrainError::InvalidSetting { name: n, .. } if n == name),
+            "{error}"
+        );
+    }
+    let mut wrong = MultiLayerPerceptron::<f64>::from_sizes(
+        &[11, 4, 3],
+        ActivationKind::Relu,
+        Init::Uniform,
+        1,
+    )
+    .unwrap();
+    let error = train::train_network(&mut wrong, &data, 1, 0.1, 1, 0).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TrainError::ModelDataMismatch {
+                model_inputs: 11,
+                features: 12,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn f64_epoch_matches_plain_loop_reference() {
+    // One epoch on 600 subset-like rows through the BLAS path and through plain loops.
+    let data = small_mnist_like(600, 6);
+    let mut network = model(7);
+    let mut reference = nabla::reference::ReferenceMlp {
+        weights: network.linear_layers().map(|l| l.weights.clone()).collect(),
+        biases: network.linear_layers().map(|l| l.bias.clone()).collect(),
+        activation: ActivationKind::Relu,
+    };
+    train::train_network(&mut network, &data, 1, 0.05, 50, 0).unwrap();
+    let x = data.train_x.to_dense();
+    for start in (0..600).step_by(50) {
+        let rows = ndarray::s![start..start + 50, ..];
+        let labels = data.train_y.slice(ndarray::s![start..start + 50]);
+        reference.train_batch(x.slice(rows), labels, 0.05);
+    }
+    for (linear, weights) in network.linear_layers().zip(&reference.weights) {
+        let difference = (&linear.weights - weights)
+            .mapv(f64::abs)
+            .fold(0.0, |m: f64, &v| m.max(v));
+        assert!(difference < 1e-9, "weights differ by {difference}");
+    }
+}
