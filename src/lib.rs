@@ -12,6 +12,7 @@ pub mod buffer;
 pub mod checkpoint;
 pub mod data;
 pub mod float;
+pub mod gemm;
 pub mod init;
 pub mod layers;
 pub mod loss;

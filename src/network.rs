@@ -146,6 +146,24 @@ impl<F: Float> MultiLayerPerceptron<F> {
         }
     }
 
+    /// `backward` fused with plain gradient descent (no momentum): every linear layer
+    /// computes its input gradient and then updates its weights in place with one GEMM
+    /// (see [`Linear::backward_and_update`]); `d_weights` is not written.
+    pub fn backward_and_step(
+        &mut self,
+        grad_output: ArrayView2<'_, F>,
+        learning_rate: F,
+        weight_decay: F,
+    ) {
+        // dL/d(logits): (batch, out), back through every layer
+        let mut layers = self.layers.iter_mut().rev();
+        let last = layers.next().expect("a network has at least one layer");
+        let mut grad = step_layer(last, grad_output, learning_rate, weight_decay);
+        for layer in layers {
+            grad = step_layer(layer, grad, learning_rate, weight_decay);
+        }
+    }
+
     /// The predicted class of each row of `input: (batch, in)`: the argmax of its logits.
     pub fn predict(&mut self, input: ArrayView2<'_, F>) -> Array1<usize> {
         let logits = self.forward(input);
@@ -157,6 +175,20 @@ impl<F: Float> MultiLayerPerceptron<F> {
         self.linear_layers()
             .map(|linear| linear.weights.iter().map(|&w| w * w).sum::<F>())
             .fold(F::zero(), |total, layer_sum| total + layer_sum)
+    }
+}
+
+fn step_layer<'a, F: Float>(
+    layer: &'a mut Layer<F>,
+    grad_output: ArrayView2<'_, F>,
+    learning_rate: F,
+    weight_decay: F,
+) -> ArrayView2<'a, F> {
+    match layer {
+        Layer::Linear(linear) => {
+            linear.backward_and_update(grad_output, learning_rate, weight_decay)
+        }
+        other => other.backward(grad_output),
     }
 }
 

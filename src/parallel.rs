@@ -3,6 +3,8 @@
 
 use std::os::raw::c_int;
 
+use crate::gemm::GemmThreading;
+
 extern "C" {
     fn openblas_set_num_threads(num_threads: c_int);
     fn openblas_get_num_threads() -> c_int;
@@ -26,12 +28,12 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Uses `threads` threads for both OpenBLAS and rayon's global pool, so that the two
-/// never oversubscribe the cores. Fails if rayon's global pool was already built with
-/// another size.
-pub fn set_threads(threads: usize) -> Result<(), String> {
+/// Uses `threads` cores for the GEMMs (through OpenBLAS or rayon, as `threading` says;
+/// never both at once) and for rayon's elementwise kernels. Fails if rayon's global pool
+/// was already built with another size.
+pub fn set_threads(threads: usize, threading: GemmThreading) -> Result<(), String> {
     let threads = threads.max(1);
-    set_blas_threads(threads);
+    crate::gemm::set_threading(threading, threads);
     match rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use ndarray::{s, Array1, ArrayView2};
+use ndarray::{s, Array1, ArrayView1, ArrayView2};
 use rand::seq::SliceRandom;
 use thiserror::Error;
 
@@ -211,11 +211,23 @@ pub fn train_network<F: Float>(
 }
 
 /// Trains `model` on `dataset` as `config` says, reporting to `observer`.
-pub fn train_with<F: Float>(
+///
+/// The loop runs on a thread of rayon's pool (the caller waits), so that when a GEMM is
+/// split across the cores one part runs on the training thread itself.
+pub fn train_with<F: Float, O: Observer + Send + ?Sized>(
     model: &mut MultiLayerPerceptron<F>,
     dataset: &Dataset<F>,
     config: &TrainConfig,
-    observer: &mut dyn Observer,
+    observer: &mut O,
+) -> Result<History, TrainError> {
+    rayon::scope(|_| train_on_this_thread(model, dataset, config, observer))
+}
+
+fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
+    model: &mut MultiLayerPerceptron<F>,
+    dataset: &Dataset<F>,
+    config: &TrainConfig,
+    observer: &mut O,
 ) -> Result<History, TrainError> {
     config.validate()?;
     check_fit(model, dataset)?;
@@ -226,10 +238,17 @@ pub fn train_with<F: Float>(
     let mut optimizer = GradientDescent::new(F::from_f64(config.learning_rate))
         .with_momentum(F::from_f64(config.momentum))
         .with_weight_decay(F::from_f64(config.weight_decay));
+    // Without momentum the update needs no state: it is fused into the weight-gradient GEMM.
+    let fused_step = config.momentum == 0.0;
+    let (learning_rate, weight_decay) = (
+        F::from_f64(config.learning_rate),
+        F::from_f64(config.weight_decay),
+    );
     let mut loss = SoftmaxCrossEntropy::new();
     let mut batch = BatchSource::new(rows, config);
     let batches = rows.div_ceil(config.batch_size);
     let mut completed = Vec::with_capacity(config.num_epoch);
+    let (mut train_evaluator, mut test_evaluator) = (Evaluator::new(), Evaluator::new());
     model.set_input_gradient(false);
 
     for epoch in 1..=config.num_epoch {
@@ -249,14 +268,18 @@ pub fn train_with<F: Float>(
                     completed,
                 });
             }
-            model.backward(loss.backward());
-            optimizer.step(model);
+            if fused_step {
+                model.backward_and_step(loss.backward(), learning_rate, weight_decay);
+            } else {
+                model.backward(loss.backward());
+                optimizer.step(model);
+            }
             observer.batch_finished(epoch, index + 1, value);
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let train = evaluate(model, &dataset.train_x, dataset.train_y.view()).0;
-        let test = evaluate(model, &dataset.test_x, dataset.test_y.view()).0;
+        let train = train_evaluator.evaluate(model, &dataset.train_x, dataset.train_y.view());
+        let test = test_evaluator.evaluate(model, &dataset.test_x, dataset.test_y.view());
         let stats = EpochStats {
             epoch,
             train,
@@ -277,8 +300,8 @@ pub fn train_with<F: Float>(
     }
     Ok(History {
         epochs: completed,
-        train_predictions: evaluate(model, &dataset.train_x, dataset.train_y.view()).1,
-        test_predictions: evaluate(model, &dataset.test_x, dataset.test_y.view()).1,
+        train_predictions: train_evaluator.predictions,
+        test_predictions: test_evaluator.predictions,
     })
 }
 
@@ -303,35 +326,72 @@ pub fn check_fit<F: Float>(
 pub fn evaluate<F: Float>(
     model: &mut MultiLayerPerceptron<F>,
     x: &Features<F>,
-    labels: ndarray::ArrayView1<'_, usize>,
+    labels: ArrayView1<'_, usize>,
 ) -> (Evaluation, Array1<usize>) {
-    let rows = x.nrows();
-    let mut loss = SoftmaxCrossEntropy::new();
-    let mut scratch = Buffer::new();
-    let mut predictions = Array1::zeros(rows);
-    let mut total_loss = 0.0;
-    let mut correct = 0usize;
-    for start in (0..rows).step_by(EVAL_CHUNK_ROWS) {
-        let end = (start + EVAL_CHUNK_ROWS).min(rows);
-        let chunk_labels = labels.slice(s![start..end]);
-        let logits = model.forward(x.rows(start..end, &mut scratch));
-        for (row, (prediction, &label)) in logits.rows().into_iter().zip(
-            predictions
-                .slice_mut(s![start..end])
-                .iter_mut()
-                .zip(chunk_labels),
-        ) {
-            *prediction = argmax(row.iter().copied());
-            correct += usize::from(*prediction == label);
+    let mut evaluator = Evaluator::new();
+    let evaluation = evaluator.evaluate(model, x, labels);
+    (evaluation, evaluator.predictions)
+}
+
+/// Evaluation with buffers kept between calls: after the first call on a data set,
+/// evaluating it again allocates nothing.
+#[derive(Debug, Default)]
+pub struct Evaluator<F> {
+    loss: SoftmaxCrossEntropy<F>,
+    scratch: Buffer<F>,
+    predictions: Array1<usize>,
+}
+
+impl<F: Float> Evaluator<F> {
+    /// An evaluator with empty buffers.
+    pub fn new() -> Self {
+        Self {
+            loss: SoftmaxCrossEntropy::new(),
+            scratch: Buffer::new(),
+            predictions: Array1::zeros(0),
         }
-        total_loss += loss.forward(logits, chunk_labels).to_f64() * (end - start) as f64;
     }
-    let count = rows.max(1) as f64;
-    let evaluation = Evaluation {
-        loss: total_loss / count,
-        accuracy: correct as f64 / count,
-    };
-    (evaluation, predictions)
+
+    /// Loss and accuracy of `model` on `x: (rows, in)`, `labels: (rows)`; the predicted
+    /// classes are kept (see [`Evaluator::predictions`]).
+    pub fn evaluate(
+        &mut self,
+        model: &mut MultiLayerPerceptron<F>,
+        x: &Features<F>,
+        labels: ArrayView1<'_, usize>,
+    ) -> Evaluation {
+        let rows = x.nrows();
+        if self.predictions.len() != rows {
+            self.predictions = Array1::zeros(rows);
+        }
+        let mut total_loss = 0.0;
+        let mut correct = 0usize;
+        for start in (0..rows).step_by(EVAL_CHUNK_ROWS) {
+            let end = (start + EVAL_CHUNK_ROWS).min(rows);
+            let chunk_labels = labels.slice(s![start..end]);
+            let logits = model.forward(x.rows(start..end, &mut self.scratch));
+            let chunk_predictions = self.predictions.slice_mut(s![start..end]);
+            for (row, (prediction, &label)) in logits
+                .rows()
+                .into_iter()
+                .zip(chunk_predictions.into_iter().zip(chunk_labels))
+            {
+                *prediction = argmax(row.iter().copied());
+                correct += usize::from(*prediction == label);
+            }
+            total_loss += self.loss.forward(logits, chunk_labels).to_f64() * (end - start) as f64;
+        }
+        let count = rows.max(1) as f64;
+        Evaluation {
+            loss: total_loss / count,
+            accuracy: correct as f64 / count,
+        }
+    }
+
+    /// The predicted class of each row of the last evaluation.
+    pub fn predictions(&self) -> ArrayView1<'_, usize> {
+        self.predictions.view()
+    }
 }
 
 /// Forms training batches: slices of the data in order, or gathered rows of a seeded
@@ -365,7 +425,7 @@ impl<F: Float> BatchSource<F> {
         &'a mut self,
         dataset: &'a Dataset<F>,
         range: std::ops::Range<usize>,
-    ) -> (ArrayView2<'a, F>, ndarray::ArrayView1<'a, usize>) {
+    ) -> (ArrayView2<'a, F>, ArrayView1<'a, usize>) {
         match &self.order {
             None => (
                 dataset.train_x.rows(range.clone(), &mut self.features),
@@ -377,7 +437,7 @@ impl<F: Float> BatchSource<F> {
                 self.labels
                     .extend(indices.iter().map(|&i| dataset.train_y[i]));
                 let x = dataset.train_x.gather(indices, &mut self.features);
-                (x, ndarray::ArrayView1::from(&self.labels[..]))
+                (x, ArrayView1::from(&self.labels[..]))
             }
         }
     }

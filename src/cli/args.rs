@@ -47,6 +47,24 @@ pub enum Dtype {
     F64,
 }
 
+/// How GEMMs use the cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GemmArg {
+    /// Column blocks of each product on nabla's threads.
+    Split,
+    /// OpenBLAS's own threading.
+    Openblas,
+}
+
+impl From<GemmArg> for nabla::gemm::GemmThreading {
+    fn from(arg: GemmArg) -> Self {
+        match arg {
+            GemmArg::Split => Self::SplitColumns,
+            GemmArg::Openblas => Self::OpenBlas,
+        }
+    }
+}
+
 /// Which data to use.
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
@@ -118,6 +136,10 @@ pub struct TrainArgs {
     /// Threads for OpenBLAS and rayon together (default: the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Who parallelises the GEMMs: openblas (OpenBLAS's own threads) or split (column
+    /// blocks on nabla's threads, each a one-thread OpenBLAS call).
+    #[arg(long, value_enum, default_value_t = GemmArg::Openblas)]
+    pub gemm: GemmArg,
     /// Write one CSV row per epoch here (flushed after each epoch).
     #[arg(long, value_name = "FILE.csv")]
     pub log: Option<PathBuf>,

@@ -109,6 +109,8 @@ pub struct TrainSettings {
     pub dtype: Dtype,
     /// Threads for OpenBLAS and rayon.
     pub threads: usize,
+    /// Who parallelises the GEMMs.
+    pub gemm: nabla::gemm::GemmThreading,
     /// CSV log path.
     pub log: Option<PathBuf>,
     /// Checkpoint path.
@@ -184,6 +186,7 @@ impl TrainSettings {
             config,
             dtype: args.dtype,
             threads,
+            gemm: args.gemm.into(),
             log: args.log.clone(),
             save: args.save.clone(),
             init_from: args.init_from.clone(),

@@ -16,7 +16,7 @@ use super::CliError;
 /// Validates the flags, then trains in the chosen float type.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let settings = TrainSettings::from_args(args)?;
-    nabla::parallel::set_threads(settings.threads)?;
+    nabla::parallel::set_threads(settings.threads, settings.gemm)?;
     match settings.dtype {
         Dtype::F32 => run_typed::<f32>(&settings),
         Dtype::F64 => run_typed::<f64>(&settings),

@@ -4,11 +4,11 @@
 //! column), `b: (out)`, `y: (batch, out)`. Every product is one GEMM through OpenBLAS on
 //! the stored layouts; transposes are views that reach BLAS as a transpose flag.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::Rng;
 
 use crate::buffer::Buffer;
+use crate::gemm::gemm;
 use crate::init::{self, Init};
 use crate::module::{Module, Parameter, ParameterKind};
 use crate::Float;
@@ -84,6 +84,68 @@ impl<F: Float> Linear<F> {
     }
 }
 
+impl<F: Float> Linear<F> {
+    /// `backward` and a gradient-descent step in one: returns dL/d(input) (computed with
+    /// the weights of the last `forward`), then applies
+    /// `W = (1 - 2 * learning_rate * weight_decay) W - learning_rate * grad_output^T x` as
+    /// ONE GEMM into the weights (`beta != 0`), and `b -= learning_rate * d_bias`.
+    ///
+    /// Equal to `backward` followed by [`crate::GradientDescent`]'s step (up to rounding),
+    /// without writing `d_weights` (left as it was) or reading it back: the training
+    /// loop's fast path for plain gradient descent.
+    pub fn backward_and_update(
+        &mut self,
+        grad_output: ArrayView2<'_, F>,
+        learning_rate: F,
+        weight_decay: F,
+    ) -> ArrayView2<'_, F> {
+        // grad_output: (batch, out), x: (batch, in), weights: (out, in)
+        debug_assert_eq!(
+            grad_output.dim(),
+            (self.input.shape().0, self.out_features())
+        );
+        input_gradient_into(
+            &mut self.grad_input,
+            grad_output,
+            self.weights.view(),
+            self.input_gradient,
+        );
+        column_sums_into(grad_output, &mut self.d_bias);
+        let shrink = F::one() - (learning_rate + learning_rate) * weight_decay;
+        gemm(
+            -learning_rate,
+            grad_output.t(),
+            self.input.view(),
+            shrink,
+            self.weights.view_mut(),
+        );
+        self.bias.scaled_add(-learning_rate, &self.d_bias);
+        self.grad_input.view()
+    }
+}
+
+/// `d_bias = column sums of grad_output: (batch, out)`.
+fn column_sums_into<F: Float>(grad_output: ArrayView2<'_, F>, d_bias: &mut Array1<F>) {
+    d_bias.fill(F::zero());
+    for row in grad_output.axis_iter(Axis(0)) {
+        *d_bias += &row;
+    }
+}
+
+/// `grad_input = grad_output W: (batch, in)` into its buffer, or `(0, in)` when disabled.
+fn input_gradient_into<F: Float>(
+    grad_input: &mut Buffer<F>,
+    grad_output: ArrayView2<'_, F>,
+    weights: ArrayView2<'_, F>,
+    enabled: bool,
+) {
+    let rows = if enabled { grad_output.nrows() } else { 0 };
+    let target = grad_input.resize(rows, weights.ncols());
+    if rows > 0 {
+        gemm(F::one(), grad_output, weights, F::zero(), target);
+    }
+}
+
 impl<F: Float> Module<F> for Linear<F> {
     fn forward(&mut self, input: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
         // x: (batch, in), weights: (out, in) -> (batch, out)
@@ -99,7 +161,7 @@ impl<F: Float> Module<F> for Linear<F> {
         let input = self.input.view();
         let mut output = self.output.resize(batch, self.weights.nrows());
         output.assign(&self.bias);
-        general_mat_mul(F::one(), &input, &self.weights.t(), F::one(), &mut output);
+        gemm(F::one(), input, self.weights.t(), F::one(), output);
         self.output.view()
     }
 
@@ -112,28 +174,19 @@ impl<F: Float> Module<F> for Linear<F> {
             (input.nrows(), self.out_features()),
             "Linear::backward: grad_output shape differs from the last forward's output"
         );
-        general_mat_mul(
+        gemm(
             F::one(),
-            &grad_output.t(),
-            &input,
+            grad_output.t(),
+            input,
             F::zero(),
-            &mut self.d_weights,
+            self.d_weights.view_mut(),
         );
-        self.d_bias.fill(F::zero());
-        for row in grad_output.axis_iter(Axis(0)) {
-            self.d_bias += &row;
-        }
-        if !self.input_gradient {
-            self.grad_input.resize(0, self.in_features());
-            return self.grad_input.view();
-        }
-        let mut grad_input = self.grad_input.resize(input.nrows(), self.in_features());
-        general_mat_mul(
-            F::one(),
-            &grad_output,
-            &self.weights,
-            F::zero(),
-            &mut grad_input,
+        column_sums_into(grad_output, &mut self.d_bias);
+        input_gradient_into(
+            &mut self.grad_input,
+            grad_output,
+            self.weights.view(),
+            self.input_gradient,
         );
         self.grad_input.view()
     }

@@ -1,0 +1,115 @@
+//! The training step allocates nothing once its buffers exist.
+//!
+//! A counting global allocator (its own test binary, one test, so nothing else allocates
+//! concurrently) records the heap allocations made while training runs: none may happen
+//! from the second batch of the first epoch on, nor in any later epoch, evaluation
+//! included. (OpenBLAS's internal buffers come from its own allocator, outside Rust's.)
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nabla::data::{Dataset, Features};
+use nabla::train::{self, EpochStats, Observer, TrainConfig};
+use nabla::{ActivationKind, Init, MultiLayerPerceptron};
+use ndarray::{Array1, Array2};
+
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations() -> usize {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Counts allocations between the end of the first batch and the end of the epoch's
+/// last batch, and across whole later epochs (from their start to after evaluation).
+#[derive(Default)]
+struct AllocationProbe {
+    batches: usize,
+    first_batch_done: usize,
+    within_first_epoch: Option<usize>,
+    later_epochs_started: Option<usize>,
+    later_epochs: usize,
+}
+
+impl Observer for AllocationProbe {
+    fn epoch_started(&mut self, epoch: usize, batches: usize) {
+        self.batches = batches;
+        if epoch == 2 {
+            self.later_epochs_started = Some(allocations());
+        }
+    }
+
+    fn batch_finished(&mut self, epoch: usize, batch: usize, _loss: f64) {
+        if epoch == 1 && batch == 1 {
+            self.first_batch_done = allocations();
+        }
+        if epoch == 1 && batch == self.batches {
+            self.within_first_epoch = Some(allocations() - self.first_batch_done);
+        }
+    }
+
+    fn epoch_finished(&mut self, _stats: &EpochStats) {
+        if let Some(start) = self.later_epochs_started {
+            self.later_epochs = allocations() - start;
+        }
+    }
+}
+
+#[test]
+fn training_allocates_nothing_after_the_first_batch() {
+    // 1,037 rows of 8-bit pixels: batches of 50 end with a partial batch of 37.
+    let pixels = Array2::from_shape_fn((1037, 784), |(i, j)| ((i * 31 + j * 7) % 256) as u8);
+    let labels: Array1<usize> = (0..1037).map(|i| i % 10).collect();
+    let dataset = Dataset::<f32>::new(
+        Features::Pixels(pixels.clone()),
+        labels.clone(),
+        Features::Pixels(pixels.slice(ndarray::s![..300, ..]).to_owned()),
+        labels.slice(ndarray::s![..300]).to_owned(),
+        10,
+    )
+    .unwrap();
+    for (shuffle, momentum) in [(false, 0.0), (true, 0.9)] {
+        let mut model = MultiLayerPerceptron::from_sizes(
+            &[784, 64, 10],
+            ActivationKind::Relu,
+            Init::Uniform,
+            1,
+        )
+        .unwrap();
+        let mut config = TrainConfig::new(3, 0.01, 50, 1);
+        config.shuffle = shuffle;
+        config.momentum = momentum;
+        let mut probe = AllocationProbe::default();
+        train::train_with(&mut model, &dataset, &config, &mut probe).unwrap();
+        let setting = format!("shuffle {shuffle}, momentum {momentum}");
+        assert_eq!(
+            probe.within_first_epoch,
+            Some(0),
+            "{setting}: allocations in batches 2.. of epoch 1"
+        );
+        assert_eq!(
+            probe.later_epochs, 0,
+            "{setting}: allocations in epochs 2-3 (training and evaluation)"
+        );
+    }
+}
