@@ -4,6 +4,33 @@
 //! returns the output, `backward(grad_output)` returns the input gradient and keeps the
 //! parameter gradients on the layer; [`optim::GradientDescent`] applies them. Every
 //! product is a GEMM through the system OpenBLAS; elementwise kernels use rayon.
+//!
+//! One training step by hand, then the whole assignment loop:
+//!
+//! ```
+//! use nabla::{ActivationKind, GradientDescent, Init, Module, MultiLayerPerceptron, SoftmaxCrossEntropy};
+//! use ndarray::array;
+//!
+//! // 4 inputs -> 8 ReLU units -> 3 classes, seeded uniform initialisation.
+//! let mut model = MultiLayerPerceptron::<f64>::from_sizes(&[4, 8, 3], ActivationKind::Relu, Init::Uniform, 10701)?;
+//! let x = array![[0.1, 0.2, 0.3, 0.4], [0.5, 0.1, 0.0, 0.9]]; // (batch, in)
+//! let labels = array![2usize, 0];
+//! let mut loss = SoftmaxCrossEntropy::new();
+//! let mut optimizer = GradientDescent::new(0.1);
+//! let before = loss.forward(model.forward(x.view()), labels.view());
+//! model.backward(loss.backward()); // d_weights / d_bias now sit on each Linear
+//! optimizer.step(&mut model);
+//! let after = loss.forward(model.forward(x.view()), labels.view());
+//! assert!(after < before);
+//!
+//! // The assignment's train_network on a data set (here the same two rows for both splits).
+//! use nabla::data::{Dataset, Features};
+//! let data = Dataset::new(Features::Dense(x.clone()), labels.clone(), Features::Dense(x), labels, 3)?;
+//! let history = nabla::train::train_network(&mut model, &data, 20, 0.1, 2, 10701)?;
+//! assert_eq!(history.epochs.len(), 20);
+//! assert_eq!(history.epochs[19].train.accuracy, 1.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 // Links the BLAS implementation (the system OpenBLAS) that ndarray's `blas` feature calls.
 extern crate blas_src;

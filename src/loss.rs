@@ -7,7 +7,7 @@
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, Axis, Zip};
 
 use crate::buffer::Buffer;
-use crate::layers::PARALLEL_MIN_ELEMENTS;
+use crate::parallel::{worth_parallel, TRANSCENDENTAL_ELEMENT};
 use crate::Float;
 
 /// Softmax over each row followed by the mean cross-entropy with integer class labels.
@@ -20,6 +20,7 @@ pub struct SoftmaxCrossEntropy<F> {
     probabilities: Buffer<F>,
     gradient: Buffer<F>,
     labels: Vec<usize>,
+    row_losses: Vec<F>,
 }
 
 impl<F: Float> SoftmaxCrossEntropy<F> {
@@ -29,6 +30,7 @@ impl<F: Float> SoftmaxCrossEntropy<F> {
             probabilities: Buffer::new(),
             gradient: Buffer::new(),
             labels: Vec::new(),
+            row_losses: Vec::new(),
         }
     }
 
@@ -57,15 +59,15 @@ impl<F: Float> SoftmaxCrossEntropy<F> {
         let row_losses = |mut row: ArrayViewMut1<'_, F>, &label: &usize| {
             softmax_cross_entropy_row(&mut row, label)
         };
-        let total: F = if batch * classes >= PARALLEL_MIN_ELEMENTS {
-            Zip::from(probabilities.axis_iter_mut(Axis(0)))
-                .and(labels)
-                .par_map_collect(row_losses)
-                .sum()
+        let rows = Zip::from(probabilities.axis_iter_mut(Axis(0))).and(labels);
+        let total: F = if worth_parallel(batch * classes, TRANSCENDENTAL_ELEMENT) {
+            // Per-row losses into a kept buffer, then summed in order: no allocation, and
+            // the same total whatever the thread count.
+            self.row_losses.resize(batch, F::zero());
+            rows.par_map_assign_into(&mut self.row_losses[..batch], row_losses);
+            self.row_losses[..batch].iter().copied().sum()
         } else {
-            Zip::from(probabilities.axis_iter_mut(Axis(0)))
-                .and(labels)
-                .fold(F::zero(), |acc, row, label| acc + row_losses(row, label))
+            rows.fold(F::zero(), |acc, row, label| acc + row_losses(row, label))
         };
         total / F::from_f64(batch.max(1) as f64)
     }

@@ -2,6 +2,7 @@
 //! (elementwise and softmax kernels).
 
 use std::os::raw::c_int;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::gemm::GemmThreading;
 
@@ -45,4 +46,36 @@ pub fn set_threads(threads: usize, threading: GemmThreading) -> Result<(), Strin
             rayon::current_num_threads()
         )),
     }
+}
+
+/// Relative cost per element of a cheap kernel (ReLU: a compare and a select).
+pub const CHEAP_ELEMENT: usize = 1;
+/// Relative cost per element of a kernel that calls `exp` or `tanh` (sigmoid, tanh,
+/// softmax): about 16 times a ReLU's, as measured by `cargo bench --bench kernels`.
+pub const TRANSCENDENTAL_ELEMENT: usize = 16;
+
+/// Default of [`parallel_min_work`]: the crossover measured by `cargo bench --bench
+/// kernels` (groups `activation` and `softmax_cross_entropy`, run on rayon's pool as
+/// training is): rayon wins from about 4,096 sigmoid or softmax elements and from about
+/// 65,536 ReLU elements on 2 cores.
+pub const DEFAULT_PARALLEL_MIN_WORK: usize = 1 << 16;
+
+static PARALLEL_MIN_WORK: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_MIN_WORK);
+
+/// Elementwise and softmax kernels whose work (elements times [`CHEAP_ELEMENT`] or
+/// [`TRANSCENDENTAL_ELEMENT`]) is below this run on one thread; larger ones are split
+/// across rayon's pool.
+pub fn parallel_min_work() -> usize {
+    PARALLEL_MIN_WORK.load(Ordering::Relaxed)
+}
+
+/// Whether a kernel over `elements` elements of relative cost `cost` should use rayon.
+pub fn worth_parallel(elements: usize, cost: usize) -> bool {
+    elements.saturating_mul(cost) >= parallel_min_work()
+}
+
+/// Sets the threshold of [`parallel_min_work`] (0: always parallel, `usize::MAX`:
+/// never); used by the benchmarks to compare both sides.
+pub fn set_parallel_min_work(work: usize) {
+    PARALLEL_MIN_WORK.store(work, Ordering::Relaxed);
 }

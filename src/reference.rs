@@ -50,6 +50,26 @@ pub fn linear_forward<F: Float>(
     y
 }
 
+/// `grad_output^T x: (out, in)` for `x: (batch, in)`, `grad_output: (batch, out)`: the
+/// weight gradient, accumulated row by row of the batch.
+pub fn weight_gradient<F: Float>(
+    x: ArrayView2<'_, F>,
+    grad_output: ArrayView2<'_, F>,
+) -> Array2<F> {
+    let (batch, inputs) = x.dim();
+    let outputs = grad_output.ncols();
+    let mut d_weights = Array2::zeros((outputs, inputs));
+    for n in 0..batch {
+        for o in 0..outputs {
+            let g = grad_output[[n, o]];
+            for i in 0..inputs {
+                d_weights[[o, i]] += g * x[[n, i]];
+            }
+        }
+    }
+    d_weights
+}
+
 /// The gradients of a linear layer, as [`linear_backward`] returns them.
 #[derive(Clone, Debug)]
 pub struct LinearGradients<F> {
@@ -69,7 +89,6 @@ pub fn linear_backward<F: Float>(
 ) -> LinearGradients<F> {
     let (batch, inputs) = x.dim();
     let outputs = weights.nrows();
-    let mut d_weights = Array2::zeros((outputs, inputs));
     let mut d_bias = Array1::zeros(outputs);
     let mut grad_input = Array2::zeros((batch, inputs));
     for n in 0..batch {
@@ -77,13 +96,12 @@ pub fn linear_backward<F: Float>(
             let g = grad_output[[n, o]];
             d_bias[o] += g;
             for i in 0..inputs {
-                d_weights[[o, i]] += g * x[[n, i]];
                 grad_input[[n, i]] += g * weights[[o, i]];
             }
         }
     }
     LinearGradients {
-        d_weights,
+        d_weights: weight_gradient(x, grad_output),
         d_bias,
         grad_input,
     }

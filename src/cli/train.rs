@@ -68,8 +68,9 @@ fn run_typed<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
     }
     let history = result?;
     let last = history.epochs.last().expect("at least one epoch");
+    let peak = peak_memory_mb().map_or_else(String::new, |mb| format!(" | peak memory {mb:.0} MB"));
     println!(
-        "final: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.2} s",
+        "final: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.2} s{peak}",
         last.train.loss,
         last.train.accuracy,
         last.test.loss,
@@ -87,6 +88,14 @@ fn run_typed<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The process's peak resident memory (Linux's VmHWM), if the system reports it.
+fn peak_memory_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kilobytes: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kilobytes / 1024.0)
 }
 
 /// Draws the progress bar, prints the epoch lines and writes the log.

@@ -2,7 +2,7 @@
 //! terms of the output `y` (so only the output is kept for `backward`).
 //!
 //! Shapes: `x, y, dL/dy, dL/dx: (batch, features)`. Large batches are split across
-//! threads with rayon; small ones run serially (see [`PARALLEL_MIN_ELEMENTS`]).
+//! threads with rayon; small ones run serially (see [`crate::parallel::worth_parallel`]).
 
 use std::marker::PhantomData;
 
@@ -10,16 +10,15 @@ use ndarray::{ArrayView2, Zip};
 
 use crate::buffer::Buffer;
 use crate::module::Module;
+use crate::parallel::{worth_parallel, CHEAP_ELEMENT, TRANSCENDENTAL_ELEMENT};
 use crate::Float;
-
-/// Below this many elements an elementwise kernel runs on one thread: splitting it
-/// costs more than it saves (measured by `cargo bench --bench kernels`).
-pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 
 /// An elementwise function with its derivative expressed through its output.
 pub trait ActivationFn: Clone + Default + Send + Sync {
     /// The activation's name as the command line and checkpoints spell it.
     const NAME: &'static str;
+    /// Relative cost per element, for the serial/parallel choice.
+    const COST: usize;
     /// `f(x)`.
     fn value<F: Float>(x: F) -> F;
     /// `f'(x)` given `y = f(x)`.
@@ -32,6 +31,7 @@ pub struct SigmoidFn;
 
 impl ActivationFn for SigmoidFn {
     const NAME: &'static str = "sigmoid";
+    const COST: usize = TRANSCENDENTAL_ELEMENT;
 
     fn value<F: Float>(x: F) -> F {
         if x >= F::zero() {
@@ -53,6 +53,7 @@ pub struct ReluFn;
 
 impl ActivationFn for ReluFn {
     const NAME: &'static str = "relu";
+    const COST: usize = CHEAP_ELEMENT;
 
     fn value<F: Float>(x: F) -> F {
         if x > F::zero() {
@@ -77,6 +78,7 @@ pub struct TanhFn;
 
 impl ActivationFn for TanhFn {
     const NAME: &'static str = "tanh";
+    const COST: usize = TRANSCENDENTAL_ELEMENT;
 
     fn value<F: Float>(x: F) -> F {
         x.tanh()
@@ -118,7 +120,7 @@ impl<F: Float, A: ActivationFn> Module<F> for Activation<F, A> {
         // x: (batch, features) -> y: (batch, features)
         let output = self.output.resize(input.nrows(), input.ncols());
         let zip = Zip::from(output).and(&input);
-        if zip.size() >= PARALLEL_MIN_ELEMENTS {
+        if worth_parallel(zip.size(), A::COST) {
             zip.par_for_each(|y, &x| *y = A::value(x));
         } else {
             zip.for_each(|y, &x| *y = A::value(x));
@@ -137,7 +139,7 @@ impl<F: Float, A: ActivationFn> Module<F> for Activation<F, A> {
         );
         let grad_input = self.grad_input.resize(output.nrows(), output.ncols());
         let zip = Zip::from(grad_input).and(&grad_output).and(&output);
-        if zip.size() >= PARALLEL_MIN_ELEMENTS {
+        if worth_parallel(zip.size(), A::COST) {
             zip.par_for_each(|dx, &dy, &y| *dx = dy * A::derivative_from_output(y));
         } else {
             zip.for_each(|dx, &dy, &y| *dx = dy * A::derivative_from_output(y));

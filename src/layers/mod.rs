@@ -9,9 +9,7 @@ use std::str::FromStr;
 
 use ndarray::ArrayView2;
 
-pub use activation::{
-    Activation, ActivationFn, Relu, ReluFn, Sigmoid, SigmoidFn, Tanh, TanhFn, PARALLEL_MIN_ELEMENTS,
-};
+pub use activation::{Activation, ActivationFn, Relu, ReluFn, Sigmoid, SigmoidFn, Tanh, TanhFn};
 pub use linear::Linear;
 
 use crate::module::{Module, Parameter};
