@@ -13,10 +13,17 @@ const UNSIGNED_BYTE: u8 = 0x08;
 
 /// The images of an IDX3 file as `(count, rows * columns)` pixels.
 pub fn load_idx_images(path: &Path) -> Result<Array2<u8>, DataError> {
-    let bytes = read_all(path)?;
-    let (dims, data) = parse(&bytes, path, "images", 3)?;
+    let mut bytes = read_all(path)?;
+    let (dims, _) = parse(&bytes, path, "images", 3)?;
     let features = dims[1] * dims[2];
-    Ok(Array2::from_shape_vec((dims[0], features), data.to_vec()).expect("size checked by parse"))
+    // Drop the header in place, so that the pixels are never held twice.
+    bytes.drain(..header_len(3));
+    Ok(Array2::from_shape_vec((dims[0], features), bytes).expect("size checked by parse"))
+}
+
+/// Bytes before the data: the magic number and one `u32` per dimension.
+fn header_len(dimensions: u8) -> usize {
+    4 + 4 * dimensions as usize
 }
 
 /// The labels of an IDX1 file, each checked to be in `0..classes`.
@@ -93,7 +100,7 @@ fn parse<'a>(
             found: bytes[3],
         });
     }
-    let header_len = 4 + 4 * dimensions as usize;
+    let header_len = header_len(dimensions);
     if bytes.len() < header_len {
         return Err(too_short(header_len as u64));
     }

@@ -57,6 +57,62 @@ fn linear_matches_reference() {
 }
 
 #[test]
+fn f32_linear_matches_reference_on_many_shapes() {
+    // The sgemm path (whatever kernel OpenBLAS picks on this CPU) against plain loops in
+    // f64, for the shapes training uses and odd ones around them.
+    let shapes = [
+        (1, 784, 256),
+        (50, 784, 256),
+        (37, 784, 256),
+        (50, 256, 10),
+        (256, 784, 10),
+        (1000, 256, 384),
+        (7, 33, 65),
+        (64, 64, 64),
+        (3, 1, 5),
+    ];
+    for (seed, (batch, inputs, outputs)) in shapes.into_iter().enumerate() {
+        let seed = seed as u64 * 7;
+        let weights = random_matrix(outputs, inputs, 1.0, seed);
+        let x = random_matrix(batch, inputs, 1.0, seed + 1);
+        let upstream = random_matrix(batch, outputs, 1.0, seed + 2);
+        let zero_bias = Array1::zeros(outputs);
+        let mut layer = Linear::<f32>::from_params(
+            weights.mapv(|v| v as f32),
+            zero_bias.mapv(|v: f64| v as f32),
+        );
+        let y = layer.forward(x.mapv(|v| v as f32).view()).mapv(f64::from);
+        let grad_input = layer
+            .backward(upstream.mapv(|v| v as f32).view())
+            .mapv(f64::from);
+        // Expected values from the f32-rounded inputs, summed in f64.
+        let (w32, x32, g32) = (
+            weights.mapv(|v| v as f32 as f64),
+            x.mapv(|v| v as f32 as f64),
+            upstream.mapv(|v| v as f32 as f64),
+        );
+        let expected = reference::linear_backward(x32.view(), w32.view(), g32.view());
+        let tolerance = 2e-6 * (inputs.max(batch).max(outputs) as f64).sqrt() * 4.0;
+        let shape = format!("{batch}x{inputs}->{outputs}");
+        let forward = reference::linear_forward(x32.view(), w32.view(), zero_bias.view());
+        assert!(
+            max_abs_difference(&y, &forward) < tolerance,
+            "f32 forward {shape}: {}",
+            max_abs_difference(&y, &forward)
+        );
+        let d_weights = layer.d_weights.mapv(f64::from);
+        assert!(
+            max_abs_difference(&d_weights, &expected.d_weights) < tolerance,
+            "f32 d_weights {shape}"
+        );
+        assert!(
+            max_abs_difference(&grad_input, &expected.grad_input) < tolerance,
+            "f32 grad_input {shape}"
+        );
+    }
+}
+
+#[test]
 fn naive_matmul_matches_blas() {
     let a = random_matrix(37, 53, 1.0, 1);
     let b = random_matrix(53, 29, 1.0, 2);
