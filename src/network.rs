@@ -4,9 +4,10 @@
 //! `backward` takes dL/d(logits) and runs the layers in reverse, leaving each linear
 //! layer's `d_weights` and `d_bias` in place for an optimizer.
 
-use ndarray::{Array1, ArrayView2, Axis};
+use ndarray::{Array1, ArrayView2, ArrayViewMut2, Axis};
 use thiserror::Error;
 
+use crate::buffer::Buffer;
 use crate::init::{self, Init};
 use crate::layers::{ActivationKind, Layer, Linear};
 use crate::module::{Module, Parameter};
@@ -49,6 +50,9 @@ pub enum ModelError {
 #[derive(Clone, Debug)]
 pub struct MultiLayerPerceptron<F> {
     layers: Vec<Layer<F>>,
+    /// The input, for [`MultiLayerPerceptron::forward_with`] when the first layer is not
+    /// linear (a linear first layer takes the input into its own buffer).
+    input: Buffer<F>,
 }
 
 impl<F: Float> MultiLayerPerceptron<F> {
@@ -75,7 +79,10 @@ impl<F: Float> MultiLayerPerceptron<F> {
         if previous_width.is_none() {
             return Err(ModelError::NoLinearLayer);
         }
-        Ok(Self { layers })
+        Ok(Self {
+            layers,
+            input: Buffer::new(),
+        })
     }
 
     /// `sizes = [in, hidden..., out]`: linear layers of those widths with `activation`
@@ -146,6 +153,29 @@ impl<F: Float> MultiLayerPerceptron<F> {
         }
     }
 
+    /// `forward` on an input `(batch, in)` that `fill_input` writes in place (straight into
+    /// the first linear layer's buffer): how training feeds batches without a copy.
+    pub fn forward_with(
+        &mut self,
+        batch: usize,
+        fill_input: impl FnOnce(ArrayViewMut2<'_, F>),
+    ) -> ArrayView2<'_, F> {
+        // input: (batch, in) -> logits: (batch, out)
+        let width = self.in_features();
+        let mut layers = self.layers.iter_mut();
+        let mut output = match layers.next().expect("a network has at least one layer") {
+            Layer::Linear(first) => first.forward_with(batch, fill_input),
+            first => {
+                fill_input(self.input.resize(batch, width));
+                first.forward(self.input.view())
+            }
+        };
+        for layer in layers {
+            output = layer.forward(output);
+        }
+        output
+    }
+
     /// `backward` fused with plain gradient descent (no momentum): every linear layer
     /// computes its input gradient and then updates its weights in place with one GEMM
     /// (see [`Linear::backward_and_update`]); `d_weights` is not written.
@@ -205,14 +235,14 @@ pub fn argmax<F: Float>(values: impl Iterator<Item = F>) -> usize {
 
 impl<F: Float> Module<F> for MultiLayerPerceptron<F> {
     fn forward(&mut self, input: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
-        // input: (batch, in) -> logits: (batch, out)
-        let mut layers = self.layers.iter_mut();
-        let first = layers.next().expect("a network has at least one layer");
-        let mut output = first.forward(input);
-        for layer in layers {
-            output = layer.forward(output);
-        }
-        output
+        assert_eq!(
+            input.ncols(),
+            self.in_features(),
+            "MultiLayerPerceptron::forward: input has {} features, the network expects {}",
+            input.ncols(),
+            self.in_features()
+        );
+        self.forward_with(input.nrows(), |mut buffer| buffer.assign(&input))
     }
 
     fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> ArrayView2<'_, F> {

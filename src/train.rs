@@ -7,12 +7,11 @@
 
 use std::time::Instant;
 
-use ndarray::{s, Array1, ArrayView1, ArrayView2};
+use ndarray::{s, Array1, ArrayView1};
 use rand::seq::SliceRandom;
 use thiserror::Error;
 
-use crate::buffer::Buffer;
-use crate::data::{Dataset, Features};
+use crate::data::{Dataset, Features, Rows};
 use crate::init;
 use crate::module::Module;
 use crate::network::{argmax, MultiLayerPerceptron};
@@ -258,8 +257,11 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
         for index in 0..batches {
             let start = index * config.batch_size;
             let end = (start + config.batch_size).min(rows);
-            let (x, labels) = batch.get(dataset, start..end);
-            let value = loss.forward(model.forward(x), labels).to_f64();
+            let (rows, labels) = batch.select(dataset, start..end);
+            let logits = model.forward_with(rows.len(), |input| {
+                dataset.train_x.copy_rows_into(&rows, input)
+            });
+            let value = loss.forward(logits, labels).to_f64();
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch,
@@ -338,7 +340,6 @@ pub fn evaluate<F: Float>(
 #[derive(Debug, Default)]
 pub struct Evaluator<F> {
     loss: SoftmaxCrossEntropy<F>,
-    scratch: Buffer<F>,
     predictions: Array1<usize>,
 }
 
@@ -347,7 +348,6 @@ impl<F: Float> Evaluator<F> {
     pub fn new() -> Self {
         Self {
             loss: SoftmaxCrossEntropy::new(),
-            scratch: Buffer::new(),
             predictions: Array1::zeros(0),
         }
     }
@@ -369,7 +369,8 @@ impl<F: Float> Evaluator<F> {
         for start in (0..rows).step_by(EVAL_CHUNK_ROWS) {
             let end = (start + EVAL_CHUNK_ROWS).min(rows);
             let chunk_labels = labels.slice(s![start..end]);
-            let logits = model.forward(x.rows(start..end, &mut self.scratch));
+            let rows = Rows::Range(start..end);
+            let logits = model.forward_with(rows.len(), |input| x.copy_rows_into(&rows, input));
             let chunk_predictions = self.predictions.slice_mut(s![start..end]);
             for (row, (prediction, &label)) in logits
                 .rows()
@@ -394,22 +395,20 @@ impl<F: Float> Evaluator<F> {
     }
 }
 
-/// Forms training batches: slices of the data in order, or gathered rows of a seeded
-/// permutation when shuffling; buffers are reused across batches.
-struct BatchSource<F> {
+/// Chooses the rows of each training batch: slices of the data in order, or a seeded
+/// permutation's slices when shuffling. Buffers are reused across batches.
+struct BatchSource {
     order: Option<(Vec<usize>, init::InitRng)>,
-    features: Buffer<F>,
     labels: Vec<usize>,
 }
 
-impl<F: Float> BatchSource<F> {
+impl BatchSource {
     fn new(rows: usize, config: &TrainConfig) -> Self {
         let order = config
             .shuffle
             .then(|| ((0..rows).collect(), init::rng(config.seed)));
         Self {
             order,
-            features: Buffer::new(),
             labels: Vec::with_capacity(config.batch_size),
         }
     }
@@ -420,24 +419,20 @@ impl<F: Float> BatchSource<F> {
         }
     }
 
-    /// The features `(len, in)` and labels `(len)` of batch rows `range`.
-    fn get<'a>(
+    /// The rows and labels `(len)` of batch positions `range`.
+    fn select<'a, F: Float>(
         &'a mut self,
         dataset: &'a Dataset<F>,
         range: std::ops::Range<usize>,
-    ) -> (ArrayView2<'a, F>, ArrayView1<'a, usize>) {
+    ) -> (Rows<'a>, ArrayView1<'a, usize>) {
         match &self.order {
-            None => (
-                dataset.train_x.rows(range.clone(), &mut self.features),
-                dataset.train_y.slice(s![range]),
-            ),
+            None => (Rows::Range(range.clone()), dataset.train_y.slice(s![range])),
             Some((order, _)) => {
                 let indices = &order[range];
                 self.labels.clear();
                 self.labels
                     .extend(indices.iter().map(|&i| dataset.train_y[i]));
-                let x = dataset.train_x.gather(indices, &mut self.features);
-                (x, ArrayView1::from(&self.labels[..]))
+                (Rows::Indices(indices), ArrayView1::from(&self.labels[..]))
             }
         }
     }

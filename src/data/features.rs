@@ -3,10 +3,33 @@
 
 use std::ops::Range;
 
-use ndarray::{s, Array2, ArrayView2, Axis, Zip};
+use ndarray::{s, Array2, ArrayViewMut2, Axis, Zip};
 
-use crate::buffer::Buffer;
 use crate::Float;
+
+/// A selection of rows: a contiguous range, or explicit indices (a shuffled batch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rows<'a> {
+    /// Rows `start..end`, in order.
+    Range(Range<usize>),
+    /// These rows, in this order.
+    Indices(&'a [usize]),
+}
+
+impl Rows<'_> {
+    /// The number of rows selected.
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Range(range) => range.len(),
+            Rows::Indices(indices) => indices.len(),
+        }
+    }
+
+    /// Whether no row is selected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// A `(rows, features)` matrix of inputs.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,39 +58,23 @@ impl<F: Float> Features<F> {
         }
     }
 
-    /// Rows `range` as floats `(range.len(), features)`: a view of the data when dense,
-    /// else converted into `scratch` (which keeps its allocation between calls).
-    pub fn rows<'a>(
-        &'a self,
-        range: Range<usize>,
-        scratch: &'a mut Buffer<F>,
-    ) -> ArrayView2<'a, F> {
-        match self {
-            Features::Dense(x) => x.slice(s![range, ..]),
-            Features::Pixels(pixels) => {
-                let source = pixels.slice(s![range, ..]);
-                let target = scratch.resize(source.nrows(), source.ncols());
-                Zip::from(target)
-                    .and(source)
-                    .for_each(|value, &pixel| *value = F::from_pixel(pixel));
-                scratch.view()
+    /// Writes the selected rows as floats into `target: (rows.len(), features)`,
+    /// converting pixels to `pixel / 255` on the way.
+    pub fn copy_rows_into(&self, rows: &Rows<'_>, mut target: ArrayViewMut2<'_, F>) {
+        debug_assert_eq!(target.dim(), (rows.len(), self.ncols()));
+        match (self, rows) {
+            (Features::Dense(x), Rows::Range(range)) => {
+                target.assign(&x.slice(s![range.clone(), ..]))
+            }
+            (Features::Pixels(pixels), Rows::Range(range)) => Zip::from(target)
+                .and(pixels.slice(s![range.clone(), ..]))
+                .for_each(|value, &pixel| *value = F::from_pixel(pixel)),
+            (_, Rows::Indices(indices)) => {
+                for (row, &index) in target.rows_mut().into_iter().zip(indices.iter()) {
+                    self.copy_rows_into(&Rows::Range(index..index + 1), row.insert_axis(Axis(0)));
+                }
             }
         }
-    }
-
-    /// The rows at `indices`, in that order, as floats `(indices.len(), features)`,
-    /// gathered into `scratch`.
-    pub fn gather<'a>(&self, indices: &[usize], scratch: &'a mut Buffer<F>) -> ArrayView2<'a, F> {
-        let mut target = scratch.resize(indices.len(), self.ncols());
-        for (mut row, &index) in target.rows_mut().into_iter().zip(indices) {
-            match self {
-                Features::Dense(x) => row.assign(&x.row(index)),
-                Features::Pixels(pixels) => Zip::from(&mut row)
-                    .and(pixels.row(index))
-                    .for_each(|value, &pixel| *value = F::from_pixel(pixel)),
-            }
-        }
-        scratch.view()
     }
 
     /// All rows as a dense float matrix.

@@ -16,7 +16,7 @@ use ndarray::{s, Array1};
 
 pub use self::csv::{load_csv, load_csv_features, write_pixels_csv};
 pub use error::DataError;
-pub use features::Features;
+pub use features::{Features, Rows};
 pub use idx::{load_idx_images, load_idx_labels, load_idx_pair};
 
 use crate::Float;

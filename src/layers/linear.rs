@@ -4,7 +4,7 @@
 //! column), `b: (out)`, `y: (batch, out)`. Every product is one GEMM through OpenBLAS on
 //! the stored layouts; transposes are views that reach BLAS as a transpose flag.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
 
 use crate::buffer::Buffer;
@@ -85,6 +85,29 @@ impl<F: Float> Linear<F> {
 }
 
 impl<F: Float> Linear<F> {
+    /// `forward` on an input that `fill_input` writes straight into the layer's own input
+    /// buffer `(batch, in)` (for example a batch converted from 8-bit pixels), saving the
+    /// copy that `forward` makes of a borrowed input.
+    pub fn forward_with(
+        &mut self,
+        batch: usize,
+        fill_input: impl FnOnce(ArrayViewMut2<'_, F>),
+    ) -> ArrayView2<'_, F> {
+        // x: (batch, in), weights: (out, in) -> (batch, out)
+        fill_input(self.input.resize(batch, self.weights.ncols()));
+        let mut output = self.output.resize(batch, self.weights.nrows());
+        // The bias goes in first and the product is added to it (beta = 1): no extra pass.
+        output.assign(&self.bias);
+        gemm(
+            F::one(),
+            self.input.view(),
+            self.weights.t(),
+            F::one(),
+            output,
+        );
+        self.output.view()
+    }
+
     /// `backward` and a gradient-descent step in one: returns dL/d(input) (computed with
     /// the weights of the last `forward`), then applies
     /// `W = (1 - 2 * learning_rate * weight_decay) W - learning_rate * grad_output^T x` as
@@ -148,7 +171,6 @@ fn input_gradient_into<F: Float>(
 
 impl<F: Float> Module<F> for Linear<F> {
     fn forward(&mut self, input: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
-        // x: (batch, in), weights: (out, in) -> (batch, out)
         assert_eq!(
             input.ncols(),
             self.in_features(),
@@ -156,13 +178,7 @@ impl<F: Float> Module<F> for Linear<F> {
             input.ncols(),
             self.in_features()
         );
-        let batch = input.nrows();
-        self.input.resize(batch, input.ncols()).assign(&input);
-        let input = self.input.view();
-        let mut output = self.output.resize(batch, self.weights.nrows());
-        output.assign(&self.bias);
-        gemm(F::one(), input, self.weights.t(), F::one(), output);
-        self.output.view()
+        self.forward_with(input.nrows(), |mut buffer| buffer.assign(&input))
     }
 
     fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
