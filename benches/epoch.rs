@@ -1,6 +1,8 @@
 //! One training epoch (training only: forward, backward and update, not the evaluation)
 //! of 784-256-10 ReLU in f32, on the 3,000-row subset and on full MNIST, at batch 50 and
-//! 256, with OpenBLAS's threading on all cores. Ids: `openblas/{subset,mnist}/BATCH`.
+//! 256, with OpenBLAS's threading on all cores. Ids: `openblas/{subset,mnist}/BATCH`, and
+//! `openblas/mnist-dense-f32/BATCH`: full MNIST held as f32 instead of 8-bit pixels (the
+//! measurement behind keeping pixels compact). Group `load`: reading the bundled data.
 //!
 //! ```text
 //! cargo bench --bench epoch            # about 2 minutes
@@ -10,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use nabla::data::{self, Dataset};
+use nabla::data::{self, Dataset, Features};
 use nabla::gemm::{self, GemmThreading};
 use nabla::train::{self, TrainConfig};
 use nabla::{parallel, ActivationKind, Init, MultiLayerPerceptron};
@@ -32,7 +34,21 @@ fn epochs(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
-    for (name, dataset) in &sets {
+    let mnist = &sets[1].1;
+    let dense = Dataset::new(
+        Features::Dense(mnist.train_x.to_dense()),
+        mnist.train_y.clone(),
+        Features::Dense(mnist.test_x.head(1).to_dense()),
+        mnist.test_y.slice(ndarray::s![..1]).to_owned(),
+        mnist.classes,
+    )
+    .expect("same shapes");
+    let variants = [
+        (sets[0].0, &sets[0].1),
+        (sets[1].0, &sets[1].1),
+        ("mnist-dense-f32", &dense),
+    ];
+    for (name, dataset) in variants {
         // The evaluation is not timed: the training loop reports its own seconds.
         let evaluation_free = dataset.head(usize::MAX, 1);
         group.throughput(Throughput::Elements(dataset.train_y.len() as u64));
@@ -65,5 +81,20 @@ fn epochs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, epochs);
+fn loading(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let mut group = c.benchmark_group("load");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("subset-csv/f32", |b| {
+        b.iter(|| data::mnist_subset::<f32>(&root.join("mnist-subset")).expect("bundled subset"))
+    });
+    group.bench_function("mnist-idx/f32", |b| {
+        b.iter(|| data::mnist::<f32>(&root.join("mnist")).expect("bundled MNIST"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, epochs, loading);
 criterion_main!(benches);

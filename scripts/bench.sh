@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Training speed on full MNIST, 784-256-10 ReLU, float32, plain gradient descent,
 # in-order batches, at batch 50 and 256 (2 epochs per run, REPEATS runs each):
-# seconds per epoch (median over all epochs; training only, not the per-epoch
-# evaluation), samples/s, achieved GFLOP/s, this machine's own 2048^3 sgemm GFLOP/s
-# measured in the same run, their ratio, and each run's peak memory (max RSS).
-# With python3 + numpy it runs scripts/numpy_mlp.py (the same algorithm, vectorised)
-# in alternation and prints the speed ratio.
+# seconds per epoch (training only, not the per-epoch evaluation), samples/s, achieved
+# GFLOP/s, this machine's own 2048^3 sgemm GFLOP/s probed right before each run, their
+# ratio, and each run's peak memory (max RSS). With python3 + numpy it runs
+# scripts/numpy_mlp.py (the same algorithm, vectorised) right after each nabla run and
+# prints the speed ratio. Ratios are taken within a repeat; medians are printed.
 #
-#   scripts/bench.sh                      # about 40 s on 2 cores
+#   scripts/bench.sh                      # about 1 minute on 2 cores
 #   THREADS=1 REPEATS=5 scripts/bench.sh  # fixed thread count, more runs
 #   KEEP_OPENBLAS_ENV=1 scripts/bench.sh  # keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
 #
@@ -43,9 +43,8 @@ if python3 -c 'import numpy' 2>/dev/null; then
     numpy="$openblas_env OPENBLAS_NUM_THREADS=$threads python3 scripts/numpy_mlp.py"
 fi
 
-sgemm_before=$(sgemm)
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $threads threads; $(date -u +%Y-%m-%d)"
 kernel=$($openblas_env OPENBLAS_VERBOSE=2 target/release/examples/sgemm 16 16 16 2>&1 | sed -n 's/^Core: //p')
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $threads threads; $(date -u +%Y-%m-%d)"
 echo "nabla: system OpenBLAS $(pkg-config --modversion openblas 2>/dev/null || echo '?'), kernel ${kernel:-?}"
 if [ -n "$numpy" ]; then
     echo "numpy: $(python3 -c 'import numpy; print(numpy.__version__)')$($openblas_env python3 -c '
@@ -58,38 +57,49 @@ except Exception:
     print(" (install threadpoolctl to see its kernel)")' 2>/dev/null)"
 fi
 echo
-printf '%-6s %-6s %9s %11s %8s %11s %8s\n' batch impl s/epoch samples/s GFLOP/s "of sgemm" "peak MB"
+echo "Each repeat measures sgemm, then nabla, then NumPy, back to back; the ratios are taken"
+echo "within a repeat and their medians printed (the machine's speed drifts between repeats)."
+echo
+printf '%-6s %-6s %9s %11s %8s %9s %8s\n' batch impl s/epoch samples/s GFLOP/s "of sgemm" "peak MB"
 
-results=()
+summary=()
 for batch in 50 256; do
-    : >"$work/nabla_seconds"; : >"$work/nabla_peak"; : >"$work/numpy_seconds"; : >"$work/numpy_peak"
+    for file in sgemm nabla_seconds nabla_peak nabla_of_sgemm numpy_seconds numpy_peak numpy_of_sgemm speedup; do
+        : >"$work/$file"
+    done
     for run in $(seq "$repeats"); do
+        probe=$(sgemm)
+        echo "$probe" >>"$work/sgemm"
         log="$work/nabla_${batch}_$run.csv"
         $nabla train --dataset mnist --activation relu --hidden 256 --lr 0.01 --batch-size "$batch" \
             --epochs 2 --dtype f32 --threads "$threads" --quiet --log "$log" >"$work/out"
-        awk -F, 'NR > 1 { print $9 }' "$log" >>"$work/nabla_seconds"
+        nabla_seconds=$(awk -F, 'NR > 1 { print $9 }' "$log" | median)
+        echo "$nabla_seconds" >>"$work/nabla_seconds"
         sed -n 's/.*peak memory \([0-9.]*\) MB.*/\1/p' "$work/out" >>"$work/nabla_peak"
+        awk -v g="$gflop" -v s="$nabla_seconds" -v p="$probe" 'BEGIN { print g / s / p }' >>"$work/nabla_of_sgemm"
         if [ -n "$numpy" ]; then
             line=$($numpy data/mnist "$batch" 2)
-            echo "$line" | sed -n 's/.*seconds_per_epoch=\([0-9.]*\).*/\1/p' >>"$work/numpy_seconds"
+            numpy_seconds=$(echo "$line" | sed -n 's/.*seconds_per_epoch=\([0-9.]*\).*/\1/p')
+            echo "$numpy_seconds" >>"$work/numpy_seconds"
             echo "$line" | sed -n 's/.*peak_mb=\([0-9.]*\).*/\1/p' >>"$work/numpy_peak"
+            awk -v g="$gflop" -v s="$numpy_seconds" -v p="$probe" 'BEGIN { print g / s / p }' >>"$work/numpy_of_sgemm"
+            awk -v a="$numpy_seconds" -v b="$nabla_seconds" 'BEGIN { print a / b }' >>"$work/speedup"
         fi
     done
     impls=nabla
     [ -n "$numpy" ] && impls="nabla numpy"
     for impl in $impls; do
         seconds=$(median <"$work/${impl}_seconds")
+        of_sgemm=$(median <"$work/${impl}_of_sgemm")
         peak=$(sort -g "$work/${impl}_peak" | tail -1)
-        awk -v b="$batch" -v i="$impl" -v s="$seconds" -v n=$rows -v g="$gflop" -v peak="$peak" -v ref="$sgemm_before" \
-            'BEGIN { printf "%-6s %-6s %9.4f %11.0f %8.1f %10.0f%% %8.0f\n", b, i, s, n / s, g / s, 100 * g / s / ref, peak }'
-        eval "seconds_${impl}_$batch=$seconds"
+        awk -v b="$batch" -v i="$impl" -v s="$seconds" -v n=$rows -v g="$gflop" -v peak="$peak" -v r="$of_sgemm" \
+            'BEGIN { printf "%-6s %-6s %9.4f %11.0f %8.1f %8.0f%% %8.0f\n", b, i, s, n / s, g / s, 100 * r, peak }'
     done
+    line="batch $batch: sgemm 2048^3 on $threads threads $(median <"$work/sgemm") GFLOP/s (median of $repeats probes)"
     if [ -n "$numpy" ]; then
-        results+=("$(awk -v b="$batch" -v a="$(eval echo "\$seconds_numpy_$batch")" -v n="$(eval echo "\$seconds_nabla_$batch")" \
-            'BEGIN { printf "batch %s: nabla is %.2fx faster than NumPy per epoch", b, a / n }')")
+        line="$line; nabla is $(median <"$work/speedup" | awk '{ printf "%.2f", $1 }')x faster than NumPy per epoch"
     fi
+    summary+=("$line")
 done
-sgemm_after=$(sgemm)
 echo
-echo "sgemm 2048^3 on $threads threads: $sgemm_before GFLOP/s before, $sgemm_after after (ratios above use 'before')"
-for line in "${results[@]}"; do echo "$line"; done
+for line in "${summary[@]}"; do echo "$line"; done

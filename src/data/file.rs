@@ -108,10 +108,18 @@ pub fn read_all(path: &Path) -> Result<Vec<u8>, DataError> {
     Ok(bytes)
 }
 
-/// The first of `candidates` (file names inside `dir`) that exists.
-pub fn find_existing(dir: &Path, candidates: &[&str]) -> Option<PathBuf> {
-    candidates
-        .iter()
-        .map(|name| dir.join(name))
-        .find(|path| path.is_file())
+/// `dir/NAME.gz` if it exists, else `dir/NAME`; a not-found error naming both otherwise.
+pub fn find_compressed_or_plain(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
+    let compressed = dir.join(format!("{name}.gz"));
+    if compressed.is_file() {
+        return Ok(compressed);
+    }
+    let plain = dir.join(name);
+    if plain.is_file() {
+        return Ok(plain);
+    }
+    Err(DataError::Io {
+        path: plain,
+        source: io::Error::new(io::ErrorKind::NotFound, "no such file (nor with .gz)"),
+    })
 }

@@ -177,15 +177,7 @@ pub fn mnist_subset<F: Float>(dir: &Path) -> Result<Dataset<F>, DataError> {
 }
 
 fn mnist_source(dir: &Path) -> Result<DataSource, DataError> {
-    let find = |stem: &str| {
-        file::find_existing(dir, &[&format!("{stem}.gz"), stem]).ok_or_else(|| DataError::Io {
-            path: dir.join(format!("{stem}.gz")),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no such file (nor without .gz)",
-            ),
-        })
-    };
+    let find = |stem: &str| file::find_compressed_or_plain(dir, stem);
     Ok(DataSource::Idx {
         train_images: find(MNIST_FILES[0])?,
         train_labels: find(MNIST_FILES[1])?,
@@ -195,20 +187,9 @@ fn mnist_source(dir: &Path) -> Result<DataSource, DataError> {
 }
 
 fn csv_source(dir: &Path) -> Result<DataSource, DataError> {
-    let find = |stem: &str| {
-        file::find_existing(dir, &[&format!("{stem}.csv.gz"), &format!("{stem}.csv")]).ok_or_else(
-            || DataError::Io {
-                path: dir.join(format!("{stem}.csv")),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no such file (nor with .gz)",
-                ),
-            },
-        )
-    };
     Ok(DataSource::Csv {
-        train: find("train")?,
-        test: find("test")?,
+        train: file::find_compressed_or_plain(dir, "train.csv")?,
+        test: file::find_compressed_or_plain(dir, "test.csv")?,
     })
 }
 
