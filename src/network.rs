@@ -145,6 +145,14 @@ impl<F: Float> MultiLayerPerceptron<F> {
         self.linear_layers().last().map_or(0, Linear::out_features)
     }
 
+    /// Whether `backward` computes dL/d(input) of the whole network.
+    pub fn input_gradient(&self) -> bool {
+        match self.layers.first() {
+            Some(Layer::Linear(first)) => first.input_gradient(),
+            _ => true,
+        }
+    }
+
     /// Whether `backward` computes dL/d(input) of the whole network (on by default).
     /// Training turns it off: the first layer's input is data, and that GEMM is wasted.
     pub fn set_input_gradient(&mut self, enabled: bool) {

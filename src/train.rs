@@ -212,14 +212,22 @@ pub fn train_network<F: Float>(
 /// Trains `model` on `dataset` as `config` says, reporting to `observer`.
 ///
 /// The loop runs on a thread of rayon's pool (the caller waits), so that when a GEMM is
-/// split across the cores one part runs on the training thread itself.
+/// split across the cores one part runs on the training thread itself. The first layer's
+/// input gradient is switched off while training (see
+/// [`MultiLayerPerceptron::set_input_gradient`]) and restored afterwards.
 pub fn train_with<F: Float, O: Observer + Send + ?Sized>(
     model: &mut MultiLayerPerceptron<F>,
     dataset: &Dataset<F>,
     config: &TrainConfig,
     observer: &mut O,
 ) -> Result<History, TrainError> {
-    rayon::scope(|_| train_on_this_thread(model, dataset, config, observer))
+    rayon::scope(|_| {
+        let input_gradient = model.input_gradient();
+        model.set_input_gradient(false);
+        let result = train_on_this_thread(model, dataset, config, observer);
+        model.set_input_gradient(input_gradient);
+        result
+    })
 }
 
 fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
@@ -243,12 +251,18 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
         F::from_f64(config.learning_rate),
         F::from_f64(config.weight_decay),
     );
+    if learning_rate == F::zero() {
+        return Err(TrainError::InvalidSetting {
+            name: "learning_rate",
+            value: config.learning_rate.to_string(),
+            expected: "a number that does not round to 0 in the model's float type",
+        });
+    }
     let mut loss = SoftmaxCrossEntropy::new();
     let mut batch = BatchSource::new(rows, config);
     let batches = rows.div_ceil(config.batch_size);
     let mut completed = Vec::with_capacity(config.num_epoch);
     let (mut train_evaluator, mut test_evaluator) = (Evaluator::new(), Evaluator::new());
-    model.set_input_gradient(false);
 
     for epoch in 1..=config.num_epoch {
         observer.epoch_started(epoch, batches);
@@ -289,11 +303,14 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
             train_seconds,
             eval_seconds: started.elapsed().as_secs_f64(),
         };
-        if !train.loss.is_finite() {
+        if let Some(loss) = [train.loss, test.loss]
+            .into_iter()
+            .find(|loss| !loss.is_finite())
+        {
             return Err(TrainError::Diverged {
                 epoch,
                 batch: batches,
-                loss: train.loss,
+                loss,
                 completed,
             });
         }

@@ -76,6 +76,11 @@ impl<F: Float> Linear<F> {
         self.weights.nrows()
     }
 
+    /// Whether `backward` computes dL/d(input) (see [`Linear::set_input_gradient`]).
+    pub fn input_gradient(&self) -> bool {
+        self.input_gradient
+    }
+
     /// Whether `backward` computes dL/d(input). A network's first layer turns it off: its
     /// input is data, and the `(batch, out) x (out, in)` product would be wasted work.
     /// When off, `backward` returns an empty `(0, in)` view.

@@ -145,6 +145,18 @@ fn divergence_names_epoch_and_batch_and_keeps_history() {
 }
 
 #[test]
+fn training_leaves_the_input_gradient_setting_as_it_was() {
+    let data = small_mnist_like(20, 8);
+    let mut network = model(1);
+    assert!(network.input_gradient());
+    train::train_network(&mut network, &data, 1, 0.1, 10, 0).unwrap();
+    assert!(
+        network.input_gradient(),
+        "training skips the first layer's input gradient only while it runs"
+    );
+}
+
+#[test]
 fn bad_settings_and_mismatched_models_are_refused() {
     let data = small_mnist_like(10, 5);
     for (config, name) in [
@@ -152,6 +164,20 @@ fn bad_settings_and_mismatched_models_are_refused() {
         (TrainConfig::new(1, 0.0, 1, 0), "learning_rate"),
         (TrainConfig::new(1, f64::NAN, 1, 0), "learning_rate"),
         (TrainConfig::new(1, 0.1, 0, 0), "batch_size"),
+        (
+            TrainConfig {
+                momentum: 1.0,
+                ..TrainConfig::new(1, 0.1, 1, 0)
+            },
+            "momentum",
+        ),
+        (
+            TrainConfig {
+                weight_decay: -1.0,
+                ..TrainConfig::new(1, 0.1, 1, 0)
+            },
+            "weight_decay",
+        ),
     ] {
         let error = train::train_with(&mut model(1), &data, &config, &mut ()).unwrap_err();
         assert!(
@@ -159,6 +185,33 @@ fn bad_settings_and_mismatched_models_are_refused() {
             "{error}"
         );
     }
+    // A learning rate that is positive in f64 but rounds to zero in f32.
+    let tiny = Dataset::<f32>::new(
+        Features::Dense(Array2::zeros((2, 12))),
+        array![0, 1],
+        Features::Dense(Array2::zeros((1, 12))),
+        array![2],
+        3,
+    )
+    .unwrap();
+    let mut network32 = MultiLayerPerceptron::<f32>::from_sizes(
+        &[12, 4, 3],
+        ActivationKind::Relu,
+        Init::Uniform,
+        1,
+    )
+    .unwrap();
+    let error = train::train_network(&mut network32, &tiny, 1, 1e-300, 1, 0).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TrainError::InvalidSetting {
+                name: "learning_rate",
+                ..
+            }
+        ),
+        "{error}"
+    );
     let mut wrong = MultiLayerPerceptron::<f64>::from_sizes(
         &[11, 4, 3],
         ActivationKind::Relu,
