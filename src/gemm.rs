@@ -5,9 +5,10 @@
 //! process-wide choice ([`GemmThreading`]): OpenBLAS's own threads, or nabla splitting the
 //! columns of `C` across the rayon pool, each part a single-threaded OpenBLAS call.
 //! OpenBLAS's threads busy-wait between calls, so on the 2-core machines this was
-//! measured on they win even at batch 50 (`cargo bench --bench kernels`, group
-//! `gemm_threading`), and they are the default; the split is there for machines where
-//! OpenBLAS's threading loses on small shapes.
+//! measured on they match the split with the AVX2 kernel and beat it with the AVX-512 one,
+//! even at batch 50 (`cargo bench --bench kernels`, group `gemm_threading`, and whole
+//! epochs with `nabla train --gemm split|openblas`); they are the default, and the split
+//! is there for machines where OpenBLAS's threading loses on small shapes.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -27,8 +28,9 @@ pub enum GemmThreading {
 
 static THREADING: AtomicU8 = AtomicU8::new(GemmThreading::OpenBlas as u8);
 
-/// Below this many floating-point operations (`2 m n k`) a product runs as one call on
-/// the calling thread: splitting it costs more than it saves (see `benches/kernels.rs`).
+/// Below this many floating-point operations (`2 m n k`) a split product runs as one call
+/// on the calling thread: 2 MFLOP take about 10 microseconds on one core, about what
+/// waking a second thread costs. (A round figure, not a measured crossover.)
 pub const SPLIT_MIN_FLOP: usize = 1 << 21;
 
 /// The column-block width is a multiple of this (OpenBLAS's micro-kernels are 16 wide).
