@@ -86,20 +86,32 @@ fi
 
 mkdir -p "$out/logs"
 logs=()
+failed=()
 started=$(date +%s.%N)
 for run in "${runs[@]}"; do
     read -r name hidden activation lr batch <<<"$run"
     log="$out/logs/$name.csv"
     echo "== $name: hidden $hidden, $activation, lr $lr, batch $batch, $epochs epochs"
-    "$nabla" train --dataset "$dataset" --hidden "$hidden" --activation "$activation" \
+    if ! "$nabla" train --dataset "$dataset" --hidden "$hidden" --activation "$activation" \
         --lr "$lr" --batch-size "$batch" --epochs "$epochs" --seed "$seed" \
-        --dtype "$dtype" --threads "$threads" --quiet --log "$log"
-    logs+=("$log")
+        --dtype "$dtype" --threads "$threads" --quiet --log "$log"; then
+        failed+=("$name")
+    fi
+    # A run that stopped early (divergence) still counts with the epochs it logged.
+    if [ "$(wc -l <"$log" 2>/dev/null || echo 0)" -gt 1 ]; then
+        logs+=("$log")
+    fi
 done
 finished=$(date +%s.%N)
 
-"$nabla" summarize "${logs[@]}" --markdown "$out/results.md" --csv "$out/results.csv"
-"$nabla" plot "${logs[@]}" -o "$out/curves.svg"
-cat "$out/results.md"
+if [ ${#logs[@]} -gt 0 ]; then
+    "$nabla" summarize "${logs[@]}" --markdown "$out/results.md" --csv "$out/results.csv"
+    "$nabla" plot "${logs[@]}" -o "$out/curves.svg"
+    cat "$out/results.md"
+fi
 awk -v start="$started" -v end="$finished" -v count="${#runs[@]}" \
     'BEGIN { printf "sweep wall time: %.1f s for %d runs\n", end - start, count }'
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "sweep.sh: ${#failed[@]} run(s) failed: ${failed[*]} (their errors are above)" >&2
+    exit 1
+fi
