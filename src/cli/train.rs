@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nabla::train::{self, EpochStats, Observer};
 use nabla::{checkpoint, Float, MultiLayerPerceptron};
 
@@ -42,8 +42,8 @@ fn run_typed<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
         .as_deref()
         .map(|path| EpochLog::create(path, settings))
         .transpose()?;
-    let show_bar = !settings.quiet && std::io::stdout().is_terminal();
-    let mut reporter = Reporter::new(settings, show_bar, log);
+    let show_bars = !settings.quiet && std::io::stdout().is_terminal();
+    let mut reporter = Reporter::new(settings, show_bars, log);
     if !settings.quiet {
         reporter.say(&format!(
             "nabla: {} ({} train / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} threads",
@@ -98,9 +98,39 @@ fn peak_memory_mb() -> Option<f64> {
     Some(kilobytes / 1024.0)
 }
 
-/// Draws the progress bar, prints the epoch lines and writes the log.
+/// Two progress bars on stderr, one over the epochs and one over the current epoch's
+/// batches (with the running loss); only drawn when stdout is a terminal.
+struct Bars {
+    all: MultiProgress,
+    epochs: ProgressBar,
+    batches: ProgressBar,
+}
+
+impl Bars {
+    fn new(epochs: usize) -> Self {
+        let all = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let style = |template: &str| {
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> ")
+        };
+        let epochs_bar = all.add(ProgressBar::new(epochs as u64));
+        epochs_bar.set_style(style(
+            "epochs  [{bar:30.green}] {pos}/{len} ({elapsed}, eta {eta})",
+        ));
+        let batches = all.add(ProgressBar::new(0));
+        batches.set_style(style("batches [{bar:30.cyan/blue}] {pos}/{len} {msg}"));
+        Self {
+            all,
+            epochs: epochs_bar,
+            batches,
+        }
+    }
+}
+
+/// Draws the progress bars, prints the epoch lines and writes the log.
 struct Reporter {
-    bar: Option<ProgressBar>,
+    bars: Option<Bars>,
     quiet: bool,
     epochs: usize,
     log: Option<EpochLog>,
@@ -109,57 +139,50 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn new(settings: &TrainSettings, show_bar: bool, log: Option<EpochLog>) -> Self {
-        let bar = show_bar.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
-            bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} batches {msg} ({elapsed}, eta {eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar
-        });
+    fn new(settings: &TrainSettings, show_bars: bool, log: Option<EpochLog>) -> Self {
+        let epochs = settings.config.num_epoch;
         Self {
-            bar,
+            bars: show_bars.then(|| Bars::new(epochs)),
             quiet: settings.quiet,
-            epochs: settings.config.num_epoch,
+            epochs,
             log,
             log_error: None,
             running_loss: 0.0,
         }
     }
 
-    /// A line on stdout that does not tear the bar.
+    /// A line on stdout, printed with the bars lifted so that they do not tear.
     fn say(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(line),
+        match &self.bars {
+            Some(bars) => bars.all.suspend(|| println!("{line}")),
             None => println!("{line}"),
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        if let Some(bars) = &self.bars {
+            bars.batches.finish_and_clear();
+            bars.epochs.finish_and_clear();
         }
     }
 }
 
 impl Observer for Reporter {
-    fn epoch_started(&mut self, epoch: usize, batches: usize) {
+    fn epoch_started(&mut self, _epoch: usize, batches: usize) {
         self.running_loss = 0.0;
-        if let Some(bar) = &self.bar {
-            bar.reset();
-            bar.set_length(batches as u64);
-            bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
+        if let Some(bars) = &self.bars {
+            bars.batches.reset();
+            bars.batches.set_length(batches as u64);
         }
     }
 
     fn batch_finished(&mut self, _epoch: usize, batch: usize, loss: f64) {
         self.running_loss += (loss - self.running_loss) / batch as f64;
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
+        if let Some(bars) = &self.bars {
+            bars.batches.inc(1);
             if batch.is_multiple_of(16) {
-                bar.set_message(format!("loss {:.4}", self.running_loss));
+                bars.batches
+                    .set_message(format!("loss {:.4}", self.running_loss));
             }
         }
     }
@@ -176,6 +199,9 @@ impl Observer for Reporter {
                 stats.test.accuracy,
                 stats.train_seconds + stats.eval_seconds
             ));
+        }
+        if let Some(bars) = &self.bars {
+            bars.epochs.inc(1);
         }
         if let (Some(log), None) = (&mut self.log, &self.log_error) {
             if let Err(error) = log.append(stats) {
