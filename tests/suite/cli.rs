@@ -303,3 +303,46 @@ fn plot_and_summarize_read_the_logs() {
     );
     assert_eq!(column(&table, "dtype"), ["f32", "f64"]);
 }
+
+#[test]
+fn an_interrupted_run_keeps_the_rows_it_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("interrupted.csv");
+    let binary = assert_cmd::cargo::cargo_bin("nabla");
+    let mut child = std::process::Command::new(binary)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "train",
+            "--train-rows",
+            "300",
+            "--test-rows",
+            "100",
+            "--hidden",
+            "16",
+            "--epochs",
+            "100000",
+            "--quiet",
+            "--log",
+        ])
+        .arg(&log)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&log).map_or(0, |text| text.lines().count()) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no epochs logged within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Every row that reached the file is whole: flushed epoch by epoch, never half a line.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.ends_with('\n'), "the log ends mid-row");
+    let epochs = column(&log, "epoch");
+    assert!(epochs.len() >= 3);
+    let expected: Vec<String> = (1..=epochs.len()).map(|e| e.to_string()).collect();
+    assert_eq!(epochs, expected);
+}
