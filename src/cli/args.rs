@@ -107,7 +107,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "sigmoid")]
     pub activation: ActivationKind,
     /// Learning rate (> 0).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub lr: f64,
     /// Rows per gradient step (>= 1).
     #[arg(long, default_value_t = 50)]
@@ -122,10 +122,10 @@ pub struct TrainArgs {
     #[arg(long, default_value = "uniform")]
     pub init: Init,
     /// L2 weight decay lambda (>= 0; adds 2*lambda*W to weight gradients).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub weight_decay: f64,
     /// Momentum in [0, 1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub momentum: f64,
     /// Shuffle the training rows every epoch (seeded by --seed).
     #[arg(long)]

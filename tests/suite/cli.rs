@@ -169,8 +169,10 @@ fn init_from_continues_exactly_where_the_save_left_off() {
 
 #[test]
 fn bad_flags_exit_2_with_a_message() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["--lr", "0"], "--lr"),
+        (&["--lr", "-0.5"], "invalid --lr -0.5"),
+        (&["--weight-decay", "-1"], "invalid --weight-decay -1"),
         (&["--lr", "nan"], "--lr"),
         (&["--batch-size", "0"], "--batch-size"),
         (&["--epochs", "0"], "--epochs"),
