@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use nabla::data::{self, Dataset, Features};
-use nabla::gemm::{self, GemmThreading};
+use nabla::threads::{self, GemmThreading};
 use nabla::train::{self, TrainConfig};
-use nabla::{parallel, ActivationKind, Init, MultiLayerPerceptron};
+use nabla::{ActivationKind, Init, MultiLayerPerceptron};
 
 fn epochs(c: &mut Criterion) {
-    gemm::set_threading(GemmThreading::OpenBlas, parallel::available_cores());
+    threads::set_gemm_threading(GemmThreading::OpenBlas, threads::available_cores());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
     let sets: [(&str, Dataset<f32>); 2] = [
         (

@@ -4,7 +4,7 @@
 //!   `naive/` (textbook triple loop), `reference/` (the plain-loop oracle), `openblas/`;
 //! - `gemm_threading`: the same products with OpenBLAS's threads vs nabla's column split;
 //! - `activation` and `softmax_cross_entropy`: `serial/` vs `rayon/` across sizes, the
-//!   measurement behind `parallel::DEFAULT_PARALLEL_MIN_WORK`.
+//!   measurement behind `threads::DEFAULT_PARALLEL_MIN_WORK`.
 //!
 //! ```text
 //! cargo bench --bench kernels                 # all groups (about 6 minutes)
@@ -15,9 +15,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use nabla::gemm::{self, GemmThreading};
-use nabla::layers::{Relu, Sigmoid};
-use nabla::{parallel, reference, Module, SoftmaxCrossEntropy};
+use nabla::gemm;
+use nabla::threads::{self, GemmThreading};
+use nabla::{reference, Activation, ActivationKind, Module, SoftmaxCrossEntropy};
 use ndarray::{Array1, Array2};
 
 const BATCHES: [usize; 3] = [50, 200, 1000];
@@ -35,7 +35,7 @@ fn flop(batch: usize) -> u64 {
 }
 
 fn use_all_cores_in_openblas() {
-    gemm::set_threading(GemmThreading::OpenBlas, parallel::available_cores());
+    threads::set_gemm_threading(GemmThreading::OpenBlas, threads::available_cores());
 }
 
 fn products(c: &mut Criterion) {
@@ -89,7 +89,7 @@ fn products(c: &mut Criterion) {
 }
 
 fn gemm_threading(c: &mut Criterion) {
-    let cores = parallel::available_cores();
+    let cores = threads::available_cores();
     let weights = matrix(HIDDEN, INPUTS, 1);
     let mut group = c.benchmark_group("gemm_threading");
     group
@@ -103,13 +103,13 @@ fn gemm_threading(c: &mut Criterion) {
         group.throughput(Throughput::Elements(flop(batch)));
         for (name, threading) in [
             ("openblas", GemmThreading::OpenBlas),
-            ("split", GemmThreading::SplitColumns),
+            ("split", GemmThreading::Split),
         ] {
             group.bench_with_input(
                 BenchmarkId::new(format!("{name}/forward"), batch),
                 &batch,
                 |b, _| {
-                    gemm::set_threading(threading, cores);
+                    threads::set_gemm_threading(threading, cores);
                     b.iter(|| gemm::gemm(1.0, x.view(), weights.t(), 0.0, out.view_mut()))
                 },
             );
@@ -117,7 +117,7 @@ fn gemm_threading(c: &mut Criterion) {
                 BenchmarkId::new(format!("{name}/weight_gradient"), batch),
                 &batch,
                 |b, _| {
-                    gemm::set_threading(threading, cores);
+                    threads::set_gemm_threading(threading, cores);
                     b.iter(|| gemm::gemm(1.0, grad_output.t(), x.view(), 0.0, d_weights.view_mut()))
                 },
             );
@@ -155,13 +155,13 @@ fn activations(c: &mut Criterion) {
         let upstream = matrix(elements / 256, 256, 6);
         group.throughput(Throughput::Elements(elements as u64));
         for backend in ["serial", "rayon"] {
-            let mut sigmoid = Sigmoid::<f32>::new();
-            let mut relu = Relu::<f32>::new();
+            let mut sigmoid = Activation::<f32>::new(ActivationKind::Sigmoid);
+            let mut relu = Activation::<f32>::new(ActivationKind::Relu);
             group.bench_with_input(
                 BenchmarkId::new(format!("{backend}/sigmoid"), elements),
                 &elements,
                 |b, _| {
-                    parallel::set_parallel_min_work(threshold_for(backend));
+                    threads::set_parallel_min_work(threshold_for(backend));
                     on_pool(|| {
                         b.iter(|| {
                             sigmoid.forward(x.view());
@@ -174,7 +174,7 @@ fn activations(c: &mut Criterion) {
                 BenchmarkId::new(format!("{backend}/relu"), elements),
                 &elements,
                 |b, _| {
-                    parallel::set_parallel_min_work(threshold_for(backend));
+                    threads::set_parallel_min_work(threshold_for(backend));
                     on_pool(|| {
                         b.iter(|| {
                             relu.forward(x.view());
@@ -185,7 +185,7 @@ fn activations(c: &mut Criterion) {
             );
         }
     }
-    parallel::set_parallel_min_work(parallel::DEFAULT_PARALLEL_MIN_WORK);
+    threads::set_parallel_min_work(threads::DEFAULT_PARALLEL_MIN_WORK);
     group.finish();
 }
 
@@ -202,7 +202,7 @@ fn softmax_cross_entropy(c: &mut Criterion) {
         for backend in ["serial", "rayon"] {
             let mut loss = SoftmaxCrossEntropy::<f32>::new();
             group.bench_with_input(BenchmarkId::new(backend, rows * 10), &rows, |b, _| {
-                parallel::set_parallel_min_work(threshold_for(backend));
+                threads::set_parallel_min_work(threshold_for(backend));
                 on_pool(|| {
                     b.iter(|| {
                         black_box(loss.forward(logits.view(), labels.view()));
@@ -212,7 +212,7 @@ fn softmax_cross_entropy(c: &mut Criterion) {
             });
         }
     }
-    parallel::set_parallel_min_work(parallel::DEFAULT_PARALLEL_MIN_WORK);
+    threads::set_parallel_min_work(threads::DEFAULT_PARALLEL_MIN_WORK);
     group.finish();
 }
 

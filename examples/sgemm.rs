@@ -11,7 +11,7 @@ use ndarray::Array2;
 
 fn main() {
     let mut sizes = Vec::new();
-    let mut threads = nabla::parallel::available_cores();
+    let mut threads = nabla::threads::available_cores();
     let mut transpose_b = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -31,7 +31,7 @@ fn main() {
         [m, n, k] => [m, n, k],
         _ => panic!("usage: sgemm [M N K] [--threads T] [--transpose-b]"),
     };
-    nabla::parallel::set_blas_threads(threads);
+    nabla::threads::set_blas_threads(threads);
     let a = Array2::<f32>::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 13) as f32 / 13.0);
     let b_stored = if transpose_b {
         Array2::<f32>::from_shape_fn((n, k), |(i, j)| ((i * 5 + j) % 11) as f32 / 11.0)

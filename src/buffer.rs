@@ -6,11 +6,11 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::Float;
+use crate::float::Float;
 
 /// A `(rows, cols)` matrix in standard (row-major) layout over a reusable `Vec`.
 #[derive(Clone, Debug, Default)]
-pub struct Buffer<F> {
+pub(crate) struct Buffer<F> {
     data: Vec<F>,
     rows: usize,
     cols: usize,
@@ -18,7 +18,7 @@ pub struct Buffer<F> {
 
 impl<F: Float> Buffer<F> {
     /// An empty `(0, 0)` buffer; nothing is allocated until [`Buffer::resize`].
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             data: Vec::new(),
             rows: 0,
@@ -28,7 +28,7 @@ impl<F: Float> Buffer<F> {
 
     /// Sets the shape to `(rows, cols)`, growing the allocation only if it is too small,
     /// and returns a mutable view. The contents are unspecified: callers overwrite them.
-    pub fn resize(&mut self, rows: usize, cols: usize) -> ArrayViewMut2<'_, F> {
+    pub(crate) fn resize(&mut self, rows: usize, cols: usize) -> ArrayViewMut2<'_, F> {
         let len = rows * cols;
         if self.data.len() < len {
             self.data.resize(len, F::zero());
@@ -39,20 +39,20 @@ impl<F: Float> Buffer<F> {
     }
 
     /// The current `(rows, cols)` contents.
-    pub fn view(&self) -> ArrayView2<'_, F> {
+    pub(crate) fn view(&self) -> ArrayView2<'_, F> {
         ArrayView2::from_shape((self.rows, self.cols), &self.data[..self.rows * self.cols])
             .expect("buffer length covers its shape")
     }
 
     /// The current `(rows, cols)` contents, mutable.
-    pub fn view_mut(&mut self) -> ArrayViewMut2<'_, F> {
+    pub(crate) fn view_mut(&mut self) -> ArrayViewMut2<'_, F> {
         let len = self.rows * self.cols;
         ArrayViewMut2::from_shape((self.rows, self.cols), &mut self.data[..len])
             .expect("buffer length covers its shape")
     }
 
     /// The current shape `(rows, cols)`.
-    pub fn shape(&self) -> (usize, usize) {
+    pub(crate) fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
     }
 }

@@ -1,91 +1,90 @@
 //! The one GEMM entry point of the library: `C = alpha * A B + beta * C` into a buffer the
-//! caller owns, on the stored layouts (transposed views reach BLAS as a transpose flag).
+//! caller owns, as one `cblas_sgemm`/`cblas_dgemm` call on the stored layouts (a
+//! transposed view reaches BLAS as a transpose flag, never as a copy).
 //!
-//! Shapes: `a: (m, k)`, `b: (k, n)`, `c: (m, n)`. How the cores share one product is a
-//! process-wide choice ([`GemmThreading`]): OpenBLAS's own threads, or nabla splitting the
-//! columns of `C` across the rayon pool, each part a single-threaded OpenBLAS call.
-//! OpenBLAS's threads busy-wait between calls, so on the 2-core machines this was
-//! measured on they match the split with the AVX2 kernel and beat it with the AVX-512 one,
-//! even at batch 50 (`cargo bench --bench kernels`, group `gemm_threading`, and whole
-//! epochs with `nabla train --gemm split|openblas`); they are the default, and the split
-//! is there for machines where OpenBLAS's threading loses on small shapes.
+//! Shapes: `a: (m, k)`, `b: (k, n)`, `c: (m, n)`. Every operand BLAS can take directly
+//! (unit stride along one axis, non-negative strides) goes to OpenBLAS as it is; any
+//! other layout is copied into standard layout first and counted
+//! ([`layout_copies`]), so that a test can prove the training products never take that
+//! path. Whether OpenBLAS's own threads or nabla's column split parallelise the product
+//! is read from [`crate::threads::gemm_threading`].
+//!
+//! On the 2-core machines this was measured on, OpenBLAS's threads match the split with
+//! the AVX2 kernel and beat it with the AVX-512 one, even at batch 50 (`cargo bench
+//! --bench kernels`, group `gemm_threading`); they are the default.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::any::TypeId;
+use std::os::raw::c_int;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 
-use crate::Float;
-
-/// Who parallelises a GEMM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GemmThreading {
-    /// One OpenBLAS call, threaded by OpenBLAS itself (default).
-    OpenBlas,
-    /// Column blocks of `C` on the rayon pool, single-threaded OpenBLAS in each.
-    SplitColumns,
-}
-
-static THREADING: AtomicU8 = AtomicU8::new(GemmThreading::OpenBlas as u8);
+use crate::float::Float;
+use crate::threads::{gemm_threading, GemmThreading};
 
 /// Below this many floating-point operations (`2 m n k`) a split product runs as one call
 /// on the calling thread: 2 MFLOP take about 10 microseconds on one core, about what
 /// waking a second thread costs. (A round figure, not a measured crossover.)
-pub const SPLIT_MIN_FLOP: usize = 1 << 21;
+const SPLIT_MIN_FLOP: usize = 1 << 21;
 
-/// The column-block width is a multiple of this (OpenBLAS's micro-kernels are 16 wide).
+/// The column-block width of a split product is a multiple of this (OpenBLAS's
+/// micro-kernels are 16 wide).
 const BLOCK_ALIGN: usize = 16;
 
-/// Chooses how GEMMs use the cores from now on. With `SplitColumns`, OpenBLAS itself is
-/// set to one thread so that the two pools never oversubscribe the cores.
-pub fn set_threading(threading: GemmThreading, threads: usize) {
-    THREADING.store(threading as u8, Ordering::Relaxed);
-    match threading {
-        GemmThreading::OpenBlas => crate::parallel::set_blas_threads(threads),
-        GemmThreading::SplitColumns => crate::parallel::set_blas_threads(1),
-    }
-}
+static LAYOUT_COPIES: AtomicUsize = AtomicUsize::new(0);
 
-/// The current choice.
-pub fn threading() -> GemmThreading {
-    if THREADING.load(Ordering::Relaxed) == GemmThreading::SplitColumns as u8 {
-        GemmThreading::SplitColumns
-    } else {
-        GemmThreading::OpenBlas
-    }
+/// How many operands, since the process started, had a layout BLAS cannot take and were
+/// copied before the call. Training never does this; a test checks it.
+#[doc(hidden)]
+pub fn layout_copies() -> usize {
+    LAYOUT_COPIES.load(Ordering::Relaxed)
 }
 
 /// `c = alpha * a b + beta * c`; `a: (m, k)`, `b: (k, n)`, `c: (m, n)`.
+///
+/// # Panics
+/// If the shapes do not chain, or a dimension exceeds `i32::MAX` (BLAS's integer).
+#[doc(hidden)]
+#[track_caller]
 pub fn gemm<F: Float>(
     alpha: F,
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
     beta: F,
-    mut c: ArrayViewMut2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
 ) {
-    debug_assert_eq!(a.ncols(), b.nrows());
-    debug_assert_eq!((a.nrows(), b.ncols()), c.dim());
+    assert!(
+        a.ncols() == b.nrows() && (a.nrows(), b.ncols()) == c.dim(),
+        "gemm: shapes {:?} x {:?} -> {:?} do not chain",
+        a.dim(),
+        b.dim(),
+        c.dim()
+    );
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     let parts = rayon::current_num_threads().min(n / BLOCK_ALIGN).max(1);
-    if threading() == GemmThreading::OpenBlas || parts == 1 || 2 * m * n * k < SPLIT_MIN_FLOP {
-        general_mat_mul(alpha, &a, &b, beta, &mut c);
-        return;
+    let split = gemm_threading() == GemmThreading::Split
+        && parts > 1
+        && 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k) >= SPLIT_MIN_FLOP;
+    if split {
+        split_columns(alpha, a, b, beta, c, parts);
+    } else {
+        one_call(alpha, a, b, beta, c);
     }
-    split_columns(alpha, a, b, beta, c, parts);
 }
 
 /// Splits `c` (and `b`) into `parts` column blocks of aligned widths and multiplies them
-/// on the rayon pool, halving recursively with `rayon::join` (nothing is allocated).
+/// on rayon's pool, halving recursively with `rayon::join` (nothing is allocated).
 fn split_columns<F: Float>(
     alpha: F,
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
     beta: F,
-    mut c: ArrayViewMut2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
     parts: usize,
 ) {
     if parts <= 1 {
-        general_mat_mul(alpha, &a, &b, beta, &mut c);
+        one_call(alpha, a, b, beta, c);
         return;
     }
     let n = c.ncols();
@@ -97,4 +96,162 @@ fn split_columns<F: Float>(
         || split_columns(alpha, a, b_left, beta, c_left, left_parts),
         || split_columns(alpha, a, b_right, beta, c_right, parts - left_parts),
     );
+}
+
+/// How BLAS reads a row-major operand: as stored or transposed, with its leading dimension.
+#[derive(Clone, Copy, Debug)]
+struct Operand {
+    transpose: bool,
+    leading: usize,
+}
+
+/// The BLAS description of `view: (rows, cols)` read as a row-major matrix, if its
+/// strides allow one: unit stride along columns (`NoTrans`) or along rows (`Trans`), and
+/// a non-negative leading stride at least the other dimension. A dimension of length 1
+/// places no condition on its stride.
+fn operand<F>(view: &ArrayView2<'_, F>) -> Option<Operand> {
+    let (rows, cols) = view.dim();
+    let [row_stride, col_stride] = [view.strides()[0], view.strides()[1]];
+    let unit = |stride: isize, len: usize| stride == 1 || len <= 1;
+    let leading = |stride: isize, len: usize, minimum: usize| {
+        if len <= 1 {
+            Some(minimum.max(1))
+        } else {
+            usize::try_from(stride)
+                .ok()
+                .filter(|&s| s >= minimum.max(1))
+        }
+    };
+    if unit(col_stride, cols) {
+        if let Some(leading) = leading(row_stride, rows, cols) {
+            return Some(Operand {
+                transpose: false,
+                leading,
+            });
+        }
+    }
+    if unit(row_stride, rows) {
+        if let Some(leading) = leading(col_stride, cols, rows) {
+            return Some(Operand {
+                transpose: true,
+                leading,
+            });
+        }
+    }
+    None
+}
+
+/// One BLAS call for `c = alpha a b + beta c`, on the calling thread (OpenBLAS may use its
+/// own threads inside).
+fn one_call<F: Float>(
+    alpha: F,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    beta: F,
+    mut c: ArrayViewMut2<'_, F>,
+) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.map_inplace(|value| *value = beta * *value);
+        return;
+    }
+    let c_op = operand(&c.view());
+    // A column-major C is the row-major C^T = B^T A^T.
+    if c_op.is_some_and(|op| op.transpose) && m > 1 && n > 1 {
+        one_call(alpha, b.t(), a.t(), beta, c.reversed_axes());
+        return;
+    }
+    let Some(c_op) = c_op.filter(|op| !op.transpose) else {
+        LAYOUT_COPIES.fetch_add(1, Ordering::Relaxed);
+        let mut standard = c.to_owned();
+        one_call(alpha, a, b, beta, standard.view_mut());
+        c.assign(&standard);
+        return;
+    };
+    let copied_a;
+    let (a, a_op) = match operand(&a) {
+        Some(op) => (a, op),
+        None => {
+            copied_a = standard_copy(a);
+            let view = copied_a.view();
+            let op = operand(&view).expect("standard layout is BLAS layout");
+            (view, op)
+        }
+    };
+    let copied_b;
+    let (b, b_op) = match operand(&b) {
+        Some(op) => (b, op),
+        None => {
+            copied_b = standard_copy(b);
+            let view = copied_b.view();
+            let op = operand(&view).expect("standard layout is BLAS layout");
+            (view, op)
+        }
+    };
+    let int = |value: usize| {
+        c_int::try_from(value).unwrap_or_else(|_| panic!("gemm: {value} exceeds BLAS's i32"))
+    };
+    let transpose = |op: Operand| {
+        if op.transpose {
+            CBLAS_TRANSPOSE::CblasTrans
+        } else {
+            CBLAS_TRANSPOSE::CblasNoTrans
+        }
+    };
+    let (m, n, k) = (int(m), int(n), int(k));
+    let (lda, ldb, ldc) = (int(a_op.leading), int(b_op.leading), int(c_op.leading));
+    let (trans_a, trans_b) = (transpose(a_op), transpose(b_op));
+    let layout = CBLAS_LAYOUT::CblasRowMajor;
+    // SAFETY: the shapes chain (checked in `gemm`), every leading dimension was derived
+    // from the views' own strides and is at least the row length BLAS reads, and the
+    // three views stay borrowed for the whole call. The pointer casts are between
+    // identical types (checked by TypeId).
+    unsafe {
+        if TypeId::of::<F>() == TypeId::of::<f32>() {
+            cblas_sys::cblas_sgemm(
+                layout,
+                trans_a,
+                trans_b,
+                m,
+                n,
+                k,
+                *(&alpha as *const F as *const f32),
+                a.as_ptr() as *const f32,
+                lda,
+                b.as_ptr() as *const f32,
+                ldb,
+                *(&beta as *const F as *const f32),
+                c.as_mut_ptr() as *mut f32,
+                ldc,
+            );
+        } else if TypeId::of::<F>() == TypeId::of::<f64>() {
+            cblas_sys::cblas_dgemm(
+                layout,
+                trans_a,
+                trans_b,
+                m,
+                n,
+                k,
+                *(&alpha as *const F as *const f64),
+                a.as_ptr() as *const f64,
+                lda,
+                b.as_ptr() as *const f64,
+                ldb,
+                *(&beta as *const F as *const f64),
+                c.as_mut_ptr() as *mut f64,
+                ldc,
+            );
+        } else {
+            unreachable!("Float is implemented for f32 and f64 only");
+        }
+    }
+}
+
+/// A standard-layout copy of an operand BLAS cannot read as it is (counted).
+fn standard_copy<F: Float>(view: ArrayView2<'_, F>) -> Array2<F> {
+    LAYOUT_COPIES.fetch_add(1, Ordering::Relaxed);
+    view.as_standard_layout().into_owned()
 }

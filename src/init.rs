@@ -14,7 +14,8 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::Float;
+use crate::float::Float;
+use crate::names::UnknownName;
 
 /// The assignment's seed, used when none is given.
 pub const DEFAULT_SEED: u64 = 10701;
@@ -73,15 +74,10 @@ impl fmt::Display for Init {
 }
 
 impl FromStr for Init {
-    type Err = String;
+    type Err = UnknownName;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|init| init.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                format!("unknown init '{name}' (expected zeros, uniform, xavier, he or orthogonal)")
-            })
+        UnknownName::find("init", name, Self::ALL, Self::name)
     }
 }
 

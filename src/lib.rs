@@ -2,13 +2,13 @@
 //!
 //! Layers follow the PyTorch-like Module convention ([`Module`]): `forward(input)`
 //! returns the output, `backward(grad_output)` returns the input gradient and keeps the
-//! parameter gradients on the layer; [`optim::GradientDescent`] applies them. Every
-//! product is a GEMM through the system OpenBLAS; elementwise kernels use rayon.
+//! parameter gradients on the layer; an optimizer ([`Sgd`]) applies them. Every product
+//! is a GEMM through the system OpenBLAS; elementwise kernels use rayon.
 //!
 //! One training step by hand, then the whole assignment loop:
 //!
 //! ```
-//! use nabla::{ActivationKind, GradientDescent, Init, Module, MultiLayerPerceptron, SoftmaxCrossEntropy};
+//! use nabla::{ActivationKind, Init, Module, MultiLayerPerceptron, Sgd, SoftmaxCrossEntropy};
 //! use ndarray::array;
 //!
 //! // 4 inputs -> 8 ReLU units -> 3 classes, seeded uniform initialisation.
@@ -16,7 +16,7 @@
 //! let x = array![[0.1, 0.2, 0.3, 0.4], [0.5, 0.1, 0.0, 0.9]]; // (batch, in)
 //! let labels = array![2usize, 0];
 //! let mut loss = SoftmaxCrossEntropy::new();
-//! let mut optimizer = GradientDescent::new(0.1);
+//! let mut optimizer = Sgd::new(0.1);
 //! let before = loss.forward(model.forward(x.view()), labels.view());
 //! model.backward(loss.backward()); // d_weights / d_bias now sit on each Linear
 //! optimizer.step(&mut model);
@@ -31,30 +31,39 @@
 //! assert_eq!(history.epochs[19].train.accuracy, 1.0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The modules, bottom to top (each imports only from those above it in this list):
+//! foundations ([`float`], [`module`], [`init`], [`threads`], [`names`], [`atomic_file`]),
+//! the model ([`layers`], [`loss`], [`optim`], [`network`]), [`data`], [`train`],
+//! [`checkpoint`]; [`reference`] is the plain-loop oracle of the tests.
 
-// Links the BLAS implementation (the system OpenBLAS) that ndarray's `blas` feature calls.
+// Links the BLAS implementation (the system OpenBLAS) that the GEMMs call.
 extern crate blas_src;
 
-pub mod buffer;
+pub mod atomic_file;
+pub(crate) mod buffer;
 pub mod checkpoint;
 pub mod data;
 pub mod float;
+#[doc(hidden)]
 pub mod gemm;
 pub mod init;
 pub mod layers;
 pub mod loss;
+pub(crate) mod math;
 pub mod module;
+pub mod names;
 pub mod network;
 pub mod optim;
-pub mod parallel;
 pub mod reference;
+pub mod threads;
 pub mod train;
 
 pub use data::{DataError, Dataset, Features};
 pub use float::Float;
 pub use init::{Init, DEFAULT_SEED};
-pub use layers::{ActivationKind, Layer, Linear, Relu, Sigmoid, Tanh};
+pub use layers::{Activation, ActivationKind, Layer, Linear};
 pub use loss::{MeanSquaredError, SoftmaxCrossEntropy};
-pub use module::{Module, Parameter, ParameterKind};
+pub use module::{Module, Parameter, ParameterKey, ParameterKind};
 pub use network::{ModelError, MultiLayerPerceptron};
-pub use optim::GradientDescent;
+pub use optim::Sgd;

@@ -7,8 +7,8 @@
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, Axis, Zip};
 
 use crate::buffer::Buffer;
-use crate::parallel::{worth_parallel, TRANSCENDENTAL_ELEMENT};
-use crate::Float;
+use crate::float::Float;
+use crate::threads::{worth_parallel, TRANSCENDENTAL_ELEMENT};
 
 /// Softmax over each row followed by the mean cross-entropy with integer class labels.
 ///

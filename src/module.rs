@@ -1,11 +1,13 @@
 //! The Module convention shared by every layer and by the network itself.
 
+use std::fmt;
+
 use ndarray::ArrayView2;
 
-use crate::Float;
+use crate::float::Float;
 
 /// Whether a parameter is a weight matrix (subject to weight decay) or a bias vector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ParameterKind {
     /// A weight matrix, `(out, in)`.
     Weight,
@@ -13,15 +15,35 @@ pub enum ParameterKind {
     Bias,
 }
 
+/// Which parameter of a model: the position of its layer (activations counted) and
+/// weight or bias. Written as PyTorch's `state_dict` names it: `0.weight`, `2.bias` ...
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParameterKey {
+    /// The layer's position in the model (0 for a lone layer).
+    pub layer: usize,
+    /// Weight or bias.
+    pub kind: ParameterKind,
+}
+
+impl fmt::Display for ParameterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            ParameterKind::Weight => "weight",
+            ParameterKind::Bias => "bias",
+        };
+        write!(f, "{}.{kind}", self.layer)
+    }
+}
+
 /// One trainable parameter and the gradient the last `backward` stored for it, both as
 /// flat slices in the same (row-major) order.
 pub struct Parameter<'a, F> {
-    /// Weight or bias.
-    pub kind: ParameterKind,
+    /// Which parameter this is: optimizers keep their state under this key.
+    pub key: ParameterKey,
     /// The values, updated in place by an optimizer.
     pub value: &'a mut [F],
     /// dL/d(value) from the last `backward`.
-    pub gradient: &'a [F],
+    pub grad: &'a [F],
 }
 
 /// A differentiable layer in the PyTorch-like convention of the assignment.

@@ -8,10 +8,12 @@ use ndarray::{Array1, ArrayView2, ArrayViewMut2, Axis};
 use thiserror::Error;
 
 use crate::buffer::Buffer;
+use crate::float::Float;
 use crate::init::{self, Init};
 use crate::layers::{ActivationKind, Layer, Linear};
+use crate::math::argmax;
 use crate::module::{Module, Parameter};
-use crate::Float;
+use crate::optim::PlainUpdate;
 
 /// Why a list of layers does not make a network.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -108,7 +110,7 @@ impl<F: Float> MultiLayerPerceptron<F> {
         let mut layers = Vec::new();
         for (index, pair) in sizes.windows(2).enumerate() {
             if index > 0 {
-                layers.push(activation.layer());
+                layers.push(Layer::activation(activation));
             }
             layers.push(Layer::Linear(Linear::new(pair[0], pair[1], init, &mut rng)));
         }
@@ -146,24 +148,24 @@ impl<F: Float> MultiLayerPerceptron<F> {
     }
 
     /// Whether `backward` computes dL/d(input) of the whole network.
-    pub fn input_gradient(&self) -> bool {
+    pub fn computes_grad_input(&self) -> bool {
         match self.layers.first() {
-            Some(Layer::Linear(first)) => first.input_gradient(),
+            Some(Layer::Linear(first)) => first.computes_grad_input(),
             _ => true,
         }
     }
 
     /// Whether `backward` computes dL/d(input) of the whole network (on by default).
     /// Training turns it off: the first layer's input is data, and that GEMM is wasted.
-    pub fn set_input_gradient(&mut self, enabled: bool) {
+    pub fn set_compute_grad_input(&mut self, enabled: bool) {
         if let Some(Layer::Linear(first)) = self.layers.first_mut() {
-            first.set_input_gradient(enabled);
+            first.set_compute_grad_input(enabled);
         }
     }
 
     /// `forward` on an input `(batch, in)` that `fill_input` writes in place (straight into
     /// the first linear layer's buffer): how training feeds batches without a copy.
-    pub fn forward_with(
+    pub(crate) fn forward_with(
         &mut self,
         batch: usize,
         fill_input: impl FnOnce(ArrayViewMut2<'_, F>),
@@ -184,21 +186,20 @@ impl<F: Float> MultiLayerPerceptron<F> {
         output
     }
 
-    /// `backward` fused with plain gradient descent (no momentum): every linear layer
+    /// `backward` fused with a stateless gradient-descent step: every linear layer
     /// computes its input gradient and then updates its weights in place with one GEMM
-    /// (see [`Linear::backward_and_update`]); `d_weights` is not written.
-    pub fn backward_and_step(
+    /// (see [`Linear::backward_and_step`]); `d_weights` is not written.
+    pub(crate) fn backward_and_step(
         &mut self,
         grad_output: ArrayView2<'_, F>,
-        learning_rate: F,
-        weight_decay: F,
+        update: PlainUpdate<F>,
     ) {
         // dL/d(logits): (batch, out), back through every layer
         let mut layers = self.layers.iter_mut().rev();
         let last = layers.next().expect("a network has at least one layer");
-        let mut grad = step_layer(last, grad_output, learning_rate, weight_decay);
+        let mut grad = step_layer(last, grad_output, update);
         for layer in layers {
-            grad = step_layer(layer, grad, learning_rate, weight_decay);
+            grad = step_layer(layer, grad, update);
         }
     }
 
@@ -211,7 +212,7 @@ impl<F: Float> MultiLayerPerceptron<F> {
     /// `sum W^2` over every linear layer's weights (biases excluded).
     pub fn l2_penalty(&self) -> F {
         self.linear_layers()
-            .map(|linear| linear.weights.iter().map(|&w| w * w).sum::<F>())
+            .map(|linear| linear.weights().iter().map(|&w| w * w).sum::<F>())
             .fold(F::zero(), |total, layer_sum| total + layer_sum)
     }
 }
@@ -219,26 +220,12 @@ impl<F: Float> MultiLayerPerceptron<F> {
 fn step_layer<'a, F: Float>(
     layer: &'a mut Layer<F>,
     grad_output: ArrayView2<'_, F>,
-    learning_rate: F,
-    weight_decay: F,
+    update: PlainUpdate<F>,
 ) -> ArrayView2<'a, F> {
     match layer {
-        Layer::Linear(linear) => {
-            linear.backward_and_update(grad_output, learning_rate, weight_decay)
-        }
+        Layer::Linear(linear) => linear.backward_and_step(grad_output, update),
         other => other.backward(grad_output),
     }
-}
-
-/// The index of the largest value (the first one on ties; NaN never wins).
-pub fn argmax<F: Float>(values: impl Iterator<Item = F>) -> usize {
-    let mut best = (0, F::neg_infinity());
-    for (index, value) in values.enumerate() {
-        if value > best.1 {
-            best = (index, value);
-        }
-    }
-    best.0
 }
 
 impl<F: Float> Module<F> for MultiLayerPerceptron<F> {
@@ -266,8 +253,11 @@ impl<F: Float> Module<F> for MultiLayerPerceptron<F> {
     }
 
     fn visit_parameters(&mut self, visitor: &mut dyn FnMut(Parameter<'_, F>)) {
-        for layer in &mut self.layers {
-            layer.visit_parameters(visitor);
+        for (position, layer) in self.layers.iter_mut().enumerate() {
+            layer.visit_parameters(&mut |mut parameter: Parameter<'_, F>| {
+                parameter.key.layer = position;
+                visitor(parameter)
+            });
         }
     }
 }

@@ -6,9 +6,9 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
+use crate::float::Float;
 use crate::layers::ActivationKind;
-use crate::network::argmax;
-use crate::Float;
+use crate::math::argmax;
 
 /// `a: (m, k) x b: (k, n) -> (m, n)`, the textbook i-j-k triple loop.
 pub fn matmul_naive<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Array2<F> {

@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use nabla::threads::GemmThreading;
 use nabla::{ActivationKind, Init};
+
+use super::dtype::Dtype;
 
 /// nabla: a from-scratch MLP batch trainer on ndarray and the system OpenBLAS.
 ///
@@ -36,33 +39,6 @@ pub enum Command {
     Summarize(SummarizeArgs),
     /// Write the assignment's CSV subset (first N training / test images) from MNIST IDX files.
     MakeSubset(MakeSubsetArgs),
-}
-
-/// Floating-point type to compute in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Dtype {
-    /// 32-bit floats (sgemm).
-    F32,
-    /// 64-bit floats (dgemm).
-    F64,
-}
-
-/// How GEMMs use the cores.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum GemmArg {
-    /// Column blocks of each product on nabla's threads.
-    Split,
-    /// OpenBLAS's own threading.
-    Openblas,
-}
-
-impl From<GemmArg> for nabla::gemm::GemmThreading {
-    fn from(arg: GemmArg) -> Self {
-        match arg {
-            GemmArg::Split => Self::SplitColumns,
-            GemmArg::Openblas => Self::OpenBlas,
-        }
-    }
 }
 
 /// Which data to use.
@@ -138,8 +114,8 @@ pub struct TrainArgs {
     pub threads: Option<usize>,
     /// Who parallelises the GEMMs: openblas (OpenBLAS's own threads) or split (column
     /// blocks on nabla's threads, each a one-thread OpenBLAS call).
-    #[arg(long, value_enum, default_value_t = GemmArg::Openblas)]
-    pub gemm: GemmArg,
+    #[arg(long, default_value = "openblas")]
+    pub gemm: GemmThreading,
     /// Write one CSV row per epoch here (flushed after each epoch).
     #[arg(long, value_name = "FILE.csv")]
     pub log: Option<PathBuf>,

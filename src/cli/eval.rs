@@ -4,48 +4,48 @@ use nabla::train::{check_fit, evaluate};
 use nabla::{checkpoint, Float};
 use ndarray::Array2;
 
-use super::args::{Dtype, EvalArgs};
+use super::args::EvalArgs;
+use super::dtype::{run_in, RunInFloat};
 use super::settings::DataChoice;
 use super::CliError;
 
 /// Evaluates on both sets and prints the test confusion matrix.
 pub fn run(args: &EvalArgs) -> Result<(), CliError> {
-    match args.dtype {
-        Dtype::F32 => run_typed::<f32>(args),
-        Dtype::F64 => run_typed::<f64>(args),
-    }
+    run_in(args.dtype, args)
 }
 
-fn run_typed<F: Float>(args: &EvalArgs) -> Result<(), CliError> {
-    let mut model = checkpoint::load::<F>(&args.model)?;
-    let dataset = DataChoice::from_args(&args.data)?.load::<F>()?;
-    check_fit(&model, &dataset)?;
-    let mut test_predictions = None;
-    for (name, x, y) in [
-        ("train", &dataset.train_x, &dataset.train_y),
-        ("test", &dataset.test_x, &dataset.test_y),
-    ] {
-        let (evaluation, predictions) = evaluate(&mut model, x, y.view());
-        let correct = predictions.iter().zip(y).filter(|(p, l)| p == l).count();
-        println!(
-            "{name:<5} loss {:.6} accuracy {:.6} ({correct}/{} correct)",
-            evaluation.loss,
-            evaluation.accuracy,
-            y.len()
-        );
-        test_predictions = Some(predictions);
+impl RunInFloat for &EvalArgs {
+    fn run<F: Float>(self) -> Result<(), CliError> {
+        let mut model = checkpoint::load::<F>(&self.model)?;
+        let dataset = DataChoice::from_args(&self.data)?.load::<F>()?;
+        check_fit(&model, &dataset)?;
+        let mut test_predictions = None;
+        for (name, x, y) in [
+            ("train", &dataset.train_x, &dataset.train_y),
+            ("test", &dataset.test_x, &dataset.test_y),
+        ] {
+            let (evaluation, predictions) = evaluate(&mut model, x, y.view());
+            let correct = predictions.iter().zip(y).filter(|(p, l)| p == l).count();
+            println!(
+                "{name:<5} loss {:.6} accuracy {:.6} ({correct}/{} correct)",
+                evaluation.loss,
+                evaluation.accuracy,
+                y.len()
+            );
+            test_predictions = Some(predictions);
+        }
+        let predictions = test_predictions.expect("the test set was evaluated");
+        let mut confusion = Array2::<usize>::zeros((dataset.classes, dataset.classes));
+        for (&label, &prediction) in dataset.test_y.iter().zip(&predictions) {
+            confusion[[label, prediction]] += 1;
+        }
+        println!("confusion matrix (test; rows: true label, columns: predicted)");
+        let header: String = (0..dataset.classes).map(|c| format!("{c:>6}")).collect();
+        println!("     {header}");
+        for (label, row) in confusion.rows().into_iter().enumerate() {
+            let cells: String = row.iter().map(|count| format!("{count:>6}")).collect();
+            println!("{label:>4} {cells}");
+        }
+        Ok(())
     }
-    let predictions = test_predictions.expect("the test set was evaluated");
-    let mut confusion = Array2::<usize>::zeros((dataset.classes, dataset.classes));
-    for (&label, &prediction) in dataset.test_y.iter().zip(&predictions) {
-        confusion[[label, prediction]] += 1;
-    }
-    println!("confusion matrix (test; rows: true label, columns: predicted)");
-    let header: String = (0..dataset.classes).map(|c| format!("{c:>6}")).collect();
-    println!("     {header}");
-    for (label, row) in confusion.rows().into_iter().enumerate() {
-        let cells: String = row.iter().map(|count| format!("{count:>6}")).collect();
-        println!("{label:>4} {cells}");
-    }
-    Ok(())
 }

@@ -2,6 +2,8 @@
 //! module per subcommand. Nothing here computes: it calls the library and prints.
 
 mod args;
+mod dtype;
+mod error;
 mod eval;
 mod log;
 mod make_subset;
@@ -13,9 +15,7 @@ mod train;
 
 pub use args::parse;
 use args::{Cli, Command};
-
-/// An error for the user: printed once by `main`, which exits with status 2.
-pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+pub use error::CliError;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {

@@ -4,7 +4,9 @@
 use plotters::prelude::*;
 
 use super::args::PlotArgs;
-use super::log::LogTable;
+use nabla::atomic_file::write_bytes_atomically;
+
+use super::log::{LogError, LogTable};
 use super::CliError;
 
 /// One run's curves.
@@ -18,7 +20,7 @@ struct Curves {
 }
 
 impl Curves {
-    fn read(log: &LogTable) -> Result<Self, CliError> {
+    fn read(log: &LogTable) -> Result<Self, LogError> {
         Ok(Self {
             name: log.name(),
             epochs: log.numbers("epoch")?,
@@ -37,14 +39,22 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
         .iter()
         .map(|path| LogTable::read(path).and_then(|log| Curves::read(&log)))
         .collect::<Result<Vec<_>, _>>()?;
-    draw(&runs, &args.output)
-        .map_err(|e| format!("{}: cannot draw: {e}", args.output.display()))?;
+    let mut svg = String::new();
+    draw(&runs, &mut svg).map_err(|error| CliError::Plot {
+        path: args.output.clone(),
+        detail: error.to_string(),
+    })?;
+    write_bytes_atomically(&args.output, svg.as_bytes()).map_err(|source| CliError::Write {
+        path: args.output.clone(),
+        source,
+    })?;
     println!("wrote {}", args.output.display());
     Ok(())
 }
 
-fn draw(runs: &[Curves], output: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(output, (1280, 520)).into_drawing_area();
+/// Draws the two panels into `svg`.
+fn draw(runs: &[Curves], svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (1280, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(640);
     let max_epoch = runs

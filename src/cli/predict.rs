@@ -3,42 +3,40 @@
 use std::io::{BufWriter, Write};
 
 use nabla::data::load_csv_features;
-use nabla::{checkpoint, Float};
+use nabla::{checkpoint, train, Features, Float};
 use ndarray::s;
 
-use super::args::{Dtype, PredictArgs};
+use super::args::PredictArgs;
+use super::dtype::{run_in, RunInFloat};
 use super::CliError;
 
 /// Predicts in chunks and prints the labels.
 pub fn run(args: &PredictArgs) -> Result<(), CliError> {
-    match args.dtype {
-        Dtype::F32 => run_typed::<f32>(args),
-        Dtype::F64 => run_typed::<f64>(args),
-    }
+    run_in(args.dtype, args)
 }
 
-fn run_typed<F: Float>(args: &PredictArgs) -> Result<(), CliError> {
-    let mut model = checkpoint::load::<F>(&args.model)?;
-    let rows = load_csv_features::<F>(&args.input)?;
-    let inputs = model.in_features();
-    let features = match rows.ncols() {
-        n if n == inputs => rows.view(),
-        n if n == inputs + 1 => rows.slice(s![.., ..inputs]),
-        n => {
-            return Err(format!(
-                "{}: rows have {n} columns, the model takes {inputs} features (or {inputs} plus a label)",
-                args.input.display()
-            )
-            .into())
+impl RunInFloat for &PredictArgs {
+    fn run<F: Float>(self) -> Result<(), CliError> {
+        let mut model = checkpoint::load::<F>(&self.model)?;
+        let rows = load_csv_features::<F>(&self.input)?;
+        let features = model.in_features();
+        let rows = match rows.ncols() {
+            n if n == features => rows,
+            // A trailing label column is ignored (a strided view of the same rows).
+            n if n == features + 1 => rows.slice_move(s![.., ..features]),
+            columns => {
+                return Err(CliError::InputWidth {
+                    path: self.input.clone(),
+                    columns,
+                    features,
+                })
+            }
+        };
+        let predictions = train::predict(&mut model, &Features::Dense(rows));
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        for label in predictions {
+            writeln!(out, "{label}").map_err(CliError::Stdout)?;
         }
-    };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    for start in (0..features.nrows()).step_by(nabla::train::EVAL_CHUNK_ROWS) {
-        let end = (start + nabla::train::EVAL_CHUNK_ROWS).min(features.nrows());
-        for label in model.predict(features.slice(s![start..end, ..])) {
-            writeln!(out, "{label}")?;
-        }
+        out.flush().map_err(CliError::Stdout)
     }
-    out.flush()?;
-    Ok(())
 }

@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use nabla::data::{DataSource, Dataset};
-use nabla::train::{TrainConfig, TrainError};
+use nabla::threads::{self, GemmThreading};
+use nabla::train::{Setting, TrainConfig, TrainError};
 use nabla::{ActivationKind, Float, Init};
 
-use super::args::{DataArgs, Dtype, TrainArgs};
+use super::args::{DataArgs, TrainArgs};
+use super::dtype::Dtype;
 use super::CliError;
 
 /// A refused flag value.
@@ -20,11 +22,22 @@ pub struct InvalidFlag {
 }
 
 fn invalid(flag: &'static str, value: impl ToString, expected: &'static str) -> CliError {
-    Box::new(InvalidFlag {
+    CliError::Flag(InvalidFlag {
         flag,
         value: value.to_string(),
         expected,
     })
+}
+
+/// The flag that sets a library setting.
+fn flag_of(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Epochs => "--epochs",
+        Setting::Lr => "--lr",
+        Setting::BatchSize => "--batch-size",
+        Setting::Momentum => "--momentum",
+        Setting::WeightDecay => "--weight-decay",
+    }
 }
 
 /// Where the data comes from and how much of it to use.
@@ -110,7 +123,7 @@ pub struct TrainSettings {
     /// Threads for OpenBLAS and rayon.
     pub threads: usize,
     /// Who parallelises the GEMMs.
-    pub gemm: nabla::gemm::GemmThreading,
+    pub gemm: GemmThreading,
     /// CSV log path.
     pub log: Option<PathBuf>,
     /// Checkpoint path.
@@ -135,8 +148,8 @@ impl TrainSettings {
             return Err(invalid("--hidden", zero, "widths of at least 1"));
         }
         let config = TrainConfig {
-            num_epoch: args.epochs,
-            learning_rate: args.lr,
+            epochs: args.epochs,
+            lr: args.lr,
             batch_size: args.batch_size,
             seed: args.seed,
             shuffle: args.shuffle,
@@ -144,23 +157,14 @@ impl TrainSettings {
             weight_decay: args.weight_decay,
         };
         if let Err(TrainError::InvalidSetting {
-            name,
+            setting,
             value,
             expected,
         }) = config.validate()
         {
-            let flag = match name {
-                "num_epoch" => "--epochs",
-                "learning_rate" => "--lr",
-                "batch_size" => "--batch-size",
-                "momentum" => "--momentum",
-                _ => "--weight-decay",
-            };
-            return Err(invalid(flag, value, expected));
+            return Err(invalid(flag_of(setting), value, expected));
         }
-        let threads = args
-            .threads
-            .unwrap_or_else(nabla::parallel::available_cores);
+        let threads = args.threads.unwrap_or_else(threads::available_cores);
         if threads == 0 {
             return Err(invalid("--threads", 0, "at least 1"));
         }
@@ -186,7 +190,7 @@ impl TrainSettings {
             config,
             dtype: args.dtype,
             threads,
-            gemm: args.gemm.into(),
+            gemm: args.gemm,
             log: args.log.clone(),
             save: args.save.clone(),
             init_from: args.init_from.clone(),

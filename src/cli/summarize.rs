@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use nabla::atomic_file::{write_atomically, write_bytes_atomically};
+
 use super::args::SummarizeArgs;
 use super::log::LogTable;
 use super::CliError;
@@ -45,24 +47,28 @@ pub fn run(args: &SummarizeArgs) -> Result<(), CliError> {
         "---|".repeat(COLUMNS.len())
     );
     for row in &rows {
-        writeln!(markdown, "| {} |", row.join(" | "))?;
+        let _ = writeln!(markdown, "| {} |", row.join(" | "));
     }
+    let write_error = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| CliError::Write { path, source }
+    };
     match &args.markdown {
         Some(path) => {
-            std::fs::write(path, &markdown).map_err(|e| format!("{}: {e}", path.display()))?
+            write_bytes_atomically(path, markdown.as_bytes()).map_err(write_error(path))?
         }
         None => print!("{markdown}"),
     }
     if let Some(path) = &args.csv {
-        let error = |e: csv::Error| format!("{}: {e}", path.display());
-        let mut writer = csv::Writer::from_path(path).map_err(error)?;
-        writer.write_record(COLUMNS).map_err(error)?;
-        for row in &rows {
-            writer.write_record(row).map_err(error)?;
-        }
-        writer
-            .flush()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        write_atomically(path, |file| {
+            let mut writer = csv::Writer::from_writer(file);
+            writer.write_record(COLUMNS)?;
+            for row in &rows {
+                writer.write_record(row)?;
+            }
+            writer.flush()
+        })
+        .map_err(write_error(path))?;
     }
     Ok(())
 }

@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nabla::train::{self, EpochStats, Observer};
-use nabla::{checkpoint, Float, MultiLayerPerceptron};
+use nabla::{checkpoint, threads, Float, MultiLayerPerceptron};
 
-use super::args::{Dtype, TrainArgs};
+use super::args::TrainArgs;
+use super::dtype::{run_in, RunInFloat};
 use super::log::EpochLog;
 use super::settings::TrainSettings;
 use super::CliError;
@@ -16,14 +17,17 @@ use super::CliError;
 /// Validates the flags, then trains in the chosen float type.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let settings = TrainSettings::from_args(args)?;
-    nabla::parallel::set_threads(settings.threads, settings.gemm)?;
-    match settings.dtype {
-        Dtype::F32 => run_typed::<f32>(&settings),
-        Dtype::F64 => run_typed::<f64>(&settings),
+    threads::set_threads(settings.threads, settings.gemm)?;
+    run_in(settings.dtype, &settings)
+}
+
+impl RunInFloat for &TrainSettings {
+    fn run<F: Float>(self) -> Result<(), CliError> {
+        train_in::<F>(self)
     }
 }
 
-fn run_typed<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
+fn train_in<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
     let dataset = settings.data.load::<F>()?;
     let mut sizes = vec![dataset.num_features()];
     sizes.extend(&settings.hidden);
@@ -53,9 +57,9 @@ fn run_typed<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
             sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-"),
             settings.activation,
             F::NAME,
-            settings.config.learning_rate,
+            settings.config.lr,
             settings.config.batch_size,
-            settings.config.num_epoch,
+            settings.config.epochs,
             settings.config.seed,
             settings.threads,
         ));
@@ -140,7 +144,7 @@ struct Reporter {
 
 impl Reporter {
     fn new(settings: &TrainSettings, show_bars: bool, log: Option<EpochLog>) -> Self {
-        let epochs = settings.config.num_epoch;
+        let epochs = settings.config.epochs;
         Self {
             bars: show_bars.then(|| Bars::new(epochs)),
             quiet: settings.quiet,
@@ -205,7 +209,7 @@ impl Observer for Reporter {
         }
         if let (Some(log), None) = (&mut self.log, &self.log_error) {
             if let Err(error) = log.append(stats) {
-                self.log_error = Some(error);
+                self.log_error = Some(error.into());
             }
         }
     }

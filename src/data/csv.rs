@@ -4,17 +4,17 @@
 //! Parsing streams byte records through the csv crate (no per-field `String`), checks
 //! every value once, and reports the 1-based line and column of the first bad field.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
+use std::path::Path;
 
 use flate2::write::GzEncoder;
-use std::path::Path;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use super::file::DataFile;
 use super::DataError;
-use crate::Float;
+use crate::atomic_file::write_atomically;
+use crate::float::Float;
 
 /// Features `(rows, columns - 1)` and labels `(rows)` of a CSV file; every label must be
 /// in `0..classes`.
@@ -168,7 +168,7 @@ fn parse_label(
 /// Writes 8-bit pixels `(rows, features)` as `pixel / 255` values followed by the label,
 /// in the shortest decimal that reads back as the same `f64` (`0`, `1`, `0.5019607843137255`).
 /// A path ending in `.gz` is gzip-compressed (deterministically: no timestamp).
-/// The file is written to a temporary name and renamed into place.
+/// The file is written atomically ([`crate::atomic_file`]).
 pub fn write_pixels_csv(
     path: &Path,
     pixels: ArrayView2<'_, u8>,
@@ -177,23 +177,19 @@ pub fn write_pixels_csv(
     let texts: Vec<String> = (0..=255u8)
         .map(|p| format!("{}", p as f64 / 255.0))
         .collect();
-    let write_error = |source| DataError::Write {
+    let written = write_atomically(path, |file| {
+        if path.extension().is_some_and(|ext| ext == "gz") {
+            let mut encoder = GzEncoder::new(file, flate2::Compression::default());
+            write_rows(&mut encoder, pixels, labels, &texts)?;
+            encoder.finish().map(drop)
+        } else {
+            write_rows(file, pixels, labels, &texts)
+        }
+    });
+    written.map_err(|source| DataError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let temporary = path.with_extension("tmp");
-    let file = BufWriter::new(File::create(&temporary).map_err(write_error)?);
-    let written = if path.extension().is_some_and(|ext| ext == "gz") {
-        let mut encoder = GzEncoder::new(file, flate2::Compression::default());
-        write_rows(&mut encoder, pixels, labels, &texts)
-            .and_then(|()| encoder.finish())
-            .and_then(|mut file| file.flush())
-    } else {
-        let mut file = file;
-        write_rows(&mut file, pixels, labels, &texts).and_then(|()| file.flush())
-    };
-    written.map_err(write_error)?;
-    std::fs::rename(&temporary, path).map_err(write_error)
+    })
 }
 
 fn write_rows(

@@ -5,11 +5,11 @@ use std::ops::Range;
 
 use ndarray::{s, Array2, ArrayViewMut2, Axis, Zip};
 
-use crate::Float;
+use crate::float::Float;
 
 /// A selection of rows: a contiguous range, or explicit indices (a shuffled batch).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rows<'a> {
+pub(crate) enum Rows<'a> {
     /// Rows `start..end`, in order.
     Range(Range<usize>),
     /// These rows, in this order.
@@ -18,16 +18,11 @@ pub enum Rows<'a> {
 
 impl Rows<'_> {
     /// The number of rows selected.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Rows::Range(range) => range.len(),
             Rows::Indices(indices) => indices.len(),
         }
-    }
-
-    /// Whether no row is selected.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -60,7 +55,7 @@ impl<F: Float> Features<F> {
 
     /// Writes the selected rows as floats into `target: (rows.len(), features)`,
     /// converting pixels to `pixel / 255` on the way.
-    pub fn copy_rows_into(&self, rows: &Rows<'_>, mut target: ArrayViewMut2<'_, F>) {
+    pub(crate) fn copy_rows_into(&self, rows: &Rows<'_>, mut target: ArrayViewMut2<'_, F>) {
         debug_assert_eq!(target.dim(), (rows.len(), self.ncols()));
         match (self, rows) {
             (Features::Dense(x), Rows::Range(range)) => {

@@ -16,10 +16,11 @@ use ndarray::{s, Array1};
 
 pub use self::csv::{load_csv, load_csv_features, write_pixels_csv};
 pub use error::DataError;
-pub use features::{Features, Rows};
+pub use features::Features;
+pub(crate) use features::Rows;
 pub use idx::{load_idx_images, load_idx_labels, load_idx_pair};
 
-use crate::Float;
+use crate::float::Float;
 
 /// The number of MNIST classes (digits 0-9).
 pub const MNIST_CLASSES: usize = 10;

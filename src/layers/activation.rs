@@ -2,129 +2,219 @@
 //! terms of the output `y` (so only the output is kept for `backward`).
 //!
 //! Shapes: `x, y, dL/dy, dL/dx: (batch, features)`. Large batches are split across
-//! threads with rayon; small ones run serially (see [`crate::parallel::worth_parallel`]).
+//! rayon's pool; small ones run serially (see [`crate::threads`]).
+//!
+//! [`ActivationKind`] is the one list of activations: its name (command line and model
+//! files), its cost, `f` and `f'` are each one `match` below, and everything else (the
+//! layer, the network builder, the model files) goes through it. Adding an activation is
+//! one enum arm with its formulas here, plus its plain-loop oracle in `reference.rs`
+//! (which the compiler asks for) and its tests.
 
-use std::marker::PhantomData;
+use std::fmt;
+use std::str::FromStr;
 
-use ndarray::{ArrayView2, Zip};
+use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 
 use crate::buffer::Buffer;
+use crate::float::Float;
 use crate::module::Module;
-use crate::parallel::{worth_parallel, CHEAP_ELEMENT, TRANSCENDENTAL_ELEMENT};
-use crate::Float;
+use crate::names::UnknownName;
+use crate::threads::{worth_parallel, CHEAP_ELEMENT, TRANSCENDENTAL_ELEMENT};
 
-/// An elementwise function with its derivative expressed through its output.
-pub trait ActivationFn: Clone + Default + Send + Sync {
-    /// The activation's name as the command line and checkpoints spell it.
-    const NAME: &'static str;
-    /// Relative cost per element, for the serial/parallel choice.
-    const COST: usize;
+/// Declares [`ActivationKind`] with its names, costs and the specialising dispatch, so
+/// that the list of activations is written once (the formulas are the two `match`es in
+/// `impl ActivationKind` below).
+macro_rules! activation_kinds {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal, cost $cost:expr;)+) => {
+        /// Which elementwise activation a layer applies.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ActivationKind {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl ActivationKind {
+            /// Every kind, in the order the command line lists them.
+            pub const ALL: [ActivationKind; [$($name),+].len()] = [$(Self::$variant),+];
+
+            /// The lower-case name the command line and the model files use.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+
+            /// Relative cost per element, for the serial/parallel choice.
+            fn cost(self) -> usize {
+                match self {
+                    $(Self::$variant => $cost,)+
+                }
+            }
+        }
+
+        /// Runs `kernel` compiled for `kind` alone: its loop sees the kind as a constant,
+        /// so the `match` in the formulas folds away and the loop vectorises.
+        fn specialised(kind: ActivationKind, kernel: impl Kernel) {
+            match kind {
+                $(ActivationKind::$variant => kernel.run::<{ ActivationKind::$variant as u8 }>(),)+
+            }
+        }
+    };
+}
+
+activation_kinds! {
+    /// The logistic function `1 / (1 + e^-x)`, computed without overflow for any `x`.
+    Sigmoid = "sigmoid", cost TRANSCENDENTAL_ELEMENT;
+    /// `max(0, x)`, with subgradient 0 at 0.
+    Relu = "relu", cost CHEAP_ELEMENT;
+    /// The hyperbolic tangent.
+    Tanh = "tanh", cost TRANSCENDENTAL_ELEMENT;
+}
+
+impl ActivationKind {
     /// `f(x)`.
-    fn value<F: Float>(x: F) -> F;
+    #[inline(always)]
+    pub fn value<F: Float>(self, x: F) -> F {
+        match self {
+            Self::Sigmoid => {
+                if x >= F::zero() {
+                    F::one() / (F::one() + (-x).exp())
+                } else {
+                    let e = x.exp();
+                    e / (F::one() + e)
+                }
+            }
+            Self::Relu => {
+                if x > F::zero() {
+                    x
+                } else {
+                    F::zero()
+                }
+            }
+            Self::Tanh => x.tanh(),
+        }
+    }
+
     /// `f'(x)` given `y = f(x)`.
-    fn derivative_from_output<F: Float>(y: F) -> F;
-}
-
-/// The logistic function `1 / (1 + e^-x)`, computed without overflow for any `x`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SigmoidFn;
-
-impl ActivationFn for SigmoidFn {
-    const NAME: &'static str = "sigmoid";
-    const COST: usize = TRANSCENDENTAL_ELEMENT;
-
-    fn value<F: Float>(x: F) -> F {
-        if x >= F::zero() {
-            F::one() / (F::one() + (-x).exp())
-        } else {
-            let e = x.exp();
-            e / (F::one() + e)
-        }
-    }
-
-    fn derivative_from_output<F: Float>(y: F) -> F {
-        y * (F::one() - y)
-    }
-}
-
-/// `max(0, x)`, with subgradient 0 at 0.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ReluFn;
-
-impl ActivationFn for ReluFn {
-    const NAME: &'static str = "relu";
-    const COST: usize = CHEAP_ELEMENT;
-
-    fn value<F: Float>(x: F) -> F {
-        if x > F::zero() {
-            x
-        } else {
-            F::zero()
-        }
-    }
-
-    fn derivative_from_output<F: Float>(y: F) -> F {
-        if y > F::zero() {
-            F::one()
-        } else {
-            F::zero()
+    #[inline(always)]
+    pub fn derivative_from_output<F: Float>(self, y: F) -> F {
+        match self {
+            Self::Sigmoid => y * (F::one() - y),
+            Self::Relu => {
+                if y > F::zero() {
+                    F::one()
+                } else {
+                    F::zero()
+                }
+            }
+            Self::Tanh => F::one() - y * y,
         }
     }
 }
 
-/// The hyperbolic tangent.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TanhFn;
-
-impl ActivationFn for TanhFn {
-    const NAME: &'static str = "tanh";
-    const COST: usize = TRANSCENDENTAL_ELEMENT;
-
-    fn value<F: Float>(x: F) -> F {
-        x.tanh()
-    }
-
-    fn derivative_from_output<F: Float>(y: F) -> F {
-        F::one() - y * y
+impl fmt::Display for ActivationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
-/// An activation layer: applies `A` elementwise and keeps its output for `backward`.
-#[derive(Clone, Debug, Default)]
-pub struct Activation<F, A> {
+impl FromStr for ActivationKind {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        UnknownName::find("activation", name, Self::ALL, Self::name)
+    }
+}
+
+/// An activation layer: applies its [`ActivationKind`] elementwise and keeps the output
+/// for `backward`.
+#[derive(Clone, Debug)]
+pub struct Activation<F> {
+    kind: ActivationKind,
     output: Buffer<F>,
     grad_input: Buffer<F>,
-    function: PhantomData<A>,
 }
 
-/// The logistic sigmoid layer.
-pub type Sigmoid<F> = Activation<F, SigmoidFn>;
-/// The rectified linear unit layer.
-pub type Relu<F> = Activation<F, ReluFn>;
-/// The tanh layer.
-pub type Tanh<F> = Activation<F, TanhFn>;
-
-impl<F: Float, A: ActivationFn> Activation<F, A> {
-    /// A layer with empty buffers (sized on the first `forward`).
-    pub fn new() -> Self {
+impl<F: Float> Activation<F> {
+    /// A layer of `kind` with empty buffers (sized on the first `forward`).
+    pub fn new(kind: ActivationKind) -> Self {
         Self {
+            kind,
             output: Buffer::new(),
             grad_input: Buffer::new(),
-            function: PhantomData,
+        }
+    }
+
+    /// The function this layer applies.
+    pub fn kind(&self) -> ActivationKind {
+        self.kind
+    }
+}
+
+/// An elementwise loop compiled once per kind: `K` is the kind's discriminant, and
+/// `kind::<K>()` its constant value.
+trait Kernel {
+    fn run<const K: u8>(self);
+}
+
+/// The kind whose discriminant is `K`, as a constant.
+const fn kind<const K: u8>() -> ActivationKind {
+    ActivationKind::ALL[K as usize]
+}
+
+/// `y = f(x)`, all `(batch, features)`.
+struct Forward<'a, F> {
+    x: ArrayView2<'a, F>,
+    y: ArrayViewMut2<'a, F>,
+    parallel: bool,
+}
+
+impl<F: Float> Kernel for Forward<'_, F> {
+    fn run<const K: u8>(self) {
+        let zip = Zip::from(self.y).and(&self.x);
+        if self.parallel {
+            zip.par_for_each(|y, &x| *y = const { kind::<K>() }.value(x));
+        } else {
+            zip.for_each(|y, &x| *y = const { kind::<K>() }.value(x));
         }
     }
 }
 
-impl<F: Float, A: ActivationFn> Module<F> for Activation<F, A> {
+/// `dL/dx = dL/dy * f'(x)` from `y = f(x)`, all `(batch, features)`.
+struct Backward<'a, F> {
+    y: ArrayView2<'a, F>,
+    grad_output: ArrayView2<'a, F>,
+    grad_input: ArrayViewMut2<'a, F>,
+    parallel: bool,
+}
+
+impl<F: Float> Kernel for Backward<'_, F> {
+    fn run<const K: u8>(self) {
+        let zip = Zip::from(self.grad_input)
+            .and(&self.grad_output)
+            .and(&self.y);
+        if self.parallel {
+            zip.par_for_each(|dx, &dy, &y| {
+                *dx = dy * const { kind::<K>() }.derivative_from_output(y)
+            });
+        } else {
+            zip.for_each(|dx, &dy, &y| *dx = dy * const { kind::<K>() }.derivative_from_output(y));
+        }
+    }
+}
+
+impl<F: Float> Module<F> for Activation<F> {
     fn forward(&mut self, input: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
         // x: (batch, features) -> y: (batch, features)
         let output = self.output.resize(input.nrows(), input.ncols());
-        let zip = Zip::from(output).and(&input);
-        if worth_parallel(zip.size(), A::COST) {
-            zip.par_for_each(|y, &x| *y = A::value(x));
-        } else {
-            zip.for_each(|y, &x| *y = A::value(x));
-        }
+        let parallel = worth_parallel(input.len(), self.kind.cost());
+        specialised(
+            self.kind,
+            Forward {
+                x: input,
+                y: output,
+                parallel,
+            },
+        );
         self.output.view()
     }
 
@@ -134,16 +224,20 @@ impl<F: Float, A: ActivationFn> Module<F> for Activation<F, A> {
         assert_eq!(
             grad_output.dim(),
             output.dim(),
-            "{}::backward: grad_output shape differs from the last forward's output",
-            A::NAME
+            "{} backward: grad_output shape differs from the last forward's output",
+            self.kind
         );
         let grad_input = self.grad_input.resize(output.nrows(), output.ncols());
-        let zip = Zip::from(grad_input).and(&grad_output).and(&output);
-        if worth_parallel(zip.size(), A::COST) {
-            zip.par_for_each(|dx, &dy, &y| *dx = dy * A::derivative_from_output(y));
-        } else {
-            zip.for_each(|dx, &dy, &y| *dx = dy * A::derivative_from_output(y));
-        }
+        let parallel = worth_parallel(output.len(), self.kind.cost());
+        specialised(
+            self.kind,
+            Backward {
+                y: output,
+                grad_output,
+                grad_input,
+                parallel,
+            },
+        );
         self.grad_input.view()
     }
 }

@@ -2,36 +2,36 @@
 //!
 //! Shapes: `x: (batch, in)`, `W: (out, in)` (the assignment's alpha without its bias
 //! column), `b: (out)`, `y: (batch, out)`. Every product is one GEMM through OpenBLAS on
-//! the stored layouts; transposes are views that reach BLAS as a transpose flag.
+//! the stored layouts; transposes are views that reach BLAS as a transpose flag. The
+//! parameters are kept in standard (row-major) layout: they are reached through views,
+//! which can change values but never the layout.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::Rng;
 
 use crate::buffer::Buffer;
+use crate::float::Float;
 use crate::gemm::gemm;
 use crate::init::{self, Init};
-use crate::module::{Module, Parameter, ParameterKind};
-use crate::Float;
+use crate::module::{Module, Parameter, ParameterKey, ParameterKind};
+use crate::optim::PlainUpdate;
 
 /// A linear (fully connected) layer with its parameters, their gradients and its buffers.
 #[derive(Clone, Debug)]
 pub struct Linear<F> {
-    /// `(out, in)`.
-    pub weights: Array2<F>,
-    /// `(out)`.
-    pub bias: Array1<F>,
-    /// dL/dW from the last `backward`, `(out, in)`.
-    pub d_weights: Array2<F>,
-    /// dL/db from the last `backward`, `(out)`.
-    pub d_bias: Array1<F>,
+    weights: Array2<F>,
+    bias: Array1<F>,
+    d_weights: Array2<F>,
+    d_bias: Array1<F>,
     input: Buffer<F>,
     output: Buffer<F>,
     grad_input: Buffer<F>,
-    input_gradient: bool,
+    compute_grad_input: bool,
 }
 
 impl<F: Float> Linear<F> {
-    /// A layer with the given `weights: (out, in)` and `bias: (out)`.
+    /// A layer with the given `weights: (out, in)` and `bias: (out)` (any memory layout;
+    /// stored row-major).
     ///
     /// # Panics
     /// If `bias.len() != weights.nrows()`.
@@ -45,17 +45,16 @@ impl<F: Float> Linear<F> {
             weights.nrows()
         );
         let weights = weights.as_standard_layout().into_owned();
-        let d_weights = Array2::zeros(weights.raw_dim());
-        let d_bias = Array1::zeros(bias.len());
+        let bias = bias.as_standard_layout().into_owned();
         Self {
+            d_weights: Array2::zeros(weights.raw_dim()),
+            d_bias: Array1::zeros(bias.len()),
             weights,
             bias,
-            d_weights,
-            d_bias,
             input: Buffer::new(),
             output: Buffer::new(),
             grad_input: Buffer::new(),
-            input_gradient: true,
+            compute_grad_input: true,
         }
     }
 
@@ -76,24 +75,52 @@ impl<F: Float> Linear<F> {
         self.weights.nrows()
     }
 
-    /// Whether `backward` computes dL/d(input) (see [`Linear::set_input_gradient`]).
-    pub fn input_gradient(&self) -> bool {
-        self.input_gradient
+    /// The weights `W: (out, in)`.
+    pub fn weights(&self) -> ArrayView2<'_, F> {
+        self.weights.view()
     }
 
-    /// Whether `backward` computes dL/d(input). A network's first layer turns it off: its
-    /// input is data, and the `(batch, out) x (out, in)` product would be wasted work.
-    /// When off, `backward` returns an empty `(0, in)` view.
-    pub fn set_input_gradient(&mut self, enabled: bool) {
-        self.input_gradient = enabled;
+    /// The weights `W: (out, in)`, to change in place.
+    pub fn weights_mut(&mut self) -> ArrayViewMut2<'_, F> {
+        self.weights.view_mut()
     }
-}
 
-impl<F: Float> Linear<F> {
+    /// The bias `b: (out)`.
+    pub fn bias(&self) -> ArrayView1<'_, F> {
+        self.bias.view()
+    }
+
+    /// The bias `b: (out)`, to change in place.
+    pub fn bias_mut(&mut self) -> ArrayViewMut1<'_, F> {
+        self.bias.view_mut()
+    }
+
+    /// dL/dW `(out, in)` from the last `backward`.
+    pub fn d_weights(&self) -> ArrayView2<'_, F> {
+        self.d_weights.view()
+    }
+
+    /// dL/db `(out)` from the last `backward`.
+    pub fn d_bias(&self) -> ArrayView1<'_, F> {
+        self.d_bias.view()
+    }
+
+    /// Whether `backward` computes dL/d(input) (see [`Linear::set_compute_grad_input`]).
+    pub fn computes_grad_input(&self) -> bool {
+        self.compute_grad_input
+    }
+
+    /// Whether `backward` computes dL/d(input). A network's first layer turns it off
+    /// while training: its input is data, and the `(batch, out) x (out, in)` product would
+    /// be wasted work. When off, `backward` returns an empty `(0, in)` view.
+    pub fn set_compute_grad_input(&mut self, enabled: bool) {
+        self.compute_grad_input = enabled;
+    }
+
     /// `forward` on an input that `fill_input` writes straight into the layer's own input
     /// buffer `(batch, in)` (for example a batch converted from 8-bit pixels), saving the
     /// copy that `forward` makes of a borrowed input.
-    pub fn forward_with(
+    pub(crate) fn forward_with(
         &mut self,
         batch: usize,
         fill_input: impl FnOnce(ArrayViewMut2<'_, F>),
@@ -113,41 +140,40 @@ impl<F: Float> Linear<F> {
         self.output.view()
     }
 
-    /// `backward` and a gradient-descent step in one: returns dL/d(input) (computed with
-    /// the weights of the last `forward`), then applies
-    /// `W = (1 - 2 * learning_rate * weight_decay) W - learning_rate * grad_output^T x` as
-    /// ONE GEMM into the weights (`beta != 0`), and `b -= learning_rate * d_bias`.
-    ///
-    /// Equal to `backward` followed by [`crate::GradientDescent`]'s step (up to rounding),
-    /// without writing `d_weights` (left as it was) or reading it back: the training
-    /// loop's fast path for plain gradient descent.
-    pub fn backward_and_update(
+    /// `backward` and a plain gradient-descent step in one: returns dL/d(input) (computed
+    /// with the weights of the last `forward`), then applies `update` to the weights as
+    /// ONE GEMM, `W = shrink W - lr grad_output^T x` (`beta = shrink`, see
+    /// [`PlainUpdate`]), and to the bias. `d_weights` is neither written nor read: the
+    /// training loop's fast path when the optimizer keeps no state.
+    pub(crate) fn backward_and_step(
         &mut self,
         grad_output: ArrayView2<'_, F>,
-        learning_rate: F,
-        weight_decay: F,
+        update: PlainUpdate<F>,
     ) -> ArrayView2<'_, F> {
         // grad_output: (batch, out), x: (batch, in), weights: (out, in)
         debug_assert_eq!(
             grad_output.dim(),
             (self.input.shape().0, self.out_features())
         );
-        input_gradient_into(
+        grad_input_into(
             &mut self.grad_input,
             grad_output,
             self.weights.view(),
-            self.input_gradient,
+            self.compute_grad_input,
         );
         column_sums_into(grad_output, &mut self.d_bias);
-        let shrink = F::one() - (learning_rate + learning_rate) * weight_decay;
         gemm(
-            -learning_rate,
+            -update.lr(),
             grad_output.t(),
             self.input.view(),
-            shrink,
+            update.shrink(ParameterKind::Weight),
             self.weights.view_mut(),
         );
-        self.bias.scaled_add(-learning_rate, &self.d_bias);
+        update.apply(
+            ParameterKind::Bias,
+            self.bias.as_slice_mut().expect("standard layout"),
+            self.d_bias.as_slice().expect("standard layout"),
+        );
         self.grad_input.view()
     }
 }
@@ -161,7 +187,7 @@ fn column_sums_into<F: Float>(grad_output: ArrayView2<'_, F>, d_bias: &mut Array
 }
 
 /// `grad_input = grad_output W: (batch, in)` into its buffer, or `(0, in)` when disabled.
-fn input_gradient_into<F: Float>(
+fn grad_input_into<F: Float>(
     grad_input: &mut Buffer<F>,
     grad_output: ArrayView2<'_, F>,
     weights: ArrayView2<'_, F>,
@@ -203,28 +229,32 @@ impl<F: Float> Module<F> for Linear<F> {
             self.d_weights.view_mut(),
         );
         column_sums_into(grad_output, &mut self.d_bias);
-        input_gradient_into(
+        grad_input_into(
             &mut self.grad_input,
             grad_output,
             self.weights.view(),
-            self.input_gradient,
+            self.compute_grad_input,
         );
         self.grad_input.view()
     }
 
     fn visit_parameters(&mut self, visitor: &mut dyn FnMut(Parameter<'_, F>)) {
+        // The fields are private and built in standard layout, so both are slices.
         visitor(Parameter {
-            kind: ParameterKind::Weight,
-            value: self
-                .weights
-                .as_slice_mut()
-                .expect("weights are standard layout"),
-            gradient: self.d_weights.as_slice().expect("standard layout"),
+            key: ParameterKey {
+                layer: 0,
+                kind: ParameterKind::Weight,
+            },
+            value: self.weights.as_slice_mut().expect("standard layout"),
+            grad: self.d_weights.as_slice().expect("standard layout"),
         });
         visitor(Parameter {
-            kind: ParameterKind::Bias,
-            value: self.bias.as_slice_mut().expect("bias is contiguous"),
-            gradient: self.d_bias.as_slice().expect("contiguous"),
+            key: ParameterKey {
+                layer: 0,
+                kind: ParameterKind::Bias,
+            },
+            value: self.bias.as_slice_mut().expect("standard layout"),
+            grad: self.d_bias.as_slice().expect("standard layout"),
         });
     }
 }

@@ -1,70 +1,17 @@
-//! The layers of a network: [`Linear`] and the elementwise activations, and [`Layer`],
-//! the closed set of them that a [`crate::MultiLayerPerceptron`] holds.
+//! The layers of a network: [`Linear`] and [`Activation`] (one type for every
+//! [`ActivationKind`]), and [`Layer`], the closed set of them that a
+//! [`crate::network::MultiLayerPerceptron`] holds.
 
 mod activation;
 mod linear;
 
-use std::fmt;
-use std::str::FromStr;
-
 use ndarray::ArrayView2;
 
-pub use activation::{Activation, ActivationFn, Relu, ReluFn, Sigmoid, SigmoidFn, Tanh, TanhFn};
+pub use activation::{Activation, ActivationKind};
 pub use linear::Linear;
 
+use crate::float::Float;
 use crate::module::{Module, Parameter};
-use crate::Float;
-
-/// Which elementwise activation a hidden layer uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ActivationKind {
-    /// [`Sigmoid`].
-    Sigmoid,
-    /// [`Relu`].
-    Relu,
-    /// [`Tanh`].
-    Tanh,
-}
-
-impl ActivationKind {
-    /// Every kind, in the order the command line lists them.
-    pub const ALL: [ActivationKind; 3] = [Self::Sigmoid, Self::Relu, Self::Tanh];
-
-    /// The lower-case name (`sigmoid`, `relu`, `tanh`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sigmoid => SigmoidFn::NAME,
-            Self::Relu => ReluFn::NAME,
-            Self::Tanh => TanhFn::NAME,
-        }
-    }
-
-    /// A fresh layer of this kind.
-    pub fn layer<F: Float>(self) -> Layer<F> {
-        match self {
-            Self::Sigmoid => Layer::Sigmoid(Sigmoid::new()),
-            Self::Relu => Layer::Relu(Relu::new()),
-            Self::Tanh => Layer::Tanh(Tanh::new()),
-        }
-    }
-}
-
-impl fmt::Display for ActivationKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ActivationKind {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| format!("unknown activation '{name}' (expected sigmoid, relu or tanh)"))
-    }
-}
 
 /// One layer of a network.
 // A network holds a handful of layers: keeping them inline (no Box) costs a few hundred
@@ -74,22 +21,21 @@ impl FromStr for ActivationKind {
 pub enum Layer<F> {
     /// A fully connected layer.
     Linear(Linear<F>),
-    /// A sigmoid activation.
-    Sigmoid(Sigmoid<F>),
-    /// A ReLU activation.
-    Relu(Relu<F>),
-    /// A tanh activation.
-    Tanh(Tanh<F>),
+    /// An elementwise activation.
+    Activation(Activation<F>),
 }
 
 impl<F: Float> Layer<F> {
+    /// A fresh activation layer of `kind`.
+    pub fn activation(kind: ActivationKind) -> Self {
+        Layer::Activation(Activation::new(kind))
+    }
+
     /// The activation kind, or `None` for a linear layer.
-    pub fn activation(&self) -> Option<ActivationKind> {
+    pub fn activation_kind(&self) -> Option<ActivationKind> {
         match self {
             Layer::Linear(_) => None,
-            Layer::Sigmoid(_) => Some(ActivationKind::Sigmoid),
-            Layer::Relu(_) => Some(ActivationKind::Relu),
-            Layer::Tanh(_) => Some(ActivationKind::Tanh),
+            Layer::Activation(activation) => Some(activation.kind()),
         }
     }
 
@@ -97,7 +43,7 @@ impl<F: Float> Layer<F> {
     pub fn as_linear(&self) -> Option<&Linear<F>> {
         match self {
             Layer::Linear(linear) => Some(linear),
-            _ => None,
+            Layer::Activation(_) => None,
         }
     }
 
@@ -105,16 +51,14 @@ impl<F: Float> Layer<F> {
     pub fn as_linear_mut(&mut self) -> Option<&mut Linear<F>> {
         match self {
             Layer::Linear(linear) => Some(linear),
-            _ => None,
+            Layer::Activation(_) => None,
         }
     }
 
     fn module(&mut self) -> &mut dyn Module<F> {
         match self {
             Layer::Linear(layer) => layer,
-            Layer::Sigmoid(layer) => layer,
-            Layer::Relu(layer) => layer,
-            Layer::Tanh(layer) => layer,
+            Layer::Activation(layer) => layer,
         }
     }
 }
@@ -122,6 +66,12 @@ impl<F: Float> Layer<F> {
 impl<F: Float> From<Linear<F>> for Layer<F> {
     fn from(linear: Linear<F>) -> Self {
         Layer::Linear(linear)
+    }
+}
+
+impl<F: Float> From<Activation<F>> for Layer<F> {
+    fn from(activation: Activation<F>) -> Self {
+        Layer::Activation(activation)
     }
 }
 

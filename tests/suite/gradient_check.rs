@@ -4,7 +4,7 @@
 //! relative error `|a - n| / (|a| + |n|)` over the whole array (Euclidean norms), which
 //! must stay below 1e-6.
 
-use nabla::layers::{Linear, Relu, Sigmoid, Tanh};
+use nabla::layers::{Activation, ActivationKind as Kind, Linear};
 use nabla::{
     ActivationKind, Init, Layer, MeanSquaredError, Module, MultiLayerPerceptron,
     SoftmaxCrossEntropy,
@@ -69,17 +69,17 @@ fn check_activation<M: Module<f64>>(name: &str, mut make: impl FnMut() -> M) {
 
 #[test]
 fn sigmoid_gradient() {
-    check_activation("sigmoid", Sigmoid::<f64>::new);
+    check_activation("sigmoid", || Activation::<f64>::new(Kind::Sigmoid));
 }
 
 #[test]
 fn relu_gradient() {
-    check_activation("relu", Relu::<f64>::new);
+    check_activation("relu", || Activation::<f64>::new(Kind::Relu));
 }
 
 #[test]
 fn tanh_gradient() {
-    check_activation("tanh", Tanh::<f64>::new);
+    check_activation("tanh", || Activation::<f64>::new(Kind::Tanh));
 }
 
 #[test]
@@ -102,11 +102,11 @@ fn linear_gradients() {
     let numerical_w = numerical_gradient(&weights, |w| {
         weighted_sum(make(w, &bias).forward(x.view()), &upstream)
     });
-    assert_gradients_match("linear dL/dW", layer.d_weights.view(), &numerical_w);
+    assert_gradients_match("linear dL/dW", layer.d_weights().view(), &numerical_w);
     let numerical_b = numerical_gradient(&bias, |b| {
         weighted_sum(make(&weights, b).forward(x.view()), &upstream)
     });
-    let d_bias = layer.d_bias.view().insert_axis(ndarray::Axis(0));
+    let d_bias = layer.d_bias().insert_axis(ndarray::Axis(0));
     assert_gradients_match("linear dL/db", d_bias, &numerical_b);
 }
 
@@ -171,14 +171,16 @@ fn cross_entropy_is_finite_for_huge_logits() {
 #[test]
 fn sigmoid_is_stable_for_any_magnitude() {
     let x = array![[-1e4, -800.0, -30.0, 0.0, 30.0, 800.0, 1e4]];
-    let y = Sigmoid::<f64>::new().forward(x.view()).to_owned();
+    let y = Activation::<f64>::new(Kind::Sigmoid)
+        .forward(x.view())
+        .to_owned();
     assert!(
         y.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)),
         "{y}"
     );
     assert_eq!(y[[0, 3]], 0.5);
     assert!(y[[0, 2]] > 0.0 && y[[0, 2]] < 1e-12);
-    let y32 = Sigmoid::<f32>::new()
+    let y32 = Activation::<f32>::new(Kind::Sigmoid)
         .forward(x.mapv(|v| v as f32).view())
         .to_owned();
     assert!(
@@ -189,7 +191,7 @@ fn sigmoid_is_stable_for_any_magnitude() {
 
 #[test]
 fn relu_subgradient_at_zero_is_zero() {
-    let mut relu = Relu::<f64>::new();
+    let mut relu = Activation::<f64>::new(Kind::Relu);
     relu.forward(array![[0.0, 1.0, -1.0]].view());
     let grad = relu.backward(array![[5.0, 5.0, 5.0]].view()).to_owned();
     assert_eq!(grad, array![[0.0, 5.0, 0.0]]);
@@ -202,11 +204,11 @@ fn network_with_two_hidden_layers() {
     let mut network =
         MultiLayerPerceptron::<f64>::from_sizes(&sizes, ActivationKind::Tanh, Init::Xavier, 11)
             .unwrap();
-    network.layers_mut()[3] = Layer::Sigmoid(Sigmoid::new());
+    network.layers_mut()[3] = Layer::activation(Kind::Sigmoid);
     // Non-zero biases, so that their gradients are exercised off the origin.
     for (index, linear) in network.linear_layers_mut().enumerate() {
         let bias = random_matrix(1, linear.out_features(), 0.5, 20 + index as u64);
-        linear.bias.assign(&bias.row(0));
+        linear.bias_mut().assign(&bias.row(0));
     }
     let x = random_matrix(6, 5, 1.0, 12);
     let labels = array![0usize, 1, 2, 2, 1, 0];
@@ -221,31 +223,31 @@ fn network_with_two_hidden_layers() {
     let layer_positions = [0, 2, 4];
     for position in layer_positions {
         let linear = network.layers()[position].as_linear().unwrap().clone();
-        let numerical_w = numerical_gradient(&linear.weights, |w| {
+        let numerical_w = numerical_gradient(&linear.weights().to_owned(), |w| {
             let mut probe = network.clone();
             probe.layers_mut()[position]
                 .as_linear_mut()
                 .unwrap()
-                .weights
+                .weights_mut()
                 .assign(w);
             objective(&mut probe)
         });
         assert_gradients_match(
             &format!("layer {position} dL/dW"),
-            linear.d_weights.view(),
+            linear.d_weights().view(),
             &numerical_w,
         );
-        let bias = linear.bias.clone().insert_axis(ndarray::Axis(0));
+        let bias = linear.bias().to_owned().insert_axis(ndarray::Axis(0));
         let numerical_b = numerical_gradient(&bias, |b| {
             let mut probe = network.clone();
             probe.layers_mut()[position]
                 .as_linear_mut()
                 .unwrap()
-                .bias
+                .bias_mut()
                 .assign(&b.row(0));
             objective(&mut probe)
         });
-        let d_bias = linear.d_bias.view().insert_axis(ndarray::Axis(0));
+        let d_bias = linear.d_bias().insert_axis(ndarray::Axis(0));
         assert_gradients_match(&format!("layer {position} dL/db"), d_bias, &numerical_b);
     }
 }

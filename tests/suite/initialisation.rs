@@ -1,8 +1,6 @@
 //! Seeded initialisation: reproducible, seed-dependent, and the symmetry of zeros.
 
-use nabla::{
-    init, ActivationKind, GradientDescent, Init, Module, MultiLayerPerceptron, SoftmaxCrossEntropy,
-};
+use nabla::{init, ActivationKind, Init, Module, MultiLayerPerceptron, Sgd, SoftmaxCrossEntropy};
 use ndarray::{Array1, Array2, Axis};
 
 use super::util::random_matrix;
@@ -11,7 +9,7 @@ fn first_weights(init: Init, seed: u64) -> Array2<f64> {
     let network =
         MultiLayerPerceptron::<f64>::from_sizes(&[20, 16, 4], ActivationKind::Relu, init, seed)
             .unwrap();
-    let weights = network.linear_layers().next().unwrap().weights.clone();
+    let weights = network.linear_layers().next().unwrap().weights().to_owned();
     weights
 }
 
@@ -51,7 +49,7 @@ fn f32_weights_are_the_rounded_f64_weights() {
         3,
     )
     .unwrap();
-    let w32 = &network.linear_layers().next().unwrap().weights;
+    let w32 = &network.linear_layers().next().unwrap().weights();
     assert_eq!(w64.mapv(|v| v as f32), *w32);
 }
 
@@ -106,7 +104,7 @@ fn zero_initialisation_keeps_hidden_units_identical() {
     let x = random_matrix(10, 12, 1.0, 2);
     let labels: Array1<usize> = (0..10).map(|i| i % 3).collect();
     let mut loss = SoftmaxCrossEntropy::new();
-    let mut optimizer = GradientDescent::new(0.5);
+    let mut optimizer = Sgd::new(0.5);
     for _ in 0..5 {
         loss.forward(network.forward(x.view()), labels.view());
         network.backward(loss.backward());
@@ -114,22 +112,23 @@ fn zero_initialisation_keeps_hidden_units_identical() {
     }
     let hidden = network.linear_layers().next().unwrap();
     assert!(
-        hidden.weights.iter().any(|&w| w != 0.0),
+        hidden.weights().iter().any(|&w| w != 0.0),
         "the weights did move"
     );
     // Identical up to rounding: OpenBLAS may sum the same products in another order for
     // different output positions, so rows can differ in the last bit, never more.
-    let first_row = hidden.weights.row(0);
-    for row in hidden.weights.axis_iter(Axis(0)) {
+    let weights = hidden.weights();
+    let first_row = weights.row(0);
+    for row in hidden.weights().axis_iter(Axis(0)) {
         let spread = (&row - &first_row)
             .mapv(f64::abs)
             .fold(0.0, |m: f64, &v| m.max(v));
         assert!(spread < 1e-15, "hidden units diverged by {spread}");
     }
     let bias_spread = hidden
-        .bias
+        .bias()
         .iter()
-        .map(|b| (b - hidden.bias[0]).abs())
+        .map(|b| (b - hidden.bias()[0]).abs())
         .fold(0.0, f64::max);
     assert!(
         bias_spread < 1e-15,

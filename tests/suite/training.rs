@@ -1,7 +1,7 @@
 //! `train_network` against a hand-computed example, and its extensions.
 
 use nabla::data::{Dataset, Features};
-use nabla::train::{self, TrainConfig, TrainError};
+use nabla::train::{self, Setting, TrainConfig, TrainError};
 use nabla::{ActivationKind, Init, Layer, Linear, MultiLayerPerceptron};
 use ndarray::{array, Array1, Array2};
 
@@ -33,8 +33,8 @@ fn two_batches_by_hand() {
     let mut model = MultiLayerPerceptron::new(vec![Layer::Linear(linear)]).unwrap();
     let history = train::train_network(&mut model, &tiny_dataset(), 1, 0.5, 2, 0).unwrap();
     let trained = model.linear_layers().next().unwrap();
-    assert_eq!(trained.weights, array![[-0.125, -0.375], [0.125, 0.375]]);
-    assert_eq!(trained.bias, array![-0.25, 0.25]);
+    assert_eq!(trained.weights(), array![[-0.125, -0.375], [0.125, 0.375]]);
+    assert_eq!(trained.bias(), array![-0.25, 0.25]);
     // Logit margins (class 1 minus class 0) are 0.75, 1.25 and 1.5: rows 2 and 3 right.
     let expected_loss =
         ((1.0 + 0.75f64.exp()).ln() + (1.0 + (-1.25f64).exp()).ln() + (1.0 + (-1.5f64).exp()).ln())
@@ -125,16 +125,9 @@ fn divergence_names_epoch_and_batch_and_keeps_history() {
     let data = small_mnist_like(100, 4);
     let mut network = model(2);
     let error = train::train_network(&mut network, &data, 50, 1e30, 10, 0).unwrap_err();
-    let TrainError::Diverged {
-        epoch,
-        batch,
-        ref completed,
-        ..
-    } = error
-    else {
+    let TrainError::Diverged { epoch, batch, .. } = error else {
         panic!("expected divergence, got {error}");
     };
-    assert_eq!(completed.len(), epoch - 1);
     assert!(batch >= 1);
     assert!(
         error
@@ -148,10 +141,10 @@ fn divergence_names_epoch_and_batch_and_keeps_history() {
 fn training_leaves_the_input_gradient_setting_as_it_was() {
     let data = small_mnist_like(20, 8);
     let mut network = model(1);
-    assert!(network.input_gradient());
+    assert!(network.computes_grad_input());
     train::train_network(&mut network, &data, 1, 0.1, 10, 0).unwrap();
     assert!(
-        network.input_gradient(),
+        network.computes_grad_input(),
         "training skips the first layer's input gradient only while it runs"
     );
 }
@@ -160,28 +153,28 @@ fn training_leaves_the_input_gradient_setting_as_it_was() {
 fn bad_settings_and_mismatched_models_are_refused() {
     let data = small_mnist_like(10, 5);
     for (config, name) in [
-        (TrainConfig::new(0, 0.1, 1, 0), "num_epoch"),
-        (TrainConfig::new(1, 0.0, 1, 0), "learning_rate"),
-        (TrainConfig::new(1, f64::NAN, 1, 0), "learning_rate"),
-        (TrainConfig::new(1, 0.1, 0, 0), "batch_size"),
+        (TrainConfig::new(0, 0.1, 1, 0), Setting::Epochs),
+        (TrainConfig::new(1, 0.0, 1, 0), Setting::Lr),
+        (TrainConfig::new(1, f64::NAN, 1, 0), Setting::Lr),
+        (TrainConfig::new(1, 0.1, 0, 0), Setting::BatchSize),
         (
             TrainConfig {
                 momentum: 1.0,
                 ..TrainConfig::new(1, 0.1, 1, 0)
             },
-            "momentum",
+            Setting::Momentum,
         ),
         (
             TrainConfig {
                 weight_decay: -1.0,
                 ..TrainConfig::new(1, 0.1, 1, 0)
             },
-            "weight_decay",
+            Setting::WeightDecay,
         ),
     ] {
         let error = train::train_with(&mut model(1), &data, &config, &mut ()).unwrap_err();
         assert!(
-            matches!(error, TrainError::InvalidSetting { name: n, .. } if n == name),
+            matches!(error, TrainError::InvalidSetting { setting, .. } if setting == name),
             "{error}"
         );
     }
@@ -206,7 +199,7 @@ fn bad_settings_and_mismatched_models_are_refused() {
         matches!(
             error,
             TrainError::InvalidSetting {
-                name: "learning_rate",
+                setting: Setting::Lr,
                 ..
             }
         ),
@@ -247,8 +240,14 @@ fn f64_epoch_on_the_subset_matches_plain_loop_reference() {
     )
     .unwrap();
     let mut reference = nabla::reference::ReferenceMlp {
-        weights: network.linear_layers().map(|l| l.weights.clone()).collect(),
-        biases: network.linear_layers().map(|l| l.bias.clone()).collect(),
+        weights: network
+            .linear_layers()
+            .map(|l| l.weights().to_owned())
+            .collect(),
+        biases: network
+            .linear_layers()
+            .map(|l| l.bias().to_owned())
+            .collect(),
         activation: ActivationKind::Sigmoid,
     };
     train::train_network(&mut network, &data, 1, 0.01, 50, 10701).unwrap();
@@ -265,11 +264,11 @@ fn f64_epoch_on_the_subset_matches_plain_loop_reference() {
         .linear_layers()
         .zip(reference.weights.iter().zip(&reference.biases));
     for (linear, (weights, bias)) in layers {
-        let difference = (&linear.weights - weights)
+        let difference = (&linear.weights() - weights)
             .mapv(f64::abs)
             .fold(0.0, |m: f64, &v| m.max(v));
         assert!(difference < 1e-9, "weights differ by {difference}");
-        let difference = (&linear.bias - bias)
+        let difference = (&linear.bias() - bias)
             .mapv(f64::abs)
             .fold(0.0, |m: f64, &v| m.max(v));
         assert!(difference < 1e-9, "biases differ by {difference}");

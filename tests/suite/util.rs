@@ -1,7 +1,7 @@
 //! Helpers shared by the tests.
 
 use nabla::init;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayBase, Data, Ix2};
 use rand::Rng;
 
 /// Asserts `|actual - expected| <= tolerance`, naming what was compared.
@@ -15,7 +15,10 @@ pub fn assert_close(what: &str, actual: f64, expected: f64, tolerance: f64) {
 
 /// The largest absolute elementwise difference of two equally shaped arrays.
 #[track_caller]
-pub fn max_abs_difference<F: nabla::Float>(a: &Array2<F>, b: &Array2<F>) -> f64 {
+pub fn max_abs_difference<F: nabla::Float, A: Data<Elem = F>, B: Data<Elem = F>>(
+    a: &ArrayBase<A, Ix2>,
+    b: &ArrayBase<B, Ix2>,
+) -> f64 {
     assert_eq!(a.dim(), b.dim(), "shapes differ");
     a.iter()
         .zip(b.iter())

@@ -2,8 +2,8 @@
 //! softmax output. Every expected value below is the assignment's own worked answer,
 //! quoted to 4 decimal places.
 
-use nabla::layers::{Linear, Sigmoid};
-use nabla::{GradientDescent, Layer, Module, MultiLayerPerceptron, SoftmaxCrossEntropy};
+use nabla::layers::{Activation, ActivationKind as Kind, Linear};
+use nabla::{Layer, Module, MultiLayerPerceptron, Sgd, SoftmaxCrossEntropy};
 use ndarray::{array, s, Array2};
 
 use super::util::assert_close;
@@ -34,7 +34,7 @@ fn linear_from_bias_first<F: nabla::Float>(matrix: &Array2<f64>) -> Linear<F> {
 fn check_worked_example<F: nabla::Float>(tolerance: f64) {
     let (alpha, beta) = assignment_weights();
     let mut hidden = linear_from_bias_first::<F>(&alpha);
-    let mut sigmoid = Sigmoid::<F>::new();
+    let mut sigmoid = Activation::<F>::new(Kind::Sigmoid);
     let mut output = linear_from_bias_first::<F>(&beta);
     let mut loss = SoftmaxCrossEntropy::<F>::new();
     let x = array![[1., 0., 1., 0., 1., 1.]].mapv(F::from_f64);
@@ -56,14 +56,14 @@ fn check_worked_example<F: nabla::Float>(tolerance: f64) {
     let grad_z = output.backward(grad_logits.view()).to_owned();
     let grad_a = sigmoid.backward(grad_z.view()).to_owned();
     hidden.backward(grad_a.view());
-    let mut optimizer = GradientDescent::new(F::one());
+    let mut optimizer = Sgd::new(F::one());
     optimizer.step(&mut output);
     optimizer.step(&mut hidden);
     // beta(2,1) and beta(1,0), 1-based rows, column 0 = bias.
-    assert_close("beta(2,1)", output.weights[[1, 0]].to_f64(), 1.9772, 5e-5);
-    assert_close("beta(1,0)", output.bias[0].to_f64(), 0.5477, 5e-5);
+    assert_close("beta(2,1)", output.weights()[[1, 0]].to_f64(), 1.9772, 5e-5);
+    assert_close("beta(1,0)", output.bias()[0].to_f64(), 0.5477, 5e-5);
     // alpha(3,4): its input x_4 is 0, so the weight does not move.
-    assert_close("alpha(3,4)", hidden.weights[[2, 3]].to_f64(), 2.0, 1e-12);
+    assert_close("alpha(3,4)", hidden.weights()[[2, 3]].to_f64(), 2.0, 1e-12);
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn worked_example_through_the_network() {
     let (alpha, beta) = assignment_weights();
     let layers: Vec<Layer<f64>> = vec![
         linear_from_bias_first(&alpha).into(),
-        Layer::Sigmoid(Sigmoid::new()),
+        Layer::activation(Kind::Sigmoid),
         linear_from_bias_first(&beta).into(),
     ];
     let mut network = MultiLayerPerceptron::new(layers).unwrap();
@@ -92,8 +92,8 @@ fn worked_example_through_the_network() {
     let value = loss.forward(network.forward(x.view()), array![2usize].view());
     assert_close("loss", value, 2.6912, 5e-5);
     network.backward(loss.backward());
-    GradientDescent::new(1.0).step(&mut network);
+    Sgd::new(1.0).step(&mut network);
     let output = network.layers()[2].as_linear().unwrap();
-    assert_close("beta(2,1)", output.weights[[1, 0]], 1.9772, 5e-5);
-    assert_close("beta(1,0)", output.bias[0], 0.5477, 5e-5);
+    assert_close("beta(2,1)", output.weights()[[1, 0]], 1.9772, 5e-5);
+    assert_close("beta(1,0)", output.bias()[0], 0.5477, 5e-5);
 }

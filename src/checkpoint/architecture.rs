@@ -1,0 +1,146 @@
+//! A model's architecture as the model files describe it: the layers in order, with the
+//! activations named as [`ActivationKind`] names them.
+
+use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::float::Float;
+use crate::layers::{ActivationKind, Layer, Linear};
+use crate::names::UnknownName;
+use crate::network::{ModelError, MultiLayerPerceptron};
+
+/// One layer as a model file records it: `{"type": "linear", "in_features": 784,
+/// "out_features": 256}` or `{"type": "relu"}` (any activation name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawLayer", into = "RawLayer")]
+pub enum LayerSpec {
+    /// A linear layer `(in -> out)`.
+    Linear {
+        /// Input width.
+        in_features: usize,
+        /// Output width.
+        out_features: usize,
+    },
+    /// An elementwise activation.
+    Activation(ActivationKind),
+}
+
+/// A layer description that names no known layer.
+#[derive(Debug, Error)]
+pub enum LayerSpecError {
+    /// A type that is neither `linear` nor an activation.
+    #[error("layer type: {0}")]
+    UnknownType(#[source] UnknownName),
+    /// A linear layer without its widths.
+    #[error("a linear layer needs in_features and out_features")]
+    MissingWidth,
+}
+
+/// The serialised form of a [`LayerSpec`].
+#[derive(Serialize, Deserialize)]
+struct RawLayer {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    in_features: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    out_features: Option<usize>,
+}
+
+const LINEAR: &str = "linear";
+
+impl TryFrom<RawLayer> for LayerSpec {
+    type Error = LayerSpecError;
+
+    fn try_from(raw: RawLayer) -> Result<Self, Self::Error> {
+        if raw.kind.eq_ignore_ascii_case(LINEAR) {
+            return match (raw.in_features, raw.out_features) {
+                (Some(in_features), Some(out_features)) => Ok(LayerSpec::Linear {
+                    in_features,
+                    out_features,
+                }),
+                _ => Err(LayerSpecError::MissingWidth),
+            };
+        }
+        raw.kind
+            .parse()
+            .map(LayerSpec::Activation)
+            .map_err(|mut error: UnknownName| {
+                error.expected = format!("{LINEAR} or an activation: {}", error.expected);
+                LayerSpecError::UnknownType(error)
+            })
+    }
+}
+
+impl From<LayerSpec> for RawLayer {
+    fn from(spec: LayerSpec) -> Self {
+        match spec {
+            LayerSpec::Linear {
+                in_features,
+                out_features,
+            } => RawLayer {
+                kind: LINEAR.into(),
+                in_features: Some(in_features),
+                out_features: Some(out_features),
+            },
+            LayerSpec::Activation(kind) => RawLayer {
+                kind: kind.name().into(),
+                in_features: None,
+                out_features: None,
+            },
+        }
+    }
+}
+
+/// What `nabla eval` and `nabla predict` need besides the weights.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Architecture {
+    /// Always `"nabla-mlp"`.
+    pub format: String,
+    /// The float type the weights were saved in (`"f32"` or `"f64"`).
+    pub dtype: String,
+    /// The layers in order; their positions are the parameter names' prefixes.
+    pub layers: Vec<LayerSpec>,
+}
+
+impl Architecture {
+    /// The architecture of `model`.
+    pub fn of<F: Float>(model: &MultiLayerPerceptron<F>) -> Self {
+        let layers = model
+            .layers()
+            .iter()
+            .map(|layer| match layer {
+                Layer::Linear(linear) => LayerSpec::Linear {
+                    in_features: linear.in_features(),
+                    out_features: linear.out_features(),
+                },
+                Layer::Activation(activation) => LayerSpec::Activation(activation.kind()),
+            })
+            .collect();
+        Self {
+            format: "nabla-mlp".into(),
+            dtype: F::NAME.into(),
+            layers,
+        }
+    }
+
+    /// A zero-weight network of this architecture (weights are loaded next).
+    pub(crate) fn build<F: Float>(&self) -> Result<MultiLayerPerceptron<F>, ModelError> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|spec| match *spec {
+                LayerSpec::Linear {
+                    in_features,
+                    out_features,
+                } => Layer::Linear(Linear::from_params(
+                    Array2::zeros((out_features, in_features)),
+                    Array1::zeros(out_features),
+                )),
+                LayerSpec::Activation(kind) => Layer::activation(kind),
+            })
+            .collect();
+        MultiLayerPerceptron::new(layers)
+    }
+}

@@ -1,0 +1,70 @@
+//! Every error the binary reports: printed once by `main` as one `nabla: error: ...`
+//! line, with exit status 2.
+
+use std::io;
+use std::path::PathBuf;
+
+use nabla::checkpoint::CheckpointError;
+use nabla::data::DataError;
+use nabla::network::ModelError;
+use nabla::threads::ThreadsError;
+use nabla::train::TrainError;
+use thiserror::Error;
+
+use super::log::LogError;
+use super::settings::InvalidFlag;
+
+/// An error for the user.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// A flag with a value nabla refuses.
+    #[error(transparent)]
+    Flag(#[from] InvalidFlag),
+    /// The data could not be loaded.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A model file could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Training could not start or diverged.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// The layers do not make a network.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The thread counts could not be set.
+    #[error(transparent)]
+    Threads(#[from] ThreadsError),
+    /// A training log could not be written or read.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// An output file could not be written.
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// A plot could not be drawn.
+    #[error("{path}: cannot draw: {detail}")]
+    Plot {
+        /// The SVG file.
+        path: PathBuf,
+        /// What the plotting library said.
+        detail: String,
+    },
+    /// Prediction input whose width fits neither the model nor the model plus a label.
+    #[error("{path}: rows have {columns} columns, the model takes {features} features (or {features} plus a label)")]
+    InputWidth {
+        /// The input file.
+        path: PathBuf,
+        /// Columns per row.
+        columns: usize,
+        /// The model's input width.
+        features: usize,
+    },
+    /// Writing to stdout failed.
+    #[error("cannot write to stdout: {0}")]
+    Stdout(#[source] io::Error),
+}
