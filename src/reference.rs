@@ -228,19 +228,19 @@ impl<F: Float> ReferenceMlp<F> {
             .collect()
     }
 
-    /// One gradient-descent step on the batch `x: (batch, in)`, `labels: (batch)`;
-    /// returns the batch's mean loss before the step.
-    pub fn train_batch(
-        &mut self,
+    /// The mean loss of the batch `x: (batch, in)`, `labels: (batch)` and the gradients
+    /// of every linear layer (`d_weights`, `d_bias`; `grad_input` of the layer's input).
+    pub fn gradients(
+        &self,
         x: ArrayView2<'_, F>,
         labels: ArrayView1<'_, usize>,
-        learning_rate: F,
-    ) -> F {
+    ) -> (F, Vec<LinearGradients<F>>) {
         let activations = self.activations(x);
         let logits = activations.last().expect("at least the input");
         let (loss, mut grad) = softmax_cross_entropy(logits.view(), labels);
+        let mut gradients = Vec::with_capacity(self.weights.len());
         for index in (0..self.weights.len()).rev() {
-            let gradients = linear_backward(
+            let layer = linear_backward(
                 activations[index].view(),
                 self.weights[index].view(),
                 grad.view(),
@@ -249,12 +249,115 @@ impl<F: Float> ReferenceMlp<F> {
                 grad = activation_backward(
                     self.activation,
                     activations[index].view(),
-                    gradients.grad_input.view(),
+                    layer.grad_input.view(),
                 );
             }
-            self.weights[index].scaled_add(-learning_rate, &gradients.d_weights);
-            self.biases[index].scaled_add(-learning_rate, &gradients.d_bias);
+            gradients.push(layer);
+        }
+        gradients.reverse();
+        (loss, gradients)
+    }
+
+    /// One plain gradient-descent step (`w -= lr * dw`) on the batch `x: (batch, in)`,
+    /// `labels: (batch)`; returns the batch's mean loss before the step.
+    pub fn train_batch(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        labels: ArrayView1<'_, usize>,
+        learning_rate: F,
+    ) -> F {
+        let (loss, gradients) = self.gradients(x, labels);
+        for (index, layer) in gradients.iter().enumerate() {
+            self.weights[index].scaled_add(-learning_rate, &layer.d_weights);
+            self.biases[index].scaled_add(-learning_rate, &layer.d_bias);
         }
         loss
+    }
+}
+
+/// `torch.optim.SGD` in plain loops, with nabla's weight decay: `g' = g + 2 lambda w` on
+/// weight matrices only; with momentum `mu`, `v = g'` on the first step and
+/// `v = mu v + g'` after, and the step direction `v` (or `g' + mu v` with Nesterov);
+/// `w -= lr * direction`.
+#[derive(Clone, Debug)]
+pub struct ReferenceSgd<F> {
+    /// Learning rate.
+    pub lr: F,
+    /// Momentum `mu` (0: none).
+    pub momentum: F,
+    /// L2 weight decay `lambda`.
+    pub weight_decay: F,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// Momentum buffers `(weights, bias)` per layer, after the first step.
+    pub velocities: Option<Vec<(Array2<F>, Array1<F>)>>,
+}
+
+impl<F: Float> ReferenceSgd<F> {
+    /// SGD without momentum or decay.
+    pub fn new(lr: F) -> Self {
+        Self {
+            lr,
+            momentum: F::zero(),
+            weight_decay: F::zero(),
+            nesterov: false,
+            velocities: None,
+        }
+    }
+
+    /// Applies `gradients` (from [`ReferenceMlp::gradients`]) to `model`.
+    pub fn step(&mut self, model: &mut ReferenceMlp<F>, gradients: &[LinearGradients<F>]) {
+        let first_step = self.velocities.is_none();
+        let velocities = self.velocities.get_or_insert_with(|| {
+            gradients
+                .iter()
+                .map(|g| {
+                    (
+                        Array2::zeros(g.d_weights.raw_dim()),
+                        Array1::zeros(g.d_bias.len()),
+                    )
+                })
+                .collect()
+        });
+        let decay = self.weight_decay + self.weight_decay;
+        for (index, layer) in gradients.iter().enumerate() {
+            let (velocity_w, velocity_b) = &mut velocities[index];
+            let weights = &mut model.weights[index];
+            for ((w, &g), v) in weights
+                .iter_mut()
+                .zip(layer.d_weights.iter())
+                .zip(velocity_w.iter_mut())
+            {
+                let g = g + decay * *w;
+                *w -= self.lr * momentum_direction(self.momentum, self.nesterov, g, v, first_step);
+            }
+            let biases = &mut model.biases[index];
+            for ((b, &g), v) in biases
+                .iter_mut()
+                .zip(layer.d_bias.iter())
+                .zip(velocity_b.iter_mut())
+            {
+                *b -= self.lr * momentum_direction(self.momentum, self.nesterov, g, v, first_step);
+            }
+        }
+    }
+}
+
+/// The SGD step direction for gradient `g`, updating the momentum buffer `v`.
+fn momentum_direction<F: Float>(
+    momentum: F,
+    nesterov: bool,
+    g: F,
+    v: &mut F,
+    first_step: bool,
+) -> F {
+    if momentum == F::zero() {
+        return g;
+    }
+    *v = if first_step { g } else { momentum * *v + g };
+    if nesterov {
+        g + momentum * *v
+    } else {
+        *v
     }
 }

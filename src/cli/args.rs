@@ -103,6 +103,9 @@ pub struct TrainArgs {
     /// Momentum in [0, 1).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub momentum: f64,
+    /// Nesterov momentum (with --momentum > 0).
+    #[arg(long)]
+    pub nesterov: bool,
     /// Shuffle the training rows every epoch (seeded by --seed).
     #[arg(long)]
     pub shuffle: bool,

@@ -101,8 +101,13 @@ impl EpochLog {
         let config = &settings.config;
         let hidden: Vec<String> = settings.hidden.iter().map(usize::to_string).collect();
         let extras = format!(
-            "momentum={} weight_decay={} shuffle={} threads={} gemm={}",
-            config.momentum, config.weight_decay, config.shuffle, settings.threads, settings.gemm
+            "momentum={} nesterov={} weight_decay={} shuffle={} threads={} gemm={}",
+            config.momentum,
+            config.nesterov,
+            config.weight_decay,
+            config.shuffle,
+            settings.threads,
+            settings.gemm
         );
         let hyperparameters = vec![
             settings.data.name.clone(),

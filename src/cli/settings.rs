@@ -37,6 +37,7 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::BatchSize => "--batch-size",
         Setting::Momentum => "--momentum",
         Setting::WeightDecay => "--weight-decay",
+        Setting::Nesterov => "--nesterov",
     }
 }
 
@@ -154,6 +155,7 @@ impl TrainSettings {
             seed: args.seed,
             shuffle: args.shuffle,
             momentum: args.momentum,
+            nesterov: args.nesterov,
             weight_decay: args.weight_decay,
         };
         if let Err(TrainError::InvalidSetting {

@@ -1,6 +1,6 @@
 //! The layers of a network: [`Linear`] and [`Activation`] (one type for every
 //! [`ActivationKind`]), and [`Layer`], the closed set of them that a
-//! [`crate::network::MultiLayerPerceptron`] holds.
+//! network holds.
 
 mod activation;
 mod linear;

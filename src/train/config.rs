@@ -19,6 +19,8 @@ pub struct TrainConfig {
     pub shuffle: bool,
     /// Heavy-ball momentum in `[0, 1)`; 0 is plain gradient descent.
     pub momentum: f64,
+    /// Nesterov momentum (needs `momentum > 0`).
+    pub nesterov: bool,
     /// L2 weight decay `lambda >= 0` (weights only).
     pub weight_decay: f64,
 }
@@ -36,6 +38,8 @@ pub enum Setting {
     Momentum,
     /// [`TrainConfig::weight_decay`].
     WeightDecay,
+    /// [`TrainConfig::nesterov`].
+    Nesterov,
 }
 
 impl fmt::Display for Setting {
@@ -46,6 +50,7 @@ impl fmt::Display for Setting {
             Setting::BatchSize => "batch_size",
             Setting::Momentum => "momentum",
             Setting::WeightDecay => "weight_decay",
+            Setting::Nesterov => "nesterov",
         })
     }
 }
@@ -60,6 +65,7 @@ impl TrainConfig {
             seed,
             shuffle: false,
             momentum: 0.0,
+            nesterov: false,
             weight_decay: 0.0,
         }
     }
@@ -91,6 +97,9 @@ impl TrainConfig {
                 self.weight_decay,
                 "a finite number >= 0",
             );
+        }
+        if self.nesterov && self.momentum == 0.0 {
+            return invalid(Setting::Nesterov, 1.0, "a momentum > 0 with it");
         }
         Ok(())
     }

@@ -86,6 +86,7 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
     }
     let mut optimizer = Sgd::new(lr)
         .with_momentum(F::from_f64(config.momentum))
+        .with_nesterov(config.nesterov)
         .with_weight_decay(F::from_f64(config.weight_decay));
     // An update without state is fused into the weight-gradient GEMM.
     let fused_update = optimizer.plain_update();
