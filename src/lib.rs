@@ -67,3 +67,8 @@ pub use loss::{MeanSquaredError, SoftmaxCrossEntropy};
 pub use module::{Module, Parameter, ParameterKey, ParameterKind};
 pub use network::{ModelError, MultiLayerPerceptron};
 pub use optim::Sgd;
+
+/// The README's code, compiled and run as a doctest so that it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
