@@ -16,6 +16,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::float::Float;
 use crate::names::UnknownName;
+use crate::threads::with_one_blas_thread;
 
 /// The assignment's seed, used when none is given.
 pub const DEFAULT_SEED: u64 = 10701;
@@ -121,8 +122,8 @@ fn orthogonal<R: Rng + ?Sized>((rows, cols): (usize, usize), rng: &mut R) -> Arr
     // Factor a tall Gaussian matrix (max x min); its Q has orthonormal columns.
     let (tall, short) = (rows.max(cols), rows.min(cols));
     let gaussian_matrix = Array2::from_shape_simple_fn((tall, short), || gaussian(rng));
-    let (mut q, r) = gaussian_matrix
-        .qr()
+    // On one OpenBLAS thread: the threaded QR's last bits follow the thread count.
+    let (mut q, r) = with_one_blas_thread(|| gaussian_matrix.qr())
         .expect("QR of a Gaussian matrix succeeds with probability one");
     for (j, mut column) in q.columns_mut().into_iter().enumerate() {
         if r[[j, j]] < 0.0 {

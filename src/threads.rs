@@ -6,6 +6,7 @@ use std::fmt;
 use std::os::raw::c_int;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use thiserror::Error;
 
@@ -130,6 +131,19 @@ pub fn set_blas_threads(threads: usize) {
     let threads = threads.clamp(1, c_int::MAX as usize) as c_int;
     // SAFETY: OpenBLAS's documented setter; it takes effect for later calls.
     unsafe { openblas_set_num_threads(threads) }
+}
+
+/// Runs `work` with OpenBLAS on one thread, then restores the thread count: for the
+/// LAPACK calls whose results would otherwise depend on it (OpenBLAS's threaded
+/// factorisations sum in an order that follows the thread count). Calls take turns.
+pub(crate) fn with_one_blas_thread<R>(work: impl FnOnce() -> R) -> R {
+    static TURN: Mutex<()> = Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    let previous = blas_threads();
+    set_blas_threads(1);
+    let result = work();
+    set_blas_threads(previous);
+    result
 }
 
 /// Relative cost per element of a cheap kernel (ReLU: a compare and a select).

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use nabla::checkpoint::{self, CheckpointError};
 use nabla::{ActivationKind, Init, Layer, MultiLayerPerceptron};
-use ndarray::array;
+use ndarray::{array, Array2};
 
 #[test]
 fn save_and_load_round_trip_exactly() {
@@ -56,10 +56,9 @@ fn loads_a_numpy_written_state_dict() {
             .unwrap();
     checkpoint::load_weights_into(&mut model, &fixture).unwrap();
     let layers: Vec<_> = model.linear_layers().collect();
-    assert_eq!(
-        layers[0].weights().row(0),
-        array![-0.75f32, -0.625, -0.5, -0.375]
-    );
+    // Every entry of 0.weight: (arange(12).reshape(3, 4) - 6) / 8.
+    let expected = Array2::from_shape_fn((3, 4), |(i, j)| ((i * 4 + j) as f32 - 6.0) / 8.0);
+    assert_eq!(layers[0].weights(), expected);
     assert_eq!(layers[0].bias(), array![0.5f32, -0.25, 0.125]);
     assert_eq!(
         layers[1].weights(),

@@ -96,8 +96,28 @@ fn log_has_one_parsable_row_per_epoch() {
     assert_eq!(column(&log, "lr"), ["0.01"; 3]);
 }
 
+/// The first `rows` test rows of the subset as a CSV file with their labels.
+fn write_test_rows(path: &Path, rows: usize) -> Vec<usize> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-subset");
+    let data = nabla::data::mnist_subset::<f32>(&dir)
+        .unwrap()
+        .head(1, rows);
+    let x = data.test_x.to_dense();
+    let text: String = x
+        .rows()
+        .into_iter()
+        .zip(&data.test_y)
+        .map(|(row, label)| {
+            let values: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            format!("{},{label}\n", values.join(","))
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
+    data.test_y.to_vec()
+}
+
 #[test]
-fn save_then_eval_reproduces_the_training_accuracy() {
+fn eval_and_predict_agree_with_the_library() {
     let dir = tempfile::tempdir().unwrap();
     let (log, model) = (dir.path().join("run.csv"), dir.path().join("model.npz"));
     small_run()
@@ -114,29 +134,71 @@ fn save_then_eval_reproduces_the_training_accuracy() {
         "--test-rows",
         "200",
     ]));
-    let accuracy = |set: &str| {
+    let field = |set: &str, index: usize| {
         let line = eval.lines().find(|l| l.starts_with(set)).unwrap();
-        line.split_whitespace().nth(4).unwrap().to_string()
+        line.split_whitespace().nth(index).unwrap().to_string()
     };
-    assert_eq!(accuracy("train"), column(&log, "train_acc")[1], "{eval}");
-    assert_eq!(accuracy("test"), column(&log, "test_acc")[1], "{eval}");
-    assert!(eval.contains("confusion matrix"));
-
-    let input = dir.path().join("rows.csv");
-    let rows: String = (0..5)
-        .map(|i| format!("{}\n", vec![format!("{}", i as f64 / 10.0); 784].join(",")))
+    assert_eq!(field("train", 4), column(&log, "train_acc")[1], "{eval}");
+    assert_eq!(field("test", 4), column(&log, "test_acc")[1], "{eval}");
+    // The confusion matrix: each row sums to that class's count among the 200 test rows,
+    // and its trace is the number of correct predictions eval reports.
+    let labels = write_test_rows(&dir.path().join("unused.csv"), 200);
+    let matrix: Vec<Vec<usize>> = eval
+        .lines()
+        .skip_while(|l| !l.starts_with("confusion matrix"))
+        .skip(2)
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .map(|c| c.parse().unwrap())
+                .collect()
+        })
         .collect();
-    std::fs::write(&input, rows).unwrap();
-    let predictions = stdout_of(
-        nabla_subcommand("predict")
-            .arg("--model")
-            .arg(&model)
-            .arg("--input")
-            .arg(&input),
-    );
-    let labels: Vec<usize> = predictions.lines().map(|l| l.parse().unwrap()).collect();
-    assert_eq!(labels.len(), 5);
-    assert!(labels.iter().all(|&l| l < 10));
+    assert_eq!(matrix.len(), 10, "{eval}");
+    for (class, row) in matrix.iter().enumerate() {
+        let count = labels.iter().filter(|&&l| l == class).count();
+        assert_eq!(row.iter().sum::<usize>(), count, "class {class}: {eval}");
+    }
+    let trace: usize = (0..10).map(|c| matrix[c][c]).sum();
+    let correct = field("test", 5);
+    assert_eq!(format!("({trace}/200"), correct, "{eval}");
+
+    // predict, on rows with a trailing label column, gives the library's predictions.
+    let input = dir.path().join("rows.csv");
+    write_test_rows(&input, 37);
+    let mut loaded = nabla::checkpoint::load::<f32>(&model).unwrap();
+    let features = nabla::data::load_csv::<f32>(&input, 10).unwrap().0;
+    let expected = nabla::train::predict(&mut loaded, &nabla::Features::Dense(features));
+    for dtype in ["f32", "f64"] {
+        let predictions = stdout_of(
+            nabla_subcommand("predict")
+                .arg("--model")
+                .arg(&model)
+                .arg("--input")
+                .arg(&input)
+                .args(["--dtype", dtype]),
+        );
+        let labels: Vec<usize> = predictions.lines().map(|l| l.parse().unwrap()).collect();
+        assert_eq!(labels, expected.to_vec(), "predict --dtype {dtype}");
+    }
+    // eval --dtype f64 of the f32 model reports the same accuracy (to the printed digits).
+    let eval64 = stdout_of(nabla_subcommand("eval").arg("--model").arg(&model).args([
+        "--train-rows",
+        "500",
+        "--test-rows",
+        "200",
+        "--dtype",
+        "f64",
+    ]));
+    let accuracy64 = eval64
+        .lines()
+        .find(|l| l.starts_with("test"))
+        .unwrap()
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .to_string();
+    assert_eq!(accuracy64, field("test", 4));
 }
 
 #[test]
@@ -240,22 +302,48 @@ fn a_short_relu_run_on_the_subset_learns() {
 }
 
 #[test]
-fn divergence_is_a_clear_error_not_nan_rows() {
+fn divergence_is_a_clear_error_and_the_log_keeps_the_finished_epochs() {
+    // The same late divergence as the library test (training::late_divergence).
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("diverged.csv");
-    let output = small_run()
-        .args(["--lr", "1e30", "--epochs", "3", "--log"])
+    let output = nabla()
+        .args([
+            "--train-rows",
+            "500",
+            "--test-rows",
+            "200",
+            "--hidden",
+            "32",
+            "--activation",
+            "sigmoid",
+        ])
+        .args([
+            "--lr",
+            "7e34",
+            "--momentum",
+            "0.99",
+            "--epochs",
+            "30",
+            "--log",
+        ])
         .arg(&log)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("diverged in epoch 1, batch"), "{stderr}");
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        !text.to_lowercase().contains("nan") && !text.contains("inf"),
-        "{text}"
-    );
+    let epoch: usize = stderr
+        .split("diverged in epoch ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(epoch >= 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let logged = column(&log, "epoch");
+    let expected: Vec<String> = (1..epoch).map(|e| e.to_string()).collect();
+    assert_eq!(logged, expected, "the log keeps every finished epoch");
+    let text = std::fs::read_to_string(&log).unwrap().to_lowercase();
+    assert!(!text.contains("nan") && !text.contains("inf"), "{text}");
 }
 
 #[test]
@@ -263,7 +351,7 @@ fn plot_and_summarize_read_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
     small_run()
-        .args(["--epochs", "2", "--quiet", "--log"])
+        .args(["--epochs", "3", "--quiet", "--log"])
         .arg(&a)
         .assert()
         .success();
@@ -282,8 +370,33 @@ fn plot_and_summarize_read_the_logs() {
         .arg(&svg)
         .assert()
         .success();
-    let drawing = std::fs::read_to_string(&svg).unwrap();
-    assert!(drawing.contains("<svg") && drawing.contains("a train") && drawing.contains("b test"));
+    // The SVG parses as XML; each panel (loss, accuracy) has one legend entry per run and
+    // split, and each run is drawn in a colour of its own.
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let document = roxmltree::Document::parse(&text).unwrap();
+    let legend: Vec<String> = document
+        .descendants()
+        .filter(|node| node.has_tag_name("text"))
+        .filter_map(|node| node.text())
+        .map(|text| text.trim().to_string())
+        .filter(|text| text.ends_with(" train") || text.ends_with(" test"))
+        .collect();
+    for entry in ["a train", "a test", "b train", "b test"] {
+        assert_eq!(
+            legend.iter().filter(|t| *t == entry).count(),
+            2,
+            "'{entry}' in {legend:?}"
+        );
+    }
+    assert_eq!(legend.len(), 8, "{legend:?}");
+    let colours: std::collections::BTreeSet<&str> = document
+        .descendants()
+        .filter(|node| node.has_tag_name("polyline"))
+        .filter_map(|node| node.attribute("stroke"))
+        .filter(|&stroke| stroke != "#000000")
+        .collect();
+    assert_eq!(colours.len(), 2, "one colour per run: {colours:?}");
+
     let (markdown, table) = (
         dir.path().join("results.md"),
         dir.path().join("results.csv"),
@@ -304,6 +417,45 @@ fn plot_and_summarize_read_the_logs() {
         "{markdown}"
     );
     assert_eq!(column(&table, "dtype"), ["f32", "f64"]);
+    // The summary holds each log's last epoch and the sum of its seconds. Log a's
+    // seconds are rewritten to known values (1.5 + 2.25 + 3.125), as real ones round to
+    // 0.00 on a fast machine.
+    let mut reader = csv::Reader::from_path(&a).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let seconds_index = header.iter().position(|h| h == "seconds").unwrap();
+    let mut writer = csv::Writer::from_path(&a).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    writer.write_record(&header).unwrap();
+    for (row, seconds) in rows.iter().zip(["1.5", "2.25", "3.125"]) {
+        let fields: Vec<&str> = row
+            .iter()
+            .enumerate()
+            .map(|(i, field)| if i == seconds_index { seconds } else { field })
+            .collect();
+        writer.write_record(fields).unwrap();
+    }
+    writer.flush().unwrap();
+    nabla_subcommand("summarize")
+        .arg(&a)
+        .arg(&b)
+        .arg("--csv")
+        .arg(&table)
+        .assert()
+        .success();
+    assert_eq!(
+        column(&table, "seconds")[0],
+        "6.88",
+        "1.5 + 2.25 + 3.125 = 6.875"
+    );
+    for (row, log) in [&a, &b].into_iter().enumerate() {
+        for name in ["train_loss", "train_acc", "test_loss", "test_acc", "epochs"] {
+            assert_eq!(
+                column(&table, name)[row],
+                *column(log, name).last().unwrap(),
+                "{name}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -11,44 +11,7 @@ use nabla::{
 };
 use ndarray::{array, Array2, ArrayView2, Zip};
 
-use super::util::random_matrix;
-
-const STEP: f64 = 1e-6;
-const MAX_RELATIVE_ERROR: f64 = 1e-6;
-
-/// The numerical gradient of `objective` at `point`, by central differences.
-fn numerical_gradient(
-    point: &Array2<f64>,
-    mut objective: impl FnMut(&Array2<f64>) -> f64,
-) -> Array2<f64> {
-    let mut probe = point.clone();
-    let mut gradient = Array2::zeros(point.raw_dim());
-    for index in ndarray::indices(point.raw_dim()) {
-        let original = probe[index];
-        probe[index] = original + STEP;
-        let plus = objective(&probe);
-        probe[index] = original - STEP;
-        let minus = objective(&probe);
-        probe[index] = original;
-        gradient[index] = (plus - minus) / (2.0 * STEP);
-    }
-    gradient
-}
-
-#[track_caller]
-fn assert_gradients_match(what: &str, analytic: ArrayView2<'_, f64>, numerical: &Array2<f64>) {
-    let difference = (&analytic - numerical).mapv(|v| v * v).sum().sqrt();
-    let scale = analytic.mapv(|v| v * v).sum().sqrt() + numerical.mapv(|v| v * v).sum().sqrt();
-    let relative = if scale == 0.0 {
-        0.0
-    } else {
-        difference / scale
-    };
-    assert!(
-        relative < MAX_RELATIVE_ERROR,
-        "{what}: relative error {relative:e} >= {MAX_RELATIVE_ERROR:e}\nanalytic:\n{analytic}\nnumerical:\n{numerical}"
-    );
-}
+use super::util::{assert_gradients_match, numerical_gradient, random_matrix};
 
 /// `L = sum(output * weights)`: a scalar whose gradient w.r.t. the output is `weights`.
 fn weighted_sum(output: ArrayView2<'_, f64>, weights: &Array2<f64>) -> f64 {

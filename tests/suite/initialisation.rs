@@ -30,16 +30,6 @@ fn same_seed_gives_identical_weights_different_seed_does_not() {
 }
 
 #[test]
-fn weights_do_not_depend_on_the_thread_count() {
-    let single = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let in_pool = single.install(|| first_weights(Init::Uniform, 7));
-    assert_eq!(in_pool, first_weights(Init::Uniform, 7));
-}
-
-#[test]
 fn f32_weights_are_the_rounded_f64_weights() {
     let w64 = first_weights(Init::Uniform, 3);
     let network = MultiLayerPerceptron::<f32>::from_sizes(
@@ -53,20 +43,71 @@ fn f32_weights_are_the_rounded_f64_weights() {
     assert_eq!(w64.mapv(|v| v as f32), *w32);
 }
 
+/// Sample mean, variance (about 0) and extremes of a matrix.
+fn moments(w: &Array2<f64>) -> (f64, f64, f64, f64) {
+    let n = w.len() as f64;
+    let mean = w.sum() / n;
+    let variance = w.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let min = w.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (mean, variance, min, max)
+}
+
+/// Each scheme's distribution on a 256 x 784 matrix (200,704 draws): its range, and its
+/// mean and variance within 5 standard errors of the scheme's own (a correct initialiser
+/// fails a 5-sigma check with probability below 1e-6; the seed is fixed, so the test is
+/// deterministic anyway). A wrong scale (1/in for 1/sqrt(in), fan_out for fan_in, a
+/// variance of 1/in for 2/in) is off by tens of standard errors.
 #[test]
-fn schemes_have_their_scale() {
+fn schemes_have_their_distribution() {
+    let (out, inputs) = (256, 784);
+    let n = (out * inputs) as f64;
     let mut rng = init::rng(1);
-    let uniform: Array2<f64> = init::weights(Init::Uniform, 64, 100, &mut rng);
-    assert!(uniform.iter().all(|v| v.abs() <= 0.1));
-    let xavier: Array2<f64> = init::weights(Init::Xavier, 64, 100, &mut rng);
-    let limit = (6.0f64 / 164.0).sqrt();
-    assert!(xavier.iter().all(|v| v.abs() <= limit));
-    let he: Array2<f64> = init::weights(Init::He, 200, 300, &mut rng);
-    let variance = he.mapv(|v| v * v).mean().unwrap();
+    // Uniform on [-a, a): variance a^2/3; the sample variance's standard error is
+    // a^2 sqrt(4 / (45 n)); the mean's is a / sqrt(3 n).
+    let uniform_cases = [
+        (Init::Uniform, 1.0 / (inputs as f64).sqrt()),
+        (Init::Xavier, (6.0 / (inputs + out) as f64).sqrt()),
+    ];
+    for (scheme, limit) in uniform_cases {
+        let w: Array2<f64> = init::weights(scheme, out, inputs, &mut rng);
+        let (mean, variance, min, max) = moments(&w);
+        assert!(
+            min >= -limit && max < limit,
+            "{scheme}: outside [-{limit}, {limit})"
+        );
+        assert!(
+            min < -0.999 * limit && max > 0.999 * limit,
+            "{scheme}: does not fill its range ({min}, {max})"
+        );
+        let mean_error = limit / (3.0 * n).sqrt();
+        assert!(mean.abs() < 5.0 * mean_error, "{scheme}: mean {mean}");
+        let expected = limit * limit / 3.0;
+        let variance_error = limit * limit * (4.0 / (45.0 * n)).sqrt();
+        assert!(
+            (variance - expected).abs() < 5.0 * variance_error,
+            "{scheme}: variance {variance}, expected {expected} +- {variance_error}"
+        );
+    }
+    // He: N(0, 2/in); the sample variance's standard error is sigma^2 sqrt(2/n), and the
+    // fraction within one sigma is 0.6827 with standard error sqrt(p (1-p) / n).
+    let w: Array2<f64> = init::weights(Init::He, out, inputs, &mut rng);
+    let (mean, variance, _, _) = moments(&w);
+    let sigma2 = 2.0 / inputs as f64;
+    assert!(mean.abs() < 5.0 * (sigma2 / n).sqrt(), "he: mean {mean}");
     assert!(
-        (variance - 2.0 / 300.0).abs() < 0.1 * 2.0 / 300.0,
-        "He variance {variance}"
+        (variance - sigma2).abs() < 5.0 * sigma2 * (2.0 / n).sqrt(),
+        "he: variance {variance}, expected {sigma2}"
     );
+    let within = w.iter().filter(|v| v.abs() < sigma2.sqrt()).count() as f64 / n;
+    let p = 0.682_689_492;
+    assert!(
+        (within - p).abs() < 5.0 * (p * (1.0 - p) / n).sqrt(),
+        "he: {within} within one sigma"
+    );
+    // Zeros: all zero.
+    let w: Array2<f64> = init::weights(Init::Zeros, out, inputs, &mut rng);
+    assert!(w.iter().all(|&v| v == 0.0));
 }
 
 #[test]

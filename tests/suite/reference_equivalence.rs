@@ -75,11 +75,9 @@ fn f32_linear_matches_reference_on_many_shapes() {
         let weights = random_matrix(outputs, inputs, 1.0, seed);
         let x = random_matrix(batch, inputs, 1.0, seed + 1);
         let upstream = random_matrix(batch, outputs, 1.0, seed + 2);
-        let zero_bias = Array1::zeros(outputs);
-        let mut layer = Linear::<f32>::from_params(
-            weights.mapv(|v| v as f32),
-            zero_bias.mapv(|v: f64| v as f32),
-        );
+        let bias = random_matrix(1, outputs, 1.0, seed + 3).row(0).to_owned();
+        let mut layer =
+            Linear::<f32>::from_params(weights.mapv(|v| v as f32), bias.mapv(|v: f64| v as f32));
         let y = layer.forward(x.mapv(|v| v as f32).view()).mapv(f64::from);
         let grad_input = layer
             .backward(upstream.mapv(|v| v as f32).view())
@@ -93,7 +91,8 @@ fn f32_linear_matches_reference_on_many_shapes() {
         let expected = reference::linear_backward(x32.view(), w32.view(), g32.view());
         let tolerance = 2e-6 * (inputs.max(batch).max(outputs) as f64).sqrt() * 4.0;
         let shape = format!("{batch}x{inputs}->{outputs}");
-        let forward = reference::linear_forward(x32.view(), w32.view(), zero_bias.view());
+        let b32 = bias.mapv(|v| v as f32 as f64);
+        let forward = reference::linear_forward(x32.view(), w32.view(), b32.view());
         assert!(
             max_abs_difference(&y, &forward) < tolerance,
             "f32 forward {shape}: {}",
@@ -108,14 +107,27 @@ fn f32_linear_matches_reference_on_many_shapes() {
             max_abs_difference(&grad_input, &expected.grad_input) < tolerance,
             "f32 grad_input {shape}"
         );
+        let d_bias = layer.d_bias().mapv(f64::from);
+        let worst = (&d_bias - &expected.d_bias)
+            .mapv(f64::abs)
+            .fold(0.0, |m: f64, &v| m.max(v));
+        assert!(worst < tolerance, "f32 d_bias {shape}: {worst}");
     }
 }
 
 #[test]
-fn naive_matmul_matches_blas() {
+fn naive_matmul_matches_nablas_gemm() {
+    // nabla's own GEMM entry (the one every layer calls), beta = 0 and beta = 1.
     let a = random_matrix(37, 53, 1.0, 1);
     let b = random_matrix(53, 29, 1.0, 2);
-    assert!(max_abs_difference(&reference::matmul_naive(a.view(), b.view()), &a.dot(&b)) < 1e-12);
+    let expected = reference::matmul_naive(a.view(), b.view());
+    let mut c = Array2::from_elem((37, 29), f64::NAN);
+    nabla::gemm::gemm(1.0, a.view(), b.view(), 0.0, c.view_mut());
+    assert!(max_abs_difference(&c, &expected) < 1e-12);
+    let start = random_matrix(37, 29, 1.0, 3);
+    let mut c = start.clone();
+    nabla::gemm::gemm(2.0, a.view(), b.view(), 1.0, c.view_mut());
+    assert!(max_abs_difference(&c, &(&expected * 2.0 + &start)) < 1e-12);
 }
 
 fn check_activation<M: Module<f64>>(kind: ActivationKind, mut layer: M) {
@@ -207,11 +219,21 @@ fn training_steps_match_reference() {
                 "{activation} step {step}: loss {value} vs {expected}"
             );
         }
-        for (linear, weights) in network.linear_layers().zip(&reference.weights) {
+        let layers = network
+            .linear_layers()
+            .zip(reference.weights.iter().zip(&reference.biases));
+        for (linear, (weights, bias)) in layers {
             let difference: f64 = max_abs_difference(&linear.weights(), weights as &Array2<f64>);
             assert!(
                 difference < 1e-12,
                 "{activation}: weights differ by {difference}"
+            );
+            let difference = (&linear.bias() - bias)
+                .mapv(f64::abs)
+                .fold(0.0, |m: f64, &v| m.max(v));
+            assert!(
+                difference < 1e-12,
+                "{activation}: biases differ by {difference}"
             );
         }
     }

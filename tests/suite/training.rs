@@ -2,7 +2,7 @@
 
 use nabla::data::{Dataset, Features};
 use nabla::reference::{ReferenceMlp, ReferenceSgd};
-use nabla::train::{self, Setting, TrainConfig, TrainError};
+use nabla::train::{self, EpochStats, Observer, Setting, TrainConfig, TrainError};
 use nabla::{
     ActivationKind, Init, Layer, Linear, Module, MultiLayerPerceptron, Sgd, SoftmaxCrossEntropy,
 };
@@ -88,23 +88,150 @@ fn training_learns_and_is_deterministic() {
     );
 }
 
-#[test]
-fn shuffling_is_seeded() {
-    let data = small_mnist_like(200, 2);
-    let run = |shuffle: bool, seed: u64| {
-        let mut config = TrainConfig::new(3, 0.1, 10, seed);
+/// Records every batch's loss.
+#[derive(Default)]
+struct BatchLosses(Vec<(usize, f64)>);
+
+impl Observer for BatchLosses {
+    fn batch_finished(&mut self, epoch: usize, _batch: usize, loss: f64) {
+        self.0.push((epoch, loss));
+    }
+}
+
+/// Rows that the batch losses identify: row `i` is the one-hot vector `e_i` with label
+/// `i % 4`, and a single linear layer puts the logit `a_i = 0.05 (i + 1)` on that label
+/// and 0 elsewhere, so row `i`'s loss is `ln(3 + e^a_i) - a_i`, different for every
+/// row. A row paired with another row's label has a loss above `ln 4`, above them all.
+/// The learning rate (1e-300) leaves the weights unchanged, so every loss is exact.
+struct IdentifiableRows {
+    data: Dataset<f64>,
+    losses: Vec<f64>,
+}
+
+impl IdentifiableRows {
+    const ROWS: usize = 40;
+    const CLASSES: usize = 4;
+
+    fn new() -> Self {
+        let x = Array2::<f64>::eye(Self::ROWS);
+        let y: Array1<usize> = (0..Self::ROWS).map(|i| i % Self::CLASSES).collect();
+        let losses = (0..Self::ROWS)
+            .map(|i| {
+                let a = Self::logit(i);
+                (3.0 + a.exp()).ln() - a
+            })
+            .collect();
+        let data = Dataset::new(
+            Features::Dense(x.clone()),
+            y.clone(),
+            Features::Dense(x),
+            y,
+            Self::CLASSES,
+        )
+        .unwrap();
+        Self { data, losses }
+    }
+
+    fn logit(row: usize) -> f64 {
+        0.05 * (row + 1) as f64
+    }
+
+    fn model(&self) -> MultiLayerPerceptron<f64> {
+        let mut weights = Array2::zeros((Self::CLASSES, Self::ROWS));
+        for i in 0..Self::ROWS {
+            weights[[i % Self::CLASSES, i]] = Self::logit(i);
+        }
+        let linear = Linear::from_params(weights, Array1::zeros(Self::CLASSES));
+        MultiLayerPerceptron::new(vec![Layer::Linear(linear)]).unwrap()
+    }
+
+    /// Each epoch's rows in the order they were trained, from batches of one row.
+    fn epoch_orders(&self, shuffle: bool, seed: u64, epochs: usize) -> Vec<Vec<usize>> {
+        let mut config = TrainConfig::new(epochs, 1e-300, 1, seed);
         config.shuffle = shuffle;
-        let mut network = model(5);
-        let history = train::train_with(&mut network, &data, &config, &mut ()).unwrap();
-        history
-            .epochs
+        let mut seen = BatchLosses::default();
+        train::train_with(&mut self.model(), &self.data, &config, &mut seen).unwrap();
+        let mut orders = vec![Vec::new(); epochs];
+        for (epoch, loss) in seen.0 {
+            let (row, error) = self
+                .losses
+                .iter()
+                .enumerate()
+                .map(|(row, &expected)| (row, (loss - expected).abs()))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap();
+            assert!(
+                loss < 4f64.ln(),
+                "epoch {epoch}: a row trained with another row's label (loss {loss})"
+            );
+            assert!(error < 1e-12, "epoch {epoch}: loss {loss} is no row's");
+            orders[epoch - 1].push(row);
+        }
+        orders
+    }
+}
+
+#[test]
+fn shuffling_visits_every_row_once_per_epoch_with_its_label() {
+    let rows = IdentifiableRows::new();
+    let in_order: Vec<usize> = (0..IdentifiableRows::ROWS).collect();
+    for order in rows.epoch_orders(false, 1, 2) {
+        assert_eq!(
+            order, in_order,
+            "without shuffling, batches follow the data"
+        );
+    }
+    let orders = rows.epoch_orders(true, 1, 3);
+    for (epoch, order) in orders.iter().enumerate() {
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            in_order,
+            "epoch {}: not every row exactly once",
+            epoch + 1
+        );
+        assert_ne!(*order, in_order, "epoch {}: not shuffled", epoch + 1);
+    }
+    assert!(
+        orders[0] != orders[1] && orders[1] != orders[2],
+        "every epoch draws a new order"
+    );
+    assert_eq!(
+        orders,
+        rows.epoch_orders(true, 1, 3),
+        "the seed reproduces the orders"
+    );
+    assert_ne!(
+        orders,
+        rows.epoch_orders(true, 2, 3),
+        "another seed, other orders"
+    );
+
+    // Larger batches pair rows with their labels too: each epoch's losses, weighted by
+    // batch size, sum to the sum of the rows' own losses (7 batches of 6, the last of 4).
+    let mut config = TrainConfig::new(2, 1e-300, 6, 5);
+    config.shuffle = true;
+    let mut seen = BatchLosses::default();
+    train::train_with(&mut rows.model(), &rows.data, &config, &mut seen).unwrap();
+    let expected: f64 = rows.losses.iter().sum();
+    for epoch in 1..=2 {
+        let batches: Vec<f64> = seen
+            .0
             .iter()
-            .map(|e| e.train.loss)
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(run(true, 1), run(true, 1));
-    assert_ne!(run(true, 1), run(true, 2));
-    assert_ne!(run(true, 1), run(false, 1));
+            .filter(|(e, _)| *e == epoch)
+            .map(|(_, l)| *l)
+            .collect();
+        let total: f64 = batches
+            .iter()
+            .enumerate()
+            .map(|(b, l)| l * if b < 6 { 6.0 } else { 4.0 })
+            .sum();
+        assert!(
+            (total - expected).abs() < 1e-12,
+            "epoch {epoch}: {total} vs {expected}"
+        );
+    }
 }
 
 /// The largest difference between the network's parameters and the reference's,
@@ -218,15 +345,60 @@ fn sgd_variants_match_the_plain_loop_formulas() {
     }
 }
 
+/// Records the epochs reported as finished.
+#[derive(Default)]
+struct FinishedEpochs(Vec<EpochStats>);
+
+impl Observer for FinishedEpochs {
+    fn epoch_finished(&mut self, stats: &EpochStats) {
+        self.0.push(*stats);
+    }
+}
+
+/// A run that diverges only after some finished epochs: f32, sigmoid, an absurd learning
+/// rate (7e34) and momentum 0.99, so that the output weights grow with the velocity until
+/// the logits overflow, in epoch 3 on the subset's first 500 rows (found by a scan; 1e35
+/// diverges in epoch 1, 5e34 never).
+pub fn late_divergence() -> (Dataset<f32>, MultiLayerPerceptron<f32>, TrainConfig) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-subset");
+    let data = nabla::data::mnist_subset::<f32>(&dir)
+        .unwrap()
+        .head(500, 200);
+    let model = MultiLayerPerceptron::<f32>::from_sizes(
+        &[784, 32, 10],
+        ActivationKind::Sigmoid,
+        Init::Uniform,
+        10701,
+    )
+    .unwrap();
+    let mut config = TrainConfig::new(30, 7e34, 50, 10701);
+    config.momentum = 0.99;
+    (data, model, config)
+}
+
 #[test]
-fn divergence_names_epoch_and_batch_and_keeps_history() {
-    let data = small_mnist_like(100, 4);
-    let mut network = model(2);
-    let error = train::train_network(&mut network, &data, 50, 1e30, 10, 0).unwrap_err();
-    let TrainError::Diverged { epoch, batch, .. } = error else {
+fn divergence_names_epoch_and_batch_and_keeps_the_finished_epochs() {
+    let (data, mut model, config) = late_divergence();
+    let mut finished = FinishedEpochs::default();
+    let error = train::train_with(&mut model, &data, &config, &mut finished).unwrap_err();
+    let TrainError::Diverged { epoch, batch, loss } = error else {
         panic!("expected divergence, got {error}");
     };
-    assert!(batch >= 1);
+    assert!(
+        epoch >= 2,
+        "diverged in epoch {epoch}: the test needs finished epochs before it"
+    );
+    assert!((1..=10).contains(&batch) && !loss.is_finite());
+    let numbers: Vec<usize> = finished.0.iter().map(|stats| stats.epoch).collect();
+    assert_eq!(
+        numbers,
+        (1..epoch).collect::<Vec<_>>(),
+        "every epoch before the divergence was reported"
+    );
+    assert!(finished
+        .0
+        .iter()
+        .all(|stats| stats.train.loss.is_finite() && stats.test.loss.is_finite()));
     assert!(
         error
             .to_string()

@@ -6,7 +6,9 @@ use nabla::layers::{Activation, ActivationKind as Kind, Linear};
 use nabla::{Layer, Module, MultiLayerPerceptron, Sgd, SoftmaxCrossEntropy};
 use ndarray::{array, s, Array2};
 
-use super::util::assert_close;
+use nabla::reference::ReferenceMlp;
+
+use super::util::{assert_close, assert_gradients_match, max_abs_difference, numerical_gradient};
 
 /// alpha (4 x 7) and beta (3 x 5), each with the bias in column 0.
 fn assignment_weights() -> (Array2<f64>, Array2<f64>) {
@@ -56,6 +58,43 @@ fn check_worked_example<F: nabla::Float>(tolerance: f64) {
     let grad_z = output.backward(grad_logits.view()).to_owned();
     let grad_a = sigmoid.backward(grad_z.view()).to_owned();
     hidden.backward(grad_a.view());
+
+    // The whole hidden-layer gradient, against the plain-loop reference of the same
+    // network (its own forward and backward, no BLAS).
+    let reference = ReferenceMlp {
+        weights: vec![
+            alpha.slice(s![.., 1..]).to_owned(),
+            beta.slice(s![.., 1..]).to_owned(),
+        ],
+        biases: vec![alpha.column(0).to_owned(), beta.column(0).to_owned()],
+        activation: Kind::Sigmoid,
+    };
+    let (_, expected) = reference.gradients(x.mapv(|v| v.to_f64()).view(), label.view());
+    let widen2 = |m: ndarray::ArrayView2<'_, F>| m.mapv(|v| v.to_f64());
+    let widen1 = |v: ndarray::ArrayView1<'_, F>| v.mapv(|v| v.to_f64());
+    let close = 1e-12 + tolerance;
+    assert!(max_abs_difference(&widen2(hidden.d_weights()), &expected[0].d_weights) <= close);
+    assert!(max_abs_difference(&widen2(output.d_weights()), &expected[1].d_weights) <= close);
+    for (found, wanted) in [
+        (widen1(hidden.d_bias()), &expected[0].d_bias),
+        (widen1(output.d_bias()), &expected[1].d_bias),
+    ] {
+        let worst = (&found - wanted)
+            .mapv(f64::abs)
+            .fold(0.0, |m: f64, &v| m.max(v));
+        assert!(worst <= close, "d_bias off by {worst}");
+    }
+    // ... and not zero: every hidden unit whose input x_j is 1 gets a gradient.
+    assert!(hidden.d_weights().column(0).iter().all(|&g| g != F::zero()));
+    // grad_a = dL/d(hidden pre-activation), the reference's input gradient of layer 2
+    // through the sigmoid: d_bias of the hidden layer is exactly grad_a (one row).
+    assert!(
+        max_abs_difference(
+            &widen2(grad_a.view()),
+            &expected[0].d_bias.clone().insert_axis(ndarray::Axis(0))
+        ) <= close
+    );
+
     let mut optimizer = Sgd::new(F::one());
     optimizer.step(&mut output);
     optimizer.step(&mut hidden);
@@ -64,6 +103,56 @@ fn check_worked_example<F: nabla::Float>(tolerance: f64) {
     assert_close("beta(1,0)", output.bias()[0].to_f64(), 0.5477, 5e-5);
     // alpha(3,4): its input x_4 is 0, so the weight does not move.
     assert_close("alpha(3,4)", hidden.weights()[[2, 3]].to_f64(), 2.0, 1e-12);
+    // The whole updated alpha (learning rate 1): alpha - dL/d(alpha), every entry.
+    let updated = &reference.weights[0] - &expected[0].d_weights;
+    assert!(max_abs_difference(&widen2(hidden.weights()), &updated) <= close);
+    let updated_bias = &reference.biases[0] - &expected[0].d_bias;
+    let worst = (&widen1(hidden.bias()) - &updated_bias)
+        .mapv(f64::abs)
+        .fold(0.0, |m: f64, &v| m.max(v));
+    assert!(worst <= close, "alpha's bias column off by {worst}");
+}
+
+#[test]
+fn worked_example_hidden_gradient_matches_finite_differences() {
+    // dL/d(alpha) of the worked example by central differences over all 4 x 7 entries
+    // (bias column included), against the analytic gradient of the network.
+    let (alpha, beta) = assignment_weights();
+    let x = array![[1., 0., 1., 0., 1., 1.]];
+    let label = array![2usize];
+    let loss_at = |alpha: &Array2<f64>| {
+        let mut network = MultiLayerPerceptron::new(vec![
+            linear_from_bias_first::<f64>(alpha).into(),
+            Layer::activation(Kind::Sigmoid),
+            linear_from_bias_first::<f64>(&beta).into(),
+        ])
+        .unwrap();
+        SoftmaxCrossEntropy::new().forward(network.forward(x.view()), label.view())
+    };
+    let numerical = numerical_gradient(&alpha, loss_at);
+    let mut network = MultiLayerPerceptron::new(vec![
+        linear_from_bias_first::<f64>(&alpha).into(),
+        Layer::activation(Kind::Sigmoid),
+        linear_from_bias_first::<f64>(&beta).into(),
+    ])
+    .unwrap();
+    let mut loss = SoftmaxCrossEntropy::new();
+    loss.forward(network.forward(x.view()), label.view());
+    network.backward(loss.backward());
+    let hidden = network.layers()[0].as_linear().unwrap();
+    let mut analytic = Array2::zeros((4, 7));
+    analytic.column_mut(0).assign(&hidden.d_bias());
+    analytic.slice_mut(s![.., 1..]).assign(&hidden.d_weights());
+    assert_gradients_match("worked example dL/d(alpha)", analytic.view(), &numerical);
+    // Columns 2 and 4 (1-based: x_2 = x_4 = 0) have zero gradient; the others do not.
+    for column in 0..7 {
+        let zero = analytic.column(column).iter().all(|&g| g == 0.0);
+        assert_eq!(
+            zero,
+            column == 2 || column == 4,
+            "column {column}: {analytic}"
+        );
+    }
 }
 
 #[test]
