@@ -4,13 +4,35 @@ mod cli;
 
 use std::process::ExitCode;
 
+use cli::Parsed;
+
 fn main() -> ExitCode {
-    let command = cli::parse();
+    let command = match cli::parse() {
+        Parsed::Run(command) => command,
+        Parsed::Print(text) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Parsed::Refused(message) => return refuse(&message),
+    };
     match cli::run(command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("nabla: error: {error:#}");
-            ExitCode::from(2)
-        }
+        Err(error) => refuse(&error.to_string()),
     }
+}
+
+/// Prints `nabla: error: MESSAGE` as one line on stderr (control characters escaped, so
+/// that input echoed in a message cannot move the cursor or ring the bell) and returns
+/// exit status 2.
+fn refuse(message: &str) -> ExitCode {
+    let line: String = message
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' '.to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    eprintln!("nabla: error: {line}");
+    ExitCode::from(2)
 }

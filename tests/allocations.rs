@@ -3,14 +3,18 @@
 //! A counting global allocator (its own test binary, one test, so nothing else allocates
 //! concurrently) records the heap allocations made while training runs: none may happen
 //! from the second batch of the first epoch on, nor in any later epoch, evaluation
-//! included. (OpenBLAS's internal buffers come from its own allocator, outside Rust's.)
+//! included, for every float type, feature kind, optimizer setting and GEMM threading
+//! mode, on both sides of the rayon threshold. (OpenBLAS's internal buffers come from its
+//! own allocator, outside Rust's.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nabla::data::{Dataset, Features};
+use nabla::gemm;
+use nabla::threads::{self, GemmThreading};
 use nabla::train::{self, EpochStats, Observer, TrainConfig};
-use nabla::{ActivationKind, Init, MultiLayerPerceptron};
+use nabla::{ActivationKind, Float, Init, MultiLayerPerceptron};
 use ndarray::{Array1, Array2};
 
 struct CountingAllocator;
@@ -75,41 +79,106 @@ impl Observer for AllocationProbe {
     }
 }
 
-#[test]
-fn training_allocates_nothing_after_the_first_batch() {
-    // 1,037 rows of 8-bit pixels: batches of 50 end with a partial batch of 37.
+/// 1,037 rows (batches of 50 end with a partial batch of 37) of 8-bit pixels, or the same
+/// values as dense floats (as a CSV file loads them).
+fn dataset<F: Float>(dense: bool) -> Dataset<F> {
     let pixels = Array2::from_shape_fn((1037, 784), |(i, j)| ((i * 31 + j * 7) % 256) as u8);
     let labels: Array1<usize> = (0..1037).map(|i| i % 10).collect();
-    let dataset = Dataset::<f32>::new(
-        Features::Pixels(pixels.clone()),
+    let features = |rows: Array2<u8>| {
+        if dense {
+            Features::Dense(rows.mapv(F::from_pixel))
+        } else {
+            Features::Pixels(rows)
+        }
+    };
+    Dataset::new(
+        features(pixels.clone()),
         labels.clone(),
-        Features::Pixels(pixels.slice(ndarray::s![..300, ..]).to_owned()),
+        features(pixels.slice(ndarray::s![..300, ..]).to_owned()),
         labels.slice(ndarray::s![..300]).to_owned(),
         10,
     )
-    .unwrap();
-    for (shuffle, momentum) in [(false, 0.0), (true, 0.9)] {
-        let mut model = MultiLayerPerceptron::from_sizes(
-            &[784, 64, 10],
+    .unwrap()
+}
+
+/// Trains 3 epochs and asserts that nothing was allocated after the first batch.
+fn assert_allocation_free<F: Float>(
+    setting: &str,
+    hidden: usize,
+    activation: ActivationKind,
+    dense: bool,
+    config: TrainConfig,
+) {
+    let data = dataset::<F>(dense);
+    let mut model =
+        MultiLayerPerceptron::<F>::from_sizes(&[784, hidden, 10], activation, Init::Uniform, 1)
+            .unwrap();
+    let mut probe = AllocationProbe::default();
+    train::train_with(&mut model, &data, &config, &mut probe).unwrap();
+    let setting = format!(
+        "{setting} ({} {activation} {hidden}, {})",
+        F::NAME,
+        if dense { "dense" } else { "pixels" }
+    );
+    assert_eq!(
+        probe.within_first_epoch,
+        Some(0),
+        "{setting}: allocations in batches 2.. of epoch 1"
+    );
+    assert_eq!(
+        probe.later_epochs, 0,
+        "{setting}: allocations in epochs 2-3 (training and evaluation)"
+    );
+}
+
+#[test]
+fn training_allocates_nothing_after_the_first_batch() {
+    let plain = TrainConfig::new(3, 0.01, 50, 1);
+    let shuffled_momentum = TrainConfig {
+        shuffle: true,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 1e-4,
+        ..plain.clone()
+    };
+    let copies = gemm::layout_copies();
+    for (mode, threading) in [
+        ("openblas", GemmThreading::OpenBlas),
+        ("split", GemmThreading::Split),
+    ] {
+        threads::set_threads(2, threading).unwrap();
+        // Below the rayon threshold (ReLU, 64 units) and above it (sigmoid, 256 units at
+        // batch 50: the default run's parallel activation and softmax paths).
+        assert_allocation_free::<f32>(mode, 64, ActivationKind::Relu, false, plain.clone());
+        assert_allocation_free::<f32>(
+            mode,
+            64,
             ActivationKind::Relu,
-            Init::Uniform,
-            1,
-        )
-        .unwrap();
-        let mut config = TrainConfig::new(3, 0.01, 50, 1);
-        config.shuffle = shuffle;
-        config.momentum = momentum;
-        let mut probe = AllocationProbe::default();
-        train::train_with(&mut model, &dataset, &config, &mut probe).unwrap();
-        let setting = format!("shuffle {shuffle}, momentum {momentum}");
-        assert_eq!(
-            probe.within_first_epoch,
-            Some(0),
-            "{setting}: allocations in batches 2.. of epoch 1"
+            false,
+            shuffled_momentum.clone(),
         );
-        assert_eq!(
-            probe.later_epochs, 0,
-            "{setting}: allocations in epochs 2-3 (training and evaluation)"
+        assert_allocation_free::<f32>(mode, 256, ActivationKind::Sigmoid, false, plain.clone());
+        assert_allocation_free::<f32>(
+            mode,
+            256,
+            ActivationKind::Sigmoid,
+            true,
+            shuffled_momentum.clone(),
+        );
+        assert_allocation_free::<f64>(mode, 256, ActivationKind::Tanh, true, plain.clone());
+        assert_allocation_free::<f64>(
+            mode,
+            256,
+            ActivationKind::Sigmoid,
+            false,
+            shuffled_momentum.clone(),
         );
     }
+    // Every product of every run above reached OpenBLAS on its stored layout: none was
+    // copied first (the GEMM entry counts such copies).
+    assert_eq!(
+        gemm::layout_copies(),
+        copies,
+        "a training product took the copying path"
+    );
 }

@@ -236,3 +236,19 @@ fn orthogonal_weights_do_not_depend_on_the_thread_count() {
     }
     threads::set_blas_threads(threads::available_cores());
 }
+
+/// An operand BLAS cannot take as it is (here a reversed view) is copied, counted, and
+/// still multiplied correctly: the counter the allocation test reads does count.
+#[test]
+fn layouts_blas_cannot_take_are_copied_and_counted() {
+    let _settings = exclusive();
+    let a: Array2<f64> = random(7, 5, 1);
+    let b: Array2<f64> = random(5, 3, 2);
+    let reversed = a.slice(ndarray::s![..;-1, ..]);
+    let mut c = Array2::zeros((7, 3));
+    let before = layout_copies();
+    gemm(1.0, reversed, b.view(), 0.0, c.view_mut());
+    assert_eq!(layout_copies(), before + 1);
+    let expected = matmul_naive(reversed.to_owned().view(), b.view());
+    assert!(c.iter().zip(&expected).all(|(x, y)| (x - y).abs() < 1e-12));
+}

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use nabla::threads::GemmThreading;
 use nabla::{ActivationKind, Init};
@@ -203,7 +204,40 @@ pub struct MakeSubsetArgs {
     pub test_rows: usize,
 }
 
-/// Parses `std::env::args`, exiting with status 2 and clap's message on bad flags.
-pub fn parse() -> Cli {
-    Cli::parse()
+/// What the command line asked for: a command to run, or text clap has already
+/// composed (help, version), or a refusal.
+pub enum Parsed {
+    /// Run this.
+    Run(Cli),
+    /// `--help` or `--version`: print this on stdout and exit 0.
+    Print(String),
+    /// A flag clap refused, as one line (without the `nabla: error:` prefix).
+    Refused(String),
+}
+
+/// Parses `std::env::args`. clap's own refusals (unknown flag, bad value, missing
+/// argument) become one line, like nabla's own errors.
+pub fn parse() -> Parsed {
+    match Cli::try_parse() {
+        Ok(cli) => Parsed::Run(cli),
+        Err(error) => match error.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                Parsed::Print(error.render().to_string())
+            }
+            _ => Parsed::Refused(one_line(&error.render().to_string())),
+        },
+    }
+}
+
+/// clap's message up to its first blank line (before the usage and the hint), as one
+/// line: `invalid value 'x' for '--lr <LR>': invalid float literal`.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_string()
 }

@@ -13,8 +13,8 @@ mod settings;
 mod summarize;
 mod train;
 
-pub use args::parse;
-use args::{Cli, Command};
+use args::Command;
+pub use args::{parse, Cli, Parsed};
 pub use error::CliError;
 
 /// Runs the parsed command line.

@@ -56,7 +56,11 @@ impl<F: Float> Features<F> {
     /// Writes the selected rows as floats into `target: (rows.len(), features)`,
     /// converting pixels to `pixel / 255` on the way.
     pub(crate) fn copy_rows_into(&self, rows: &Rows<'_>, mut target: ArrayViewMut2<'_, F>) {
-        debug_assert_eq!(target.dim(), (rows.len(), self.ncols()));
+        assert_eq!(
+            target.dim(),
+            (rows.len(), self.ncols()),
+            "copy_rows_into: the target does not fit the rows"
+        );
         match (self, rows) {
             (Features::Dense(x), Rows::Range(range)) => {
                 target.assign(&x.slice(s![range.clone(), ..]))

@@ -151,9 +151,10 @@ impl<F: Float> Linear<F> {
         update: PlainUpdate<F>,
     ) -> ArrayView2<'_, F> {
         // grad_output: (batch, out), x: (batch, in), weights: (out, in)
-        debug_assert_eq!(
+        assert_eq!(
             grad_output.dim(),
-            (self.input.shape().0, self.out_features())
+            (self.input.shape().0, self.out_features()),
+            "Linear::backward_and_step: grad_output shape differs from the last forward's output"
         );
         grad_input_into(
             &mut self.grad_input,

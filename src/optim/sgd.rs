@@ -47,7 +47,11 @@ impl<F: Float> PlainUpdate<F> {
 
     /// `value = shrink * value - lr * grad`, elementwise.
     pub(crate) fn apply(&self, kind: ParameterKind, value: &mut [F], grad: &[F]) {
-        debug_assert_eq!(value.len(), grad.len());
+        assert_eq!(
+            value.len(),
+            grad.len(),
+            "PlainUpdate: value and gradient sizes differ"
+        );
         let (shrink, lr) = (self.shrink(kind), self.lr);
         for (w, &g) in value.iter_mut().zip(grad) {
             *w = shrink * *w - lr * g;

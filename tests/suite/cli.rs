@@ -229,6 +229,33 @@ fn init_from_continues_exactly_where_the_save_left_off() {
     }
 }
 
+/// Runs `nabla ARGS` and checks the refusal: exit status 2, and one line on stderr,
+/// `nabla: error: ...`, that contains `expected`.
+#[track_caller]
+fn assert_refused(args: &[&str], expected: &str) {
+    let output = Command::cargo_bin("nabla")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(
+        stderr.starts_with("nabla: error: ") && stderr.lines().count() == 1,
+        "{args:?}: not one prefixed line: {stderr}"
+    );
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: '{expected}' not in {stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
 #[test]
 fn bad_flags_exit_2_with_a_message() {
     let cases: [(&[&str], &str); 11] = [
@@ -245,12 +272,104 @@ fn bad_flags_exit_2_with_a_message() {
         (&["--save", "/no/such/dir/m.npz"], "--save"),
     ];
     for (flags, expected) in cases {
-        let output = nabla().args(flags).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{flags:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{flags:?}: {stderr}");
+        let mut args = vec!["train", "--threads", "2"];
+        args.extend(flags);
+        assert_refused(&args, expected);
     }
+}
+
+/// Every option `nabla COMMAND --help` lists, given a value it cannot take, is refused
+/// in one prefixed line naming the flag or the value (clap's refusals included), before
+/// any work; so is an unknown flag and a missing argument.
+#[test]
+fn every_flag_with_a_bad_value_is_one_line() {
+    let bad_path = "Cargo.toml/no/x.csv"; // under a file: nothing can be created there
+    for command in [
+        "train",
+        "eval",
+        "predict",
+        "plot",
+        "summarize",
+        "make-subset",
+    ] {
+        let help = stdout_of(nabla_subcommand(command).arg("--help"));
+        let options: Vec<(String, String)> = help
+            .lines()
+            .map(str::trim)
+            .filter(|line| {
+                line.starts_with("--") || line.starts_with("-o, --") || line.starts_with("-q, --")
+            })
+            .filter_map(|line| {
+                let flag = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("--"))?
+                    .to_string();
+                let value = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with('<'))?
+                    .to_string();
+                Some((flag, value))
+            })
+            .collect();
+        assert!(
+            !options.is_empty() || command == "plot",
+            "{command}: no options in {help}"
+        );
+        for (flag, value_name) in options {
+            let takes_path = ["FILE", "CSV", "DIR", "OUT", "MNIST"]
+                .iter()
+                .any(|k| value_name.to_uppercase().contains(k));
+            let bad = if takes_path { bad_path } else { "x" };
+            let mut args = vec![command, flag.as_str(), bad];
+            // Complete what each command needs besides the flag under test.
+            let model = "/no/such/dir/m.npz";
+            match command {
+                "eval" if flag != "--model" => args.extend(["--model", model]),
+                "predict" if flag != "--model" => args.extend(["--model", model]),
+                _ => {}
+            }
+            if command == "predict" && flag != "--input" {
+                args.extend(["--input", bad_path]);
+            }
+            if (command == "plot" || command == "summarize") && flag != "--" {
+                args.push("/no/such/dir/log.csv");
+            }
+            if flag == "--train-file" {
+                args.extend(["--test-file", bad_path]);
+            }
+            if flag == "--test-file" {
+                args.extend(["--train-file", bad_path]);
+            }
+            if command == "train" {
+                args.extend(["--epochs", "1"]);
+            }
+            let named = if takes_path { bad } else { flag.as_str() };
+            // A path is refused naming the path (the flag's own check, or the file that
+            // cannot be read); a value, naming the flag.
+            let output = Command::cargo_bin("nabla")
+                .unwrap()
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.starts_with("nabla: error: ") && stderr.lines().count() == 1,
+                "{args:?}: {stderr}"
+            );
+            assert!(
+                stderr.contains(named)
+                    || stderr.contains("Cargo.toml/no")
+                    || stderr.contains("/no/such/dir"),
+                "{args:?}: {stderr}"
+            );
+        }
+        assert_refused(&[command, "--bogus"], "--bogus");
+    }
+    assert_refused(&["plot"], "LOG.csv");
+    assert_refused(&["eval"], "--model");
+    assert_refused(&["--dtype", "f16"], "f16");
 }
 
 #[test]
@@ -499,4 +618,199 @@ fn an_interrupted_run_keeps_the_rows_it_logged() {
     assert!(epochs.len() >= 3);
     let expected: Vec<String> = (1..=epochs.len()).map(|e| e.to_string()).collect();
     assert_eq!(epochs, expected);
+}
+
+/// The model file `nabla ARGS --save` writes.
+fn saved_model(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
+    let path = dir.join(format!("{name}.npz"));
+    let mut command = Command::cargo_bin("nabla").unwrap();
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "train",
+            "--train-rows",
+            "600",
+            "--test-rows",
+            "100",
+            "--epochs",
+            "2",
+            "--quiet",
+        ])
+        .args(args)
+        .arg("--save")
+        .arg(&path);
+    stdout_of(&mut command);
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn runs_are_bit_identical_across_processes_and_split_thread_counts() {
+    // Two processes with the same settings write byte-identical models; with --gemm
+    // split the thread count does not matter either, and one thread is one thread.
+    // (OpenBLAS's own threading on 2 threads changes the last bits: see tests/threads.rs.)
+    let dir = tempfile::tempdir().unwrap();
+    let first = saved_model(dir.path(), "first", &["--threads", "2"]);
+    let second = saved_model(dir.path(), "second", &["--threads", "2"]);
+    assert!(first == second, "two runs with the same settings differ");
+    let one = saved_model(dir.path(), "one", &["--threads", "1"]);
+    for threads in ["1", "2"] {
+        let split = saved_model(
+            dir.path(),
+            &format!("split{threads}"),
+            &["--gemm", "split", "--threads", threads],
+        );
+        assert!(
+            split == one,
+            "--gemm split --threads {threads} differs from one thread"
+        );
+    }
+}
+
+#[test]
+fn bare_flags_train_with_the_default_thread_count() {
+    // No subcommand and no --threads: trains, with as many threads as cores.
+    let output = stdout_of(
+        Command::cargo_bin("nabla")
+            .unwrap()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--train-rows", "200", "--test-rows", "50", "--epochs", "2"]),
+    );
+    let cores = nabla::threads::available_cores();
+    let header = output.lines().next().unwrap();
+    assert!(header.ends_with(&format!(", {cores} threads")), "{header}");
+    assert!(
+        header.contains("784-256-10 sigmoid f32, lr 0.01, batch 50, 2 epochs, seed 10701"),
+        "{header}"
+    );
+    assert_eq!(
+        output.lines().filter(|l| l.starts_with("epoch")).count(),
+        2,
+        "{output}"
+    );
+    assert!(
+        output.lines().last().unwrap().starts_with("final: "),
+        "{output}"
+    );
+}
+
+#[test]
+fn full_mnist_with_every_training_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("extended.csv");
+    let output = stdout_of(
+        nabla()
+            .args([
+                "--dataset",
+                "mnist",
+                "--train-rows",
+                "3000",
+                "--test-rows",
+                "500",
+            ])
+            .args([
+                "--hidden",
+                "384,256",
+                "--activation",
+                "relu",
+                "--lr",
+                "0.05",
+                "--epochs",
+                "2",
+            ])
+            .args([
+                "--shuffle",
+                "--momentum",
+                "0.5",
+                "--weight-decay",
+                "1e-4",
+                "--init",
+                "he",
+                "--seed",
+                "7",
+            ])
+            .arg("--log")
+            .arg(&log),
+    );
+    assert!(output.starts_with("nabla: mnist (3000 train / 500 test rows), 784-384-256-10 relu f32, lr 0.05, batch 50, 2 epochs, seed 7"), "{output}");
+    assert_eq!(column(&log, "hidden"), ["384,256"; 2]);
+    assert_eq!(column(&log, "init"), ["he"; 2]);
+    assert_eq!(
+        column(&log, "extras")[0],
+        "momentum=0.5 nesterov=false weight_decay=0.0001 shuffle=true threads=2 gemm=openblas"
+    );
+    let accuracy: f64 = column(&log, "test_acc")[1].parse().unwrap();
+    assert!(
+        accuracy > 0.8,
+        "test accuracy {accuracy} after 2 epochs on 3,000 MNIST rows"
+    );
+}
+
+#[test]
+fn explicit_csv_files_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = (dir.path().join("train.csv"), dir.path().join("test.csv"));
+    let labels = write_test_rows(&train, 300);
+    write_test_rows(&test, 60);
+    let log = dir.path().join("csv.csv");
+    stdout_of(
+        nabla()
+            .arg("--train-file")
+            .arg(&train)
+            .arg("--test-file")
+            .arg(&test)
+            .args([
+                "--epochs",
+                "3",
+                "--activation",
+                "relu",
+                "--lr",
+                "0.1",
+                "--quiet",
+                "--log",
+            ])
+            .arg(&log),
+    );
+    assert_eq!(column(&log, "epoch"), ["1", "2", "3"]);
+    assert_eq!(column(&log, "dataset")[0], train.display().to_string());
+    let accuracy: f64 = column(&log, "train_acc")[2].parse().unwrap();
+    let majority = (0..10)
+        .map(|c| labels.iter().filter(|&&l| l == c).count())
+        .max()
+        .unwrap() as f64
+        / 300.0;
+    assert!(
+        accuracy > majority,
+        "learned beyond the majority class: {accuracy}"
+    );
+}
+
+#[test]
+fn make_subset_writes_the_head_of_the_bundled_subset() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("subset");
+    let stdout = stdout_of(
+        nabla_subcommand("make-subset")
+            .arg("--out")
+            .arg(&out)
+            .args(["--train-rows", "120", "--test-rows", "30"]),
+    );
+    assert!(
+        stdout.contains("train.csv.gz") && stdout.contains("test.csv.gz"),
+        "{stdout}"
+    );
+    let lines = |path: &Path| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        text.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-subset");
+    for (name, rows) in [("train.csv.gz", 120), ("test.csv.gz", 30)] {
+        let written = lines(&out.join(name));
+        assert_eq!(written.len(), rows);
+        assert_eq!(written[..], lines(&bundled.join(name))[..rows], "{name}");
+    }
 }

@@ -544,3 +544,104 @@ fn f64_epoch_on_the_subset_matches_plain_loop_reference() {
         assert!(difference < 1e-9, "biases differ by {difference}");
     }
 }
+
+#[test]
+fn f32_and_f64_training_agree() {
+    // One epoch of the assignment's experiment (a) on 1,000 subset rows from the same
+    // initial weights (f32's are f64's rounded): f32 rounding (2^-24 ~ 6e-8 per
+    // operation) accumulates over 20 steps to well under 1e-4 of the largest weight.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-subset");
+    let data64 = nabla::data::mnist_subset::<f64>(&dir)
+        .unwrap()
+        .head(1000, 200);
+    let data32 = nabla::data::mnist_subset::<f32>(&dir)
+        .unwrap()
+        .head(1000, 200);
+    let sizes = [784, 256, 10];
+    let mut model64 = MultiLayerPerceptron::<f64>::from_sizes(
+        &sizes,
+        ActivationKind::Sigmoid,
+        Init::Uniform,
+        10701,
+    )
+    .unwrap();
+    let mut model32 = MultiLayerPerceptron::<f32>::from_sizes(
+        &sizes,
+        ActivationKind::Sigmoid,
+        Init::Uniform,
+        10701,
+    )
+    .unwrap();
+    let history64 = train::train_network(&mut model64, &data64, 1, 0.01, 50, 10701).unwrap();
+    let history32 = train::train_network(&mut model32, &data32, 1, 0.01, 50, 10701).unwrap();
+    let (mut difference, mut scale) = (0.0f64, 0.0f64);
+    for (a, b) in model64.linear_layers().zip(model32.linear_layers()) {
+        for (&x, &y) in a
+            .weights()
+            .iter()
+            .zip(b.weights().iter())
+            .chain(a.bias().iter().zip(b.bias().iter()))
+        {
+            difference = difference.max((x - f64::from(y)).abs());
+            scale = scale.max(x.abs());
+        }
+    }
+    assert!(
+        difference / scale < 1e-4,
+        "weights differ by {:e} relative",
+        difference / scale
+    );
+    assert!(difference > 0.0, "f32 really computed in f32");
+    let (e64, e32) = (&history64.epochs[0], &history32.epochs[0]);
+    assert!(
+        (e64.train.loss - e32.train.loss).abs() < 1e-4
+            && (e64.test.loss - e32.test.loss).abs() < 1e-4
+    );
+    assert!((e64.test.accuracy - e32.test.accuracy).abs() <= 1.0 / 200.0);
+}
+
+#[test]
+fn chunked_evaluation_equals_one_pass() {
+    // 2,501 rows: chunks of 1,000, 1,000 and 501, each chunk's mean loss weighted by its
+    // rows, against one forward pass over all rows.
+    let data = small_mnist_like(2501, 9);
+    let mut network = model(4);
+    let x = data.train_x.to_dense();
+    let (evaluation, predictions) =
+        train::evaluate(&mut network, &data.train_x, data.train_y.view());
+    let logits = network.forward(x.view()).to_owned();
+    let mut loss = SoftmaxCrossEntropy::new();
+    let expected_loss = loss.forward(logits.view(), data.train_y.view());
+    assert!(
+        (evaluation.loss - expected_loss).abs() < 1e-12,
+        "{} vs {expected_loss}",
+        evaluation.loss
+    );
+    let expected: Vec<usize> = logits
+        .rows()
+        .into_iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 {
+                        (i, v)
+                    } else {
+                        best
+                    }
+                })
+                .0
+        })
+        .collect();
+    assert_eq!(predictions.to_vec(), expected);
+    let correct = expected
+        .iter()
+        .zip(&data.train_y)
+        .filter(|(p, l)| p == l)
+        .count();
+    assert_eq!(evaluation.accuracy, correct as f64 / 2501.0);
+    assert_eq!(
+        train::predict(&mut network, &data.train_x).to_vec(),
+        expected
+    );
+}
