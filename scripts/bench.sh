@@ -10,6 +10,7 @@
 #   scripts/bench.sh                      # about 1 minute on 2 cores
 #   THREADS=1 REPEATS=5 scripts/bench.sh  # fixed thread count, more runs
 #   KEEP_OPENBLAS_ENV=1 scripts/bench.sh  # keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
+#   QUICK=1 scripts/bench.sh              # one repeat of one epoch: a smoke test (CI)
 #
 # Kernels: some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) because older
 # OpenBLAS builds crashed or miscomputed on their processors; forcing an older core type
@@ -25,6 +26,8 @@ cd "$(dirname "$0")/.."
 
 threads=${THREADS:-$(nproc)}
 repeats=${REPEATS:-5}
+epochs=2
+if [ -n "${QUICK:-}" ]; then repeats=1 epochs=1; fi
 rows=60000
 gflop=$(awk -v n=$rows 'BEGIN { printf "%.4f", (4*n*(784*256 + 256*10) + 2*n*256*10) / 1e9 }')
 work=$(mktemp -d)
@@ -35,6 +38,8 @@ openblas_env="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"
 [ -n "${KEEP_OPENBLAS_ENV:-}" ] && openblas_env="env"
 nabla="$openblas_env target/release/nabla"
 
+# The values of the column named $1 in the CSV file $2 (logs are read by column name).
+column() { awk -F, -v name="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; if (!c) exit 1; next } { print $c }' "$2"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 sgemm() { $openblas_env target/release/examples/sgemm 2048 2048 2048 --threads "$threads" | awk '{ print $(NF - 1) }'; }
 
@@ -72,13 +77,13 @@ for batch in 50 256; do
         echo "$probe" >>"$work/sgemm"
         log="$work/nabla_${batch}_$run.csv"
         $nabla train --dataset mnist --activation relu --hidden 256 --lr 0.01 --batch-size "$batch" \
-            --epochs 2 --dtype f32 --threads "$threads" --quiet --log "$log" >"$work/out"
-        nabla_seconds=$(awk -F, 'NR > 1 { print $9 }' "$log" | median)
+            --epochs "$epochs" --dtype f32 --threads "$threads" --quiet --log "$log" >"$work/out"
+        nabla_seconds=$(column train_seconds "$log" | median)
         echo "$nabla_seconds" >>"$work/nabla_seconds"
         sed -n 's/.*peak memory \([0-9.]*\) MB.*/\1/p' "$work/out" >>"$work/nabla_peak"
         awk -v g="$gflop" -v s="$nabla_seconds" -v p="$probe" 'BEGIN { print g / s / p }' >>"$work/nabla_of_sgemm"
         if [ -n "$numpy" ]; then
-            line=$($numpy data/mnist "$batch" 2)
+            line=$($numpy data/mnist "$batch" "$epochs")
             numpy_seconds=$(echo "$line" | sed -n 's/.*seconds_per_epoch=\([0-9.]*\).*/\1/p')
             echo "$numpy_seconds" >>"$work/numpy_seconds"
             echo "$line" | sed -n 's/.*peak_mb=\([0-9.]*\).*/\1/p' >>"$work/numpy_peak"
