@@ -100,8 +100,7 @@ fn check_products<F: Float>(tolerance: f64) {
 #[test]
 fn split_gemm_matches_the_plain_loops_in_every_layout() {
     let _settings = exclusive();
-    // Four threads, so that even on a 2-core machine the products split into blocks.
-    threads::set_threads(4, GemmThreading::Split).unwrap();
+    threads::set_gemm_threading(GemmThreading::Split, 4);
     assert_eq!(threads::gemm_threading(), GemmThreading::Split);
     assert_eq!(
         threads::blas_threads(),
@@ -116,7 +115,7 @@ fn split_gemm_matches_the_plain_loops_in_every_layout() {
         copies,
         "every layout here reaches BLAS without a copy"
     );
-    threads::set_threads(4, GemmThreading::OpenBlas).unwrap();
+    threads::set_gemm_threading(GemmThreading::OpenBlas, 4);
     check_products::<f64>(1e-13);
 }
 
@@ -175,7 +174,6 @@ fn train_in_pool<F: Float>(
 #[test]
 fn results_and_thread_counts() {
     let _settings = exclusive();
-    threads::set_threads(4, GemmThreading::OpenBlas).unwrap();
     for blas_threads in [1, 2, 4] {
         let first = train_with_blas_threads::<f32>(blas_threads, GemmThreading::OpenBlas);
         let again = train_with_blas_threads::<f32>(blas_threads, GemmThreading::OpenBlas);
