@@ -49,6 +49,7 @@ pub mod float;
 pub mod gemm;
 pub mod init;
 pub mod layers;
+pub mod limits;
 pub mod loss;
 pub(crate) mod math;
 pub mod module;

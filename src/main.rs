@@ -4,19 +4,26 @@ mod cli;
 
 use std::process::ExitCode;
 
-use cli::Parsed;
+use cli::{CliError, Parsed};
 
 fn main() -> ExitCode {
     let command = match cli::parse() {
         Parsed::Run(command) => command,
         Parsed::Print(text) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
+            // A closed stdout is a normal end here too; any other failure is reported.
+            return match cli::write_stdout(&text) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => refuse(&error.to_string()),
+            };
         }
         Parsed::Refused(message) => return refuse(&message),
     };
-    match cli::run(command) {
+    match cli::run(*command) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Interrupted(message)) => {
+            cli::tell(&format!("nabla: {message}"));
+            ExitCode::from(cli::INTERRUPTED_STATUS)
+        }
         Err(error) => refuse(&error.to_string()),
     }
 }
@@ -33,6 +40,6 @@ fn refuse(message: &str) -> ExitCode {
             c => c.to_string(),
         })
         .collect();
-    eprintln!("nabla: error: {line}");
+    cli::tell(&format!("nabla: error: {line}"));
     ExitCode::from(2)
 }

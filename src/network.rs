@@ -11,6 +11,7 @@ use crate::buffer::Buffer;
 use crate::float::Float;
 use crate::init::{self, Init};
 use crate::layers::{ActivationKind, Layer, Linear};
+use crate::limits::{check_memory, product, sum, TooLarge};
 use crate::math::argmax;
 use crate::module::{Module, Parameter};
 use crate::optim::PlainUpdate;
@@ -46,6 +47,75 @@ pub enum ModelError {
         /// The sizes given.
         sizes: Vec<usize>,
     },
+    /// A width beyond what BLAS's 32-bit integers address.
+    #[error("a layer width of {width} is more than BLAS's largest dimension, {limit}")]
+    WidthTooLarge {
+        /// The width.
+        width: usize,
+        /// `i32::MAX`.
+        limit: usize,
+    },
+    /// Layers too large for the machine's memory.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+}
+
+/// Bytes that linear layers of widths `sizes = [in, hidden..., out]` take in `F`: weights
+/// and biases, their gradients, and the `f64` draw of the largest weight matrix during
+/// initialisation. `None` if the count overflows.
+pub fn parameter_bytes<F: Float>(sizes: &[usize]) -> Option<u64> {
+    let float = std::mem::size_of::<F>();
+    let layers: Vec<Option<u64>> = sizes
+        .windows(2)
+        .map(|pair| sum([product(&[pair[0], pair[1]]), Some(pair[1] as u64)]))
+        .collect();
+    let parameters = sum(layers.iter().copied())?;
+    let largest_draw = layers
+        .iter()
+        .copied()
+        .try_fold(0u64, |m, l| Some(m.max(l?)))?;
+    sum([
+        parameters.checked_mul(2 * float as u64),
+        largest_draw.checked_mul(8),
+    ])
+}
+
+/// Checks widths `sizes = [in, hidden..., out]` before any layer is allocated: at least
+/// two, none zero, none beyond BLAS's `i32`, and parameters that fit in memory.
+pub fn check_sizes<F: Float>(sizes: &[usize]) -> Result<(), ModelError> {
+    if sizes.len() < 2 {
+        return Err(ModelError::TooFewSizes {
+            sizes: sizes.to_vec(),
+        });
+    }
+    if sizes.contains(&0) {
+        return Err(ModelError::ZeroWidth {
+            sizes: sizes.to_vec(),
+        });
+    }
+    let limit = i32::MAX as usize;
+    if let Some(&width) = sizes.iter().find(|&&width| width > limit) {
+        return Err(ModelError::WidthTooLarge { width, limit });
+    }
+    check_parameter_memory::<F>(sizes)?;
+    Ok(())
+}
+
+/// Checks that a network of widths `sizes` fits in memory (see [`parameter_bytes`]).
+fn check_parameter_memory<F: Float>(sizes: &[usize]) -> Result<(), TooLarge> {
+    let description = sizes
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("-");
+    check_memory(
+        format!(
+            "a {description} network's parameters and gradients ({})",
+            F::NAME
+        ),
+        parameter_bytes::<F>(sizes),
+    )
+    .map(drop)
 }
 
 /// A feed-forward network of [`Layer`]s: any mix of linear layers and activations.
@@ -96,16 +166,7 @@ impl<F: Float> MultiLayerPerceptron<F> {
         init: Init,
         seed: u64,
     ) -> Result<Self, ModelError> {
-        if sizes.len() < 2 {
-            return Err(ModelError::TooFewSizes {
-                sizes: sizes.to_vec(),
-            });
-        }
-        if sizes.contains(&0) {
-            return Err(ModelError::ZeroWidth {
-                sizes: sizes.to_vec(),
-            });
-        }
+        check_sizes::<F>(sizes)?;
         let mut rng = init::rng(seed);
         let mut layers = Vec::new();
         for (index, pair) in sizes.windows(2).enumerate() {
@@ -207,6 +268,36 @@ impl<F: Float> MultiLayerPerceptron<F> {
     pub fn predict(&mut self, input: ArrayView2<'_, F>) -> Array1<usize> {
         let logits = self.forward(input);
         logits.map_axis(Axis(1), |row| argmax(row.iter().copied()))
+    }
+
+    /// Bytes the layers' buffers take for batches of `rows` rows: each linear layer keeps
+    /// its input, output and input gradient, each activation its output and input
+    /// gradient. `None` if the count overflows.
+    pub fn buffer_bytes(&self, rows: usize) -> Option<u64> {
+        let mut width = self.in_features() as u64;
+        let mut per_row = 0u64;
+        for layer in &self.layers {
+            let values = match layer {
+                Layer::Linear(linear) => {
+                    width = linear.out_features() as u64;
+                    (linear.in_features() as u64)
+                        .checked_mul(2)?
+                        .checked_add(width)?
+                }
+                Layer::Activation(_) => width.checked_mul(2)?,
+            };
+            per_row = per_row.checked_add(values)?;
+        }
+        per_row
+            .checked_mul(rows as u64)?
+            .checked_mul(std::mem::size_of::<F>() as u64)
+    }
+
+    /// The number of parameters (weights and biases).
+    pub fn parameter_count(&self) -> usize {
+        self.linear_layers()
+            .map(|linear| linear.weights().len() + linear.bias().len())
+            .sum()
     }
 
     /// `sum W^2` over every linear layer's weights (biases excluded).

@@ -8,7 +8,7 @@ use thiserror::Error;
 use crate::float::Float;
 use crate::layers::{ActivationKind, Layer, Linear};
 use crate::names::UnknownName;
-use crate::network::{ModelError, MultiLayerPerceptron};
+use crate::network::{check_sizes, ModelError, MultiLayerPerceptron};
 
 /// One layer as a model file records it: `{"type": "linear", "in_features": 784,
 /// "out_features": 256}` or `{"type": "relu"}` (any activation name).
@@ -93,6 +93,26 @@ impl From<LayerSpec> for RawLayer {
     }
 }
 
+/// What is wrong with an architecture description.
+#[derive(Debug, Error)]
+pub enum ArchitectureProblem {
+    /// The JSON does not parse or has the wrong fields.
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    /// A `.safetensors` file without nabla's metadata.
+    #[error("no '{0}' in the file's __metadata__ (not written by nabla? load it with --init-from into a model built from flags)")]
+    MissingMetadata(&'static str),
+    /// Another format name than `nabla-mlp`.
+    #[error("format '{0}', expected 'nabla-mlp'")]
+    Format(String),
+    /// Another float type than `f32` or `f64`.
+    #[error("dtype '{0}', expected 'f32' or 'f64'")]
+    Dtype(String),
+}
+
+/// The format name in every model file.
+pub const FORMAT: &str = "nabla-mlp";
+
 /// What `nabla eval` and `nabla predict` need besides the weights.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Architecture {
@@ -119,14 +139,55 @@ impl Architecture {
             })
             .collect();
         Self {
-            format: "nabla-mlp".into(),
+            format: FORMAT.into(),
             dtype: F::NAME.into(),
             layers,
         }
     }
 
-    /// A zero-weight network of this architecture (weights are loaded next).
+    /// Checks the format name and the float type.
+    pub(crate) fn check(&self) -> Result<(), ArchitectureProblem> {
+        if self.format != FORMAT {
+            return Err(ArchitectureProblem::Format(self.format.clone()));
+        }
+        if self.dtype != "f32" && self.dtype != "f64" {
+            return Err(ArchitectureProblem::Dtype(self.dtype.clone()));
+        }
+        Ok(())
+    }
+
+    /// A zero-weight network of this architecture (weights are loaded next). The widths
+    /// are checked to chain and to fit in memory before any layer is allocated.
     pub(crate) fn build<F: Float>(&self) -> Result<MultiLayerPerceptron<F>, ModelError> {
+        let mut widths: Vec<usize> = Vec::new();
+        for (index, spec) in self.layers.iter().enumerate() {
+            if let LayerSpec::Linear {
+                in_features,
+                out_features,
+            } = *spec
+            {
+                match widths.last() {
+                    Some(&expected) if expected != in_features => {
+                        return Err(ModelError::WidthMismatch {
+                            index,
+                            expected,
+                            found: in_features,
+                        })
+                    }
+                    Some(_) => {}
+                    None => widths.push(in_features),
+                }
+                widths.push(out_features);
+            }
+        }
+        if widths.is_empty() {
+            return Err(if self.layers.is_empty() {
+                ModelError::Empty
+            } else {
+                ModelError::NoLinearLayer
+            });
+        }
+        check_sizes::<F>(&widths)?;
         let layers = self
             .layers
             .iter()

@@ -1,28 +1,196 @@
-//! Saving and loading trained weights as NumPy `.npz`, in PyTorch's `nn.Sequential`
-//! `state_dict` layout, with the architecture in a JSON sidecar.
+//! Model files: the weights in PyTorch's `nn.Sequential` `state_dict` names, with the
+//! architecture, written atomically and read back with every size and value checked.
 //!
 //! Keys are `"{position}.weight"` `(out, in)` and `"{position}.bias"` `(out)`, where the
 //! position counts every layer, activations included (`0.weight`, `0.bias`, `2.weight`,
-//! ... for linear, activation, linear), so
-//! `torch.nn.Sequential(...).load_state_dict({k: torch.from_numpy(v) for k, v in np.load(f).items()})`
-//! loads the file as it is. The sidecar `m.json` beside `m.npz` lists the layers. Every
-//! file is written atomically ([`crate::atomic_file`]).
+//! ... for linear, activation, linear), so PyTorch's `load_state_dict` takes them as
+//! they are, with strict key matching. Two formats, chosen by the file's extension:
+//!
+//! - **`.safetensors`** (the default): one file, the architecture in its `__metadata__`
+//!   (`format`, `dtype`, `layers`). A reader finds the old file or the new one under the
+//!   name, never a mix. PyTorch: `net.load_state_dict(safetensors.torch.load_file(path))`.
+//! - **`.npz`**, for NumPy users: the arrays, plus the architecture in a JSON sidecar
+//!   (`m.json` beside `m.npz`) that records the SHA-256 of the `.npz`; a sidecar that does
+//!   not match its `.npz` (a save interrupted between the two files) is refused.
+//!   Compressed archives (`np.savez_compressed`) are read too.
+//!
+//! Every size in a file is checked against the model before any array is read, and a
+//! weight that is NaN or infinite is refused with its key and position.
 
 mod architecture;
 mod npz;
+mod safetensors;
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 pub use architecture::{Architecture, LayerSpec, LayerSpecError};
-pub use npz::{load, load_weights_into, save, sidecar_path};
 
-use crate::network::ModelError;
+use crate::float::Float;
+use crate::layers::Layer;
+use crate::limits::TooLarge;
+use crate::module::{ParameterKey, ParameterKind};
+use crate::network::{ModelError, MultiLayerPerceptron};
 
-/// Why a checkpoint could not be written or read.
+/// The two model file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// `.safetensors`: one file, architecture in its metadata.
+    Safetensors,
+    /// `.npz` plus a `.json` sidecar.
+    Npz,
+}
+
+impl ModelFormat {
+    /// The format a path's extension names (`.safetensors` or `.npz`, any case).
+    pub fn of(path: &Path) -> Result<Self, CheckpointError> {
+        let extension = path
+            .extension()
+            .map(|extension| extension.to_string_lossy().to_lowercase());
+        match extension.as_deref() {
+            Some("safetensors") => Ok(ModelFormat::Safetensors),
+            Some("npz") => Ok(ModelFormat::Npz),
+            _ => Err(CheckpointError::Extension {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+
+    /// The files a model saved at `path` consists of (`m.npz` and `m.json` for npz).
+    pub fn files(self, path: &Path) -> Vec<PathBuf> {
+        match self {
+            ModelFormat::Safetensors => vec![path.to_path_buf()],
+            ModelFormat::Npz => vec![path.to_path_buf(), sidecar_path(path)],
+        }
+    }
+}
+
+/// The sidecar path of an `.npz` model: `m.npz` -> `m.json`.
+pub fn sidecar_path(path: &Path) -> PathBuf {
+    path.with_extension("json")
+}
+
+/// Writes `model` to `path` in the format its extension names, atomically.
+pub fn save<F: Float>(model: &MultiLayerPerceptron<F>, path: &Path) -> Result<(), CheckpointError> {
+    match ModelFormat::of(path)? {
+        ModelFormat::Safetensors => safetensors::save(model, path),
+        ModelFormat::Npz => npz::save(model, path),
+    }
+}
+
+/// Loads a network saved by [`save`]: its architecture and weights (stored as f32 or
+/// f64), converted to `F`.
+pub fn load<F: Float>(path: &Path) -> Result<MultiLayerPerceptron<F>, CheckpointError> {
+    match ModelFormat::of(path)? {
+        ModelFormat::Safetensors => safetensors::load(path),
+        ModelFormat::Npz => npz::load(path),
+    }
+}
+
+/// Replaces the weights of every linear layer of `model` with the arrays of the same
+/// names in `path` (a `.safetensors` or `.npz` file written by [`save`], by PyTorch or
+/// by NumPy in the same layout; no architecture needed), checking every shape and value.
+pub fn load_weights_into<F: Float>(
+    model: &mut MultiLayerPerceptron<F>,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    match ModelFormat::of(path)? {
+        ModelFormat::Safetensors => safetensors::load_weights_into(model, path),
+        ModelFormat::Npz => npz::load_weights_into(model, path),
+    }
+}
+
+/// A model file's named arrays: shapes first, values only once a shape is accepted.
+trait ArraySource {
+    /// The names present, for messages.
+    fn names(&self) -> Vec<String>;
+    /// The shape of `key`, or `None` if there is no such array.
+    fn shape(&mut self, key: &str) -> Result<Option<Vec<usize>>, CheckpointError>;
+    /// The values of `key` in row-major order into `target` (its shape was accepted).
+    fn read_into<F: Float>(&mut self, key: &str, target: &mut [F]) -> Result<(), CheckpointError>;
+}
+
+/// Fills every linear layer of `model` from `source`, checking each array's presence
+/// and shape before reading it, and each value after.
+fn fill_model<F: Float, S: ArraySource>(
+    model: &mut MultiLayerPerceptron<F>,
+    source: &mut S,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    for (position, layer) in model.layers_mut().iter_mut().enumerate() {
+        let Layer::Linear(linear) = layer else {
+            continue;
+        };
+        let (outputs, inputs) = (linear.out_features(), linear.in_features());
+        for (kind, expected) in [
+            (ParameterKind::Weight, vec![outputs, inputs]),
+            (ParameterKind::Bias, vec![outputs]),
+        ] {
+            let key = ParameterKey {
+                layer: position,
+                kind,
+            }
+            .to_string();
+            match source.shape(&key)? {
+                None => {
+                    return Err(CheckpointError::MissingKey {
+                        path: path.to_path_buf(),
+                        key,
+                        available: source.names().join(", "),
+                    })
+                }
+                Some(found) if found != expected => {
+                    return Err(CheckpointError::Shape {
+                        path: path.to_path_buf(),
+                        key,
+                        expected,
+                        found,
+                    })
+                }
+                Some(_) => {}
+            }
+            let mut values = vec![F::zero(); expected.iter().product()];
+            source.read_into(&key, &mut values)?;
+            if let Some(index) = values.iter().position(|value| !value.is_finite()) {
+                let position = if expected.len() == 2 {
+                    vec![index / inputs, index % inputs]
+                } else {
+                    vec![index]
+                };
+                return Err(CheckpointError::NonFinite {
+                    path: path.to_path_buf(),
+                    key,
+                    position,
+                    value: values[index].to_f64(),
+                });
+            }
+            match kind {
+                ParameterKind::Weight => linear
+                    .weights_mut()
+                    .iter_mut()
+                    .zip(values)
+                    .for_each(|(slot, value)| *slot = value),
+                ParameterKind::Bias => linear
+                    .bias_mut()
+                    .iter_mut()
+                    .zip(values)
+                    .for_each(|(slot, value)| *slot = value),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a model file could not be written or read.
 #[derive(Debug, Error)]
 pub enum CheckpointError {
+    /// A path whose extension names no model format.
+    #[error("{path}: expected a .safetensors or .npz model file")]
+    Extension {
+        /// The path.
+        path: PathBuf,
+    },
     /// The file could not be created, written, renamed or opened.
     #[error("{path}: {source}")]
     Io {
@@ -31,43 +199,77 @@ pub enum CheckpointError {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// The `.npz` archive is malformed.
+    /// A file too large to read into memory.
+    #[error("{path}: {source}")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The size and the limit.
+        source: TooLarge,
+    },
+    /// A `.safetensors` file that does not parse (header, offsets, sizes).
+    #[error("{path}: not a readable .safetensors file: {source}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What the reader said.
+        source: ::safetensors::SafeTensorError,
+    },
+    /// A `.npz` archive that does not open.
     #[error("{path}: not a readable .npz file: {source}")]
-    ReadNpz {
+    Zip {
         /// The file.
         path: PathBuf,
-        /// What the reader said.
-        source: ndarray_npy::ReadNpzError,
+        /// What the zip reader said.
+        source: zip::result::ZipError,
     },
-    /// An array of another element type or dimension than a float matrix or vector.
-    #[error(
-        "{path}: '{key}' is not a float32 or float64 array of {dimensions} dimensions: {source}"
-    )]
-    ArrayType {
+    /// An array inside a `.npz` that is not a readable `.npy`.
+    #[error("{path}: '{key}': {problem}")]
+    Npy {
         /// The file.
         path: PathBuf,
-        /// The key.
+        /// The array.
         key: String,
-        /// Dimensions expected.
-        dimensions: usize,
-        /// What the reader said.
-        source: ndarray_npy::ReadNpzError,
+        /// What is wrong.
+        problem: npz::NpyProblem,
     },
-    /// The architecture sidecar is missing.
-    #[error("{path}: cannot read the architecture file (it is written beside the .npz by --save): {source}")]
-    SidecarIo {
+    /// An array of another element type than float32 or float64.
+    #[error("{path}: '{key}' holds {dtype} values, expected float32 or float64")]
+    Dtype {
+        /// The file.
+        path: PathBuf,
+        /// The array.
+        key: String,
+        /// Its element type.
+        dtype: String,
+    },
+    /// The architecture (sidecar or metadata) cannot be read.
+    #[error("{path}: cannot read the architecture: {source}")]
+    ArchitectureIo {
         /// The sidecar.
         path: PathBuf,
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// The architecture sidecar is malformed.
-    #[error("{path}: bad architecture file: {source}")]
-    Sidecar {
-        /// The sidecar.
+    /// The architecture (sidecar or metadata) is malformed.
+    #[error("{path}: bad architecture: {problem}")]
+    Architecture {
+        /// The sidecar or model file.
         path: PathBuf,
-        /// What the JSON reader said.
-        source: serde_json::Error,
+        /// What is wrong.
+        problem: architecture::ArchitectureProblem,
+    },
+    /// An `.npz` whose sidecar records another file's SHA-256.
+    #[error("{path}: the architecture in {sidecar} belongs to another version of this file (SHA-256 {expected} recorded, {found} found): was a save interrupted? Save the model again")]
+    SidecarMismatch {
+        /// The `.npz`.
+        path: PathBuf,
+        /// The sidecar.
+        sidecar: PathBuf,
+        /// The hash the sidecar records.
+        expected: String,
+        /// The hash of the `.npz`.
+        found: String,
     },
     /// An array the model needs is not in the file.
     #[error("{path}: no array '{key}' (the file has: {available})")]
@@ -91,12 +293,24 @@ pub enum CheckpointError {
         /// The file's shape.
         found: Vec<usize>,
     },
-    /// The sidecar describes layers that do not make a network.
+    /// A weight that is NaN or infinite.
+    #[error("{path}: '{key}' at {position:?} is {value}: a model's weights must be finite")]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The array.
+        key: String,
+        /// The entry (row and column of a weight matrix, index of a bias).
+        position: Vec<usize>,
+        /// The value.
+        value: f64,
+    },
+    /// The architecture describes layers that do not make a network.
     #[error("{path}: {source}")]
     Model {
-        /// The sidecar.
+        /// The sidecar or model file.
         path: PathBuf,
-        /// Why the layers do not chain.
+        /// Why the layers do not make a network.
         source: ModelError,
     },
 }
@@ -108,4 +322,24 @@ impl CheckpointError {
             source,
         }
     }
+}
+
+/// The whole file at `path`, after checking that its size fits in memory.
+fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    let size = std::fs::metadata(path)
+        .map_err(CheckpointError::io(path))?
+        .len();
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(CheckpointError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+        });
+    }
+    crate::limits::check_memory(format!("reading {}", path.display()), Some(size)).map_err(
+        |source| CheckpointError::TooLarge {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
+    std::fs::read(path).map_err(CheckpointError::io(path))
 }

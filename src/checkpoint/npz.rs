@@ -1,31 +1,42 @@
-//! The `.npz` model file and its JSON architecture sidecar.
+//! The `.npz` model file (a zip of `.npy` arrays, stored or deflated) and its JSON
+//! architecture sidecar, which records the SHA-256 of the `.npz` it describes.
+//!
+//! Arrays are read by a small `.npy` reader of nabla's own, so that each header's shape
+//! is checked against the model before any data is read, and the data is read to exactly
+//! the size the header declares.
 
-use std::fs::File;
-use std::io::{BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Cursor, Read};
+use std::path::Path;
 
-use ndarray::{Array1, Array2, Dimension};
-use ndarray_npy::{NpzReader, NpzWriter, ReadableElement};
+use ndarray_npy::NpzWriter;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use zip::ZipArchive;
 
-use super::{Architecture, CheckpointError};
-use crate::atomic_file::write_atomically;
+use super::architecture::ArchitectureProblem;
+use super::{fill_model, read_file, sidecar_path, Architecture, ArraySource, CheckpointError};
+use crate::atomic_file::{write_atomically, write_bytes_atomically};
 use crate::float::Float;
 use crate::layers::Layer;
+use crate::limits::product;
 use crate::network::MultiLayerPerceptron;
 
-/// The sidecar path of a checkpoint: `m.npz` -> `m.json`.
-pub fn sidecar_path(path: &Path) -> PathBuf {
-    path.with_extension("json")
+/// The sidecar `m.json`: the architecture and the SHA-256 of `m.npz`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Sidecar {
+    #[serde(flatten)]
+    architecture: Architecture,
+    npz_sha256: String,
 }
 
-/// Writes `model`'s weights to `path` (`.npz`) and its architecture to the sidecar, each
-/// atomically.
-pub fn save<F: Float>(model: &MultiLayerPerceptron<F>, path: &Path) -> Result<(), CheckpointError> {
-    let sidecar = sidecar_path(path);
-    let json =
-        serde_json::to_string_pretty(&Architecture::of(model)).expect("plain data serialises");
-    write_atomically(&sidecar, |file| file.write_all(json.as_bytes()))
-        .map_err(CheckpointError::io(&sidecar))?;
+/// Writes the `.npz` (atomically), then the sidecar with its hash (atomically): a crash
+/// between the two leaves an old sidecar whose hash no longer matches, which the loader
+/// refuses.
+pub(super) fn save<F: Float>(
+    model: &MultiLayerPerceptron<F>,
+    path: &Path,
+) -> Result<(), CheckpointError> {
     write_atomically(path, |file| {
         let mut npz = NpzWriter::new(file);
         for (position, layer) in model.layers().iter().enumerate() {
@@ -37,115 +48,356 @@ pub fn save<F: Float>(model: &MultiLayerPerceptron<F>, path: &Path) -> Result<()
         }
         npz.finish().map(drop).map_err(std::io::Error::other)
     })
-    .map_err(CheckpointError::io(path))
+    .map_err(CheckpointError::io(path))?;
+    let sidecar = Sidecar {
+        architecture: Architecture::of(model),
+        npz_sha256: sha256_hex(&read_file(path)?),
+    };
+    // Cannot fail: plain strings and integers.
+    let json = serde_json::to_string_pretty(&sidecar).expect("the sidecar serialises");
+    let sidecar_file = sidecar_path(path);
+    write_bytes_atomically(&sidecar_file, json.as_bytes())
+        .map_err(CheckpointError::io(&sidecar_file))
 }
 
-/// Loads a network saved by [`save`]: the architecture from the sidecar, the weights
-/// (stored as f32 or f64) from the `.npz`, converted to `F`.
-pub fn load<F: Float>(path: &Path) -> Result<MultiLayerPerceptron<F>, CheckpointError> {
-    let sidecar = sidecar_path(path);
-    let text = std::fs::read_to_string(&sidecar).map_err(|source| CheckpointError::SidecarIo {
-        path: sidecar.clone(),
-        source,
-    })?;
-    let architecture: Architecture =
-        serde_json::from_str(&text).map_err(|source| CheckpointError::Sidecar {
-            path: sidecar.clone(),
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Loads a model written by [`save`]: the sidecar, checked against the `.npz`'s hash,
+/// then the arrays.
+pub(super) fn load<F: Float>(path: &Path) -> Result<MultiLayerPerceptron<F>, CheckpointError> {
+    let sidecar_file = sidecar_path(path);
+    let text = std::fs::read_to_string(&sidecar_file).map_err(|source| {
+        CheckpointError::ArchitectureIo {
+            path: sidecar_file.clone(),
             source,
-        })?;
-    let mut model = architecture
+        }
+    })?;
+    let problem = |problem| CheckpointError::Architecture {
+        path: sidecar_file.clone(),
+        problem,
+    };
+    let sidecar: Sidecar =
+        serde_json::from_str(&text).map_err(|error| problem(ArchitectureProblem::Json(error)))?;
+    sidecar.architecture.check().map_err(problem)?;
+    let mut archive = NpzFile::open(path)?;
+    let found = archive.sha256.clone();
+    if found != sidecar.npz_sha256 {
+        return Err(CheckpointError::SidecarMismatch {
+            path: path.to_path_buf(),
+            sidecar: sidecar_file,
+            expected: sidecar.npz_sha256,
+            found,
+        });
+    }
+    let mut model = sidecar
+        .architecture
         .build()
         .map_err(|source| CheckpointError::Model {
-            path: sidecar.clone(),
+            path: sidecar_file.clone(),
             source,
         })?;
-    load_weights_into(&mut model, path)?;
+    fill_model(&mut model, &mut archive, path)?;
     Ok(model)
 }
 
-/// Replaces the weights of every linear layer of `model` with the arrays of the same
-/// positions in `path` (written by [`save`] or by PyTorch in the same layout), checking
-/// every shape.
-pub fn load_weights_into<F: Float>(
+/// Fills `model` from the arrays of an `.npz` (no sidecar needed: PyTorch or NumPy may
+/// have written it).
+pub(super) fn load_weights_into<F: Float>(
     model: &mut MultiLayerPerceptron<F>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    let file = File::open(path).map_err(CheckpointError::io(path))?;
-    let npz_error = |source| CheckpointError::ReadNpz {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut npz = NpzReader::new(BufReader::new(file)).map_err(npz_error)?;
-    let names: Vec<String> = npz
-        .names()
-        .map_err(npz_error)?
-        .into_iter()
-        .map(|name| name.trim_end_matches(".npy").to_string())
-        .collect();
-    for (position, layer) in model.layers_mut().iter_mut().enumerate() {
-        let Layer::Linear(linear) = layer else {
-            continue;
-        };
-        let weight_key = format!("{position}.weight");
-        let bias_key = format!("{position}.bias");
-        let weights: Array2<F> = read_array(&mut npz, path, &names, &weight_key)?;
-        let bias: Array1<F> = read_array(&mut npz, path, &names, &bias_key)?;
-        check_shape(path, &weight_key, linear.weights().shape(), weights.shape())?;
-        check_shape(path, &bias_key, linear.bias().shape(), bias.shape())?;
-        linear.weights_mut().assign(&weights);
-        linear.bias_mut().assign(&bias);
-    }
-    Ok(())
+    let mut archive = NpzFile::open(path)?;
+    fill_model(model, &mut archive, path)
 }
 
-fn check_shape(
-    path: &Path,
-    key: &str,
-    expected: &[usize],
-    found: &[usize],
-) -> Result<(), CheckpointError> {
-    if expected == found {
-        return Ok(());
+/// What is wrong with one `.npy` array.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum NpyProblem {
+    /// The member does not open or read (corrupt compressed data).
+    #[error("cannot read the member: {0}")]
+    Read(String),
+    /// No `\x93NUMPY` magic.
+    #[error("not a .npy array (no \\x93NUMPY magic)")]
+    Magic,
+    /// A format version other than 1, 2 or 3.
+    #[error(".npy format version {0} is not supported")]
+    Version(u8),
+    /// A header that does not parse.
+    #[error("unreadable .npy header: {0}")]
+    Header(String),
+    /// An element type other than little- or big-endian float32/float64.
+    #[error("holds '{0}' values, expected float32 ('<f4') or float64 ('<f8')")]
+    Dtype(String),
+    /// Fewer data bytes than the header declares.
+    #[error("truncated: {found} of the {expected} data bytes its header declares")]
+    Truncated {
+        /// Bytes declared.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// More data bytes than the header declares.
+    #[error("more data than the {expected} bytes its header declares")]
+    Trailing {
+        /// Bytes declared.
+        expected: u64,
+    },
+}
+
+/// The header of a `.npy` array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NpyHeader {
+    /// 4 or 8.
+    item_bytes: usize,
+    big_endian: bool,
+    fortran_order: bool,
+    shape: Vec<usize>,
+}
+
+/// Parses the header at the start of `reader`, leaving it at the data.
+fn read_npy_header(reader: &mut impl Read) -> Result<NpyHeader, NpyProblem> {
+    let read = |reader: &mut dyn Read, buffer: &mut [u8]| {
+        reader
+            .read_exact(buffer)
+            .map_err(|error| match error.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    NpyProblem::Header("the file ends in the header".into())
+                }
+                _ => NpyProblem::Read(error.to_string()),
+            })
+    };
+    let mut preamble = [0u8; 8];
+    read(reader, &mut preamble)?;
+    if &preamble[..6] != b"\x93NUMPY" {
+        return Err(NpyProblem::Magic);
     }
-    Err(CheckpointError::Shape {
-        path: path.to_path_buf(),
-        key: key.to_string(),
-        expected: expected.to_vec(),
-        found: found.to_vec(),
+    let header_len = match preamble[6] {
+        1 => {
+            let mut length = [0u8; 2];
+            read(reader, &mut length)?;
+            u16::from_le_bytes(length) as usize
+        }
+        2 | 3 => {
+            let mut length = [0u8; 4];
+            read(reader, &mut length)?;
+            u32::from_le_bytes(length) as usize
+        }
+        version => return Err(NpyProblem::Version(version)),
+    };
+    // NumPy itself refuses headers over 10,000 bytes by default.
+    const MAX_HEADER: usize = 1 << 16;
+    if header_len > MAX_HEADER {
+        return Err(NpyProblem::Header(format!(
+            "a header of {header_len} bytes (at most {MAX_HEADER})"
+        )));
+    }
+    let mut text = vec![0u8; header_len];
+    read(reader, &mut text)?;
+    let text = String::from_utf8(text).map_err(|_| NpyProblem::Header("not text".into()))?;
+    parse_header_dict(&text)
+}
+
+/// Parses `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }`.
+fn parse_header_dict(text: &str) -> Result<NpyHeader, NpyProblem> {
+    let bad = |what: &str| {
+        NpyProblem::Header(format!(
+            "{what} in {}",
+            text.trim().chars().take(80).collect::<String>()
+        ))
+    };
+    let value_after = |key: &str| -> Result<&str, NpyProblem> {
+        let at = ["'", "\""]
+            .iter()
+            .find_map(|quote| text.find(&format!("{quote}{key}{quote}")))
+            .ok_or_else(|| bad(&format!("no '{key}'")))?;
+        let rest = &text[at + key.len() + 2..];
+        let colon = rest.find(':').ok_or_else(|| bad("no ':'"))?;
+        Ok(rest[colon + 1..].trim_start())
+    };
+    let descr_text = value_after("descr")?;
+    let quote = descr_text
+        .chars()
+        .next()
+        .filter(|c| *c == '\'' || *c == '"')
+        .ok_or_else(|| bad("descr is not a string"))?;
+    let descr = descr_text[1..]
+        .split(quote)
+        .next()
+        .ok_or_else(|| bad("descr is not closed"))?;
+    let (big_endian, item_bytes) = match descr {
+        "<f4" | "=f4" => (false, 4),
+        "<f8" | "=f8" => (false, 8),
+        ">f4" => (true, 4),
+        ">f8" => (true, 8),
+        other => return Err(NpyProblem::Dtype(other.to_string())),
+    };
+    let fortran_text = value_after("fortran_order")?;
+    let fortran_order = if fortran_text.starts_with("True") {
+        true
+    } else if fortran_text.starts_with("False") {
+        false
+    } else {
+        return Err(bad("fortran_order is not True or False"));
+    };
+    let shape_text = value_after("shape")?;
+    let inner = shape_text
+        .strip_prefix('(')
+        .and_then(|rest| rest.split(')').next())
+        .ok_or_else(|| bad("shape is not a tuple"))?;
+    let shape = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| bad("a shape entry is not a size"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NpyHeader {
+        item_bytes,
+        big_endian,
+        fortran_order,
+        shape,
     })
 }
 
-/// Reads `key` as `F`, accepting arrays stored as f32 or f64.
-fn read_array<F: Float, D: Dimension>(
-    npz: &mut NpzReader<BufReader<File>>,
-    path: &Path,
-    names: &[String],
-    key: &str,
-) -> Result<ndarray::Array<F, D>, CheckpointError> {
-    if !names.iter().any(|name| name == key) {
-        return Err(CheckpointError::MissingKey {
-            path: path.to_path_buf(),
-            key: key.to_string(),
-            available: names.join(", "),
-        });
-    }
-    if let Ok(array) = npz.by_name::<ndarray::OwnedRepr<F>, D>(key) {
-        return Ok(array);
-    }
-    read_converted::<f32, F, D>(npz, key)
-        .or_else(|_| read_converted::<f64, F, D>(npz, key))
-        .map_err(|source| CheckpointError::ArrayType {
-            path: path.to_path_buf(),
-            key: key.to_string(),
-            dimensions: D::NDIM.unwrap_or(0),
-            source,
-        })
+/// One member of an `.npz` read from memory.
+type Member<'a> = zip::read::ZipFile<'a, Cursor<Vec<u8>>>;
+
+/// An `.npz` read into memory.
+struct NpzFile<'a> {
+    path: &'a Path,
+    /// The SHA-256 of the whole file, in hex.
+    sha256: String,
+    archive: ZipArchive<Cursor<Vec<u8>>>,
 }
 
-fn read_converted<S: ReadableElement + Copy + Into<f64>, F: Float, D: Dimension>(
-    npz: &mut NpzReader<BufReader<File>>,
-    key: &str,
-) -> Result<ndarray::Array<F, D>, ndarray_npy::ReadNpzError> {
-    let array = npz.by_name::<ndarray::OwnedRepr<S>, D>(key)?;
-    Ok(array.mapv(|value| F::from_f64(value.into())))
+impl<'a> NpzFile<'a> {
+    fn open(path: &'a Path) -> Result<Self, CheckpointError> {
+        let bytes = read_file(path)?;
+        let sha256 = sha256_hex(&bytes);
+        let archive =
+            ZipArchive::new(Cursor::new(bytes)).map_err(|source| CheckpointError::Zip {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            path,
+            sha256,
+            archive,
+        })
+    }
+
+    /// The member holding `key` (`key.npy`, or `key` as it is).
+    fn member(&self, key: &str) -> Option<String> {
+        let with_extension = format!("{key}.npy");
+        self.archive
+            .file_names()
+            .find(|name| *name == with_extension || *name == key)
+            .map(str::to_string)
+    }
+
+    fn problem(&self, key: &str, problem: NpyProblem) -> CheckpointError {
+        CheckpointError::Npy {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            problem,
+        }
+    }
+
+    /// Opens `key`'s member and reads its header.
+    fn open_member(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<(NpyHeader, Member<'_>)>, CheckpointError> {
+        let Some(name) = self.member(key) else {
+            return Ok(None);
+        };
+        let path = self.path.to_path_buf();
+        let mut member = self
+            .archive
+            .by_name(&name)
+            .map_err(|source| CheckpointError::Zip {
+                path: path.clone(),
+                source,
+            })?;
+        let header = read_npy_header(&mut member).map_err(|problem| CheckpointError::Npy {
+            path,
+            key: key.to_string(),
+            problem,
+        })?;
+        Ok(Some((header, member)))
+    }
+}
+
+impl ArraySource for NpzFile<'_> {
+    fn names(&self) -> Vec<String> {
+        self.archive
+            .file_names()
+            .map(|name| name.trim_end_matches(".npy").to_string())
+            .collect()
+    }
+
+    fn shape(&mut self, key: &str) -> Result<Option<Vec<usize>>, CheckpointError> {
+        Ok(self.open_member(key)?.map(|(header, _)| header.shape))
+    }
+
+    fn read_into<F: Float>(&mut self, key: &str, target: &mut [F]) -> Result<(), CheckpointError> {
+        let Some((header, member)) = self.open_member(key)? else {
+            return Ok(());
+        };
+        // The shape was accepted against the model, so this size is the model's.
+        let expected = product(&header.shape)
+            .and_then(|count| count.checked_mul(header.item_bytes as u64))
+            .unwrap_or(u64::MAX);
+        let mut data = Vec::new();
+        let read = member
+            .take(expected.saturating_add(1))
+            .read_to_end(&mut data);
+        if let Err(error) = read {
+            return Err(self.problem(key, NpyProblem::Read(error.to_string())));
+        }
+        let found = data.len() as u64;
+        if found < expected {
+            return Err(self.problem(key, NpyProblem::Truncated { expected, found }));
+        }
+        if found > expected {
+            return Err(self.problem(key, NpyProblem::Trailing { expected }));
+        }
+        let value = |chunk: &[u8]| -> f64 {
+            match (header.item_bytes, header.big_endian) {
+                (4, false) => f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]).into(),
+                (4, true) => f32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]).into(),
+                (_, big_endian) => {
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(chunk);
+                    if big_endian {
+                        f64::from_be_bytes(word)
+                    } else {
+                        f64::from_le_bytes(word)
+                    }
+                }
+            }
+        };
+        let values = data.chunks_exact(header.item_bytes).map(value);
+        if header.fortran_order && header.shape.len() == 2 {
+            // Column-major: element (i, j) is at j * rows + i.
+            let (rows, columns) = (header.shape[0], header.shape[1]);
+            for (index, value) in values.enumerate() {
+                let (i, j) = (index % rows, index / rows);
+                target[i * columns + j] = F::from_f64(value);
+            }
+        } else {
+            for (slot, value) in target.iter_mut().zip(values) {
+                *slot = F::from_f64(value);
+            }
+        }
+        Ok(())
+    }
 }

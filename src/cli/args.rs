@@ -208,7 +208,7 @@ pub struct MakeSubsetArgs {
 /// composed (help, version), or a refusal.
 pub enum Parsed {
     /// Run this.
-    Run(Cli),
+    Run(Box<Cli>),
     /// `--help` or `--version`: print this on stdout and exit 0.
     Print(String),
     /// A flag clap refused, as one line (without the `nabla: error:` prefix).
@@ -219,7 +219,7 @@ pub enum Parsed {
 /// argument) become one line, like nabla's own errors.
 pub fn parse() -> Parsed {
     match Cli::try_parse() {
-        Ok(cli) => Parsed::Run(cli),
+        Ok(cli) => Parsed::Run(Box::new(cli)),
         Err(error) => match error.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                 Parsed::Print(error.render().to_string())

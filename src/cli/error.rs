@@ -38,6 +38,16 @@ pub enum CliError {
     /// A training log could not be written or read.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// An output path that could not be written at the end of the run.
+    #[error("{flag} {path}: cannot write there: {source}")]
+    OutputPath {
+        /// The flag.
+        flag: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// An output file could not be written.
     #[error("{path}: cannot write: {source}")]
     Write {
@@ -64,7 +74,14 @@ pub enum CliError {
         /// The model's input width.
         features: usize,
     },
-    /// Writing to stdout failed.
+    /// Writing to stdout failed (other than by its reader closing it).
     #[error("cannot write to stdout: {0}")]
     Stdout(#[source] io::Error),
+    /// The signal handlers could not be installed.
+    #[error("cannot install the Ctrl-C handler: {0}")]
+    Signals(#[source] io::Error),
+    /// The run was interrupted (Ctrl-C, SIGTERM) after saving what it had: `main` exits
+    /// with status 130 and this message.
+    #[error("{0}")]
+    Interrupted(String),
 }

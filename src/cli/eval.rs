@@ -6,6 +6,7 @@ use ndarray::Array2;
 
 use super::args::EvalArgs;
 use super::dtype::{run_in, RunInFloat};
+use super::output::write_stdout;
 use super::settings::DataChoice;
 use super::CliError;
 
@@ -19,6 +20,7 @@ impl RunInFloat for &EvalArgs {
         let mut model = checkpoint::load::<F>(&self.model)?;
         let dataset = DataChoice::from_args(&self.data)?.load::<F>()?;
         check_fit(&model, &dataset)?;
+        let mut text = String::new();
         let mut test_predictions = None;
         for (name, x, y) in [
             ("train", &dataset.train_x, &dataset.train_y),
@@ -26,12 +28,12 @@ impl RunInFloat for &EvalArgs {
         ] {
             let (evaluation, predictions) = evaluate(&mut model, x, y.view());
             let correct = predictions.iter().zip(y).filter(|(p, l)| p == l).count();
-            println!(
-                "{name:<5} loss {:.6} accuracy {:.6} ({correct}/{} correct)",
+            text.push_str(&format!(
+                "{name:<5} loss {:.6} accuracy {:.6} ({correct}/{} correct)\n",
                 evaluation.loss,
                 evaluation.accuracy,
                 y.len()
-            );
+            ));
             test_predictions = Some(predictions);
         }
         let predictions = test_predictions.expect("the test set was evaluated");
@@ -39,13 +41,13 @@ impl RunInFloat for &EvalArgs {
         for (&label, &prediction) in dataset.test_y.iter().zip(&predictions) {
             confusion[[label, prediction]] += 1;
         }
-        println!("confusion matrix (test; rows: true label, columns: predicted)");
+        text.push_str("confusion matrix (test; rows: true label, columns: predicted)\n");
         let header: String = (0..dataset.classes).map(|c| format!("{c:>6}")).collect();
-        println!("     {header}");
+        text.push_str(&format!("     {header}\n"));
         for (label, row) in confusion.rows().into_iter().enumerate() {
             let cells: String = row.iter().map(|count| format!("{count:>6}")).collect();
-            println!("{label:>4} {cells}");
+            text.push_str(&format!("{label:>4} {cells}\n"));
         }
-        Ok(())
+        write_stdout(&text).map(drop)
     }
 }

@@ -58,8 +58,9 @@ pub enum LogError {
 }
 
 /// The log's columns, in order; `nabla plot` and `nabla summarize` read them by name.
-pub const COLUMNS: [&str; 20] = [
+pub const COLUMNS: [&str; 21] = [
     "epoch",
+    "partial",
     "train_loss",
     "train_acc",
     "train_error",
@@ -132,6 +133,7 @@ impl EpochLog {
     pub fn append(&mut self, stats: &EpochStats) -> Result<(), LogError> {
         let mut row = vec![
             stats.epoch.to_string(),
+            stats.partial.to_string(),
             format!("{:.6}", stats.train.loss),
             format!("{:.6}", stats.train.accuracy),
             format!("{:.6}", stats.train.error_rate()),
@@ -169,10 +171,14 @@ impl LogTable {
         };
         let mut reader = csv::Reader::from_path(path).map_err(error)?;
         let header = reader.headers().map_err(error)?.clone();
-        let rows = reader
+        let mut rows = reader
             .records()
             .collect::<Result<Vec<_>, _>>()
             .map_err(error)?;
+        // A partial epoch (an interrupted run's last row) is no point on a curve.
+        if let Some(partial) = header.iter().position(|name| name == "partial") {
+            rows.retain(|row| row.get(partial) != Some("true"));
+        }
         if rows.is_empty() {
             return Err(LogError::Empty {
                 path: path.to_path_buf(),

@@ -7,15 +7,20 @@ mod error;
 mod eval;
 mod log;
 mod make_subset;
+mod output;
 mod plot;
 mod predict;
+mod progress;
 mod settings;
+mod signals;
 mod summarize;
 mod train;
 
 use args::Command;
 pub use args::{parse, Cli, Parsed};
 pub use error::CliError;
+pub use output::{tell, write_stdout};
+pub use signals::INTERRUPTED_STATUS;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {

@@ -7,6 +7,7 @@ use super::args::PlotArgs;
 use nabla::atomic_file::write_bytes_atomically;
 
 use super::log::{LogError, LogTable};
+use super::output::say;
 use super::CliError;
 
 /// One run's curves.
@@ -48,7 +49,7 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
         path: args.output.clone(),
         source,
     })?;
-    println!("wrote {}", args.output.display());
+    say(&format!("wrote {}", args.output.display()))?;
     Ok(())
 }
 

@@ -1,13 +1,12 @@
 //! `nabla predict`: one predicted label per input row, on stdout.
 
-use std::io::{BufWriter, Write};
-
 use nabla::data::load_csv_features;
 use nabla::{checkpoint, train, Features, Float};
 use ndarray::s;
 
 use super::args::PredictArgs;
 use super::dtype::{run_in, RunInFloat};
+use super::output::write_stdout;
 use super::CliError;
 
 /// Predicts in chunks and prints the labels.
@@ -33,10 +32,11 @@ impl RunInFloat for &PredictArgs {
             }
         };
         let predictions = train::predict(&mut model, &Features::Dense(rows));
-        let mut out = BufWriter::new(std::io::stdout().lock());
+        let mut text = String::with_capacity(predictions.len() * 2);
         for label in predictions {
-            writeln!(out, "{label}").map_err(CliError::Stdout)?;
+            text.push_str(&label.to_string());
+            text.push('\n');
         }
-        out.flush().map_err(CliError::Stdout)
+        write_stdout(&text).map(drop)
     }
 }

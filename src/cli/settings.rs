@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use nabla::atomic_file::check_writable;
+use nabla::checkpoint::ModelFormat;
 use nabla::data::{DataSource, Dataset};
 use nabla::threads::{self, GemmThreading};
 use nabla::train::{Setting, TrainConfig, TrainError};
@@ -58,6 +60,16 @@ impl DataChoice {
     pub fn from_args(args: &DataArgs) -> Result<Self, CliError> {
         if args.classes < 2 {
             return Err(invalid("--classes", args.classes, "at least 2"));
+        }
+        if args.train_rows == Some(0) {
+            return Err(invalid("--train-rows", 0, "at least 1"));
+        }
+        if args.test_rows == Some(0) {
+            return Err(invalid(
+                "--test-rows",
+                0,
+                "at least 1 (every epoch is evaluated on the test set)",
+            ));
         }
         let (source, name) = match (&args.train_file, &args.test_file) {
             (Some(train), Some(test)) => (
@@ -133,6 +145,8 @@ pub struct TrainSettings {
     pub init_from: Option<PathBuf>,
     /// Only the final summary.
     pub quiet: bool,
+    /// Flags nabla adjusted, to tell the user.
+    pub warnings: Vec<String>,
 }
 
 impl TrainSettings {
@@ -166,21 +180,42 @@ impl TrainSettings {
         {
             return Err(invalid(flag_of(setting), value, expected));
         }
-        let threads = args.threads.unwrap_or_else(threads::available_cores);
-        if threads == 0 {
-            return Err(invalid("--threads", 0, "at least 1"));
+        let mut warnings = Vec::new();
+        let cores = threads::available_cores();
+        let threads = match args.threads {
+            None => cores,
+            Some(0) => return Err(invalid("--threads", 0, "at least 1")),
+            Some(asked) if asked > cores => {
+                warnings.push(format!(
+                    "--threads {asked} is more than the {cores} cores here; using {cores} (more threads than cores only wait on each other)"
+                ));
+                cores
+            }
+            Some(asked) => asked,
+        };
+        if let Some(path) = &args.log {
+            if path.as_os_str() == "-" {
+                return Err(invalid(
+                    "--log",
+                    "-",
+                    "a file path (the epoch lines are on stdout already)",
+                ));
+            }
+            check_output("--log", path)?;
         }
-        for (flag, path) in [("--log", &args.log), ("--save", &args.save)] {
-            if let Some(path) = path {
-                check_writable_directory(flag, path)?;
+        if let Some(path) = &args.save {
+            let format = ModelFormat::of(path)
+                .map_err(|_| invalid("--save", path.display(), "a .safetensors or .npz path"))?;
+            for file in format.files(path) {
+                check_output("--save", &file)?;
             }
         }
         if let Some(path) = &args.init_from {
-            if !path.is_file() {
+            if ModelFormat::of(path).is_err() || !path.is_file() {
                 return Err(invalid(
                     "--init-from",
                     path.display(),
-                    "an existing .npz file",
+                    "an existing .safetensors or .npz file",
                 ));
             }
         }
@@ -197,22 +232,18 @@ impl TrainSettings {
             save: args.save.clone(),
             init_from: args.init_from.clone(),
             quiet: args.quiet,
+            warnings,
         })
     }
 }
 
-/// Refuses an output path whose directory does not exist, before hours of training.
-fn check_writable_directory(flag: &'static str, path: &Path) -> Result<(), CliError> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(invalid(
-            flag,
-            path.display(),
-            "a path in an existing directory",
-        ));
-    }
-    Ok(())
+/// Refuses, before any work, an output path that could not be written at the end: its
+/// directory must exist and take a new file, and the path must be a regular file or
+/// absent (not a directory, not a device such as /dev/full).
+fn check_output(flag: &'static str, path: &Path) -> Result<(), CliError> {
+    check_writable(path).map_err(|source| CliError::OutputPath {
+        flag,
+        path: path.to_path_buf(),
+        source,
+    })
 }

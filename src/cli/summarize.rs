@@ -6,6 +6,7 @@ use nabla::atomic_file::{write_atomically, write_bytes_atomically};
 
 use super::args::SummarizeArgs;
 use super::log::LogTable;
+use super::output::write_stdout;
 use super::CliError;
 
 /// Columns of the summary: taken from the log's last row, except `run` and `seconds`.
@@ -57,7 +58,9 @@ pub fn run(args: &SummarizeArgs) -> Result<(), CliError> {
         Some(path) => {
             write_bytes_atomically(path, markdown.as_bytes()).map_err(write_error(path))?
         }
-        None => print!("{markdown}"),
+        None => {
+            write_stdout(&markdown)?;
+        }
     }
     if let Some(path) = &args.csv {
         write_atomically(path, |file| {

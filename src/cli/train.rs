@@ -1,22 +1,28 @@
-//! `nabla train`: builds the model, trains it with a progress bar and per-epoch lines,
-//! logs, and saves.
+//! `nabla train`: checks every flag and output path, builds the model, trains it with
+//! progress shown and logged, and saves; on Ctrl-C it stops after the current batch,
+//! logs the partial epoch, saves, and exits with status 130.
 
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nabla::train::{self, EpochStats, Observer};
+use nabla::train::{self, Stop};
 use nabla::{checkpoint, threads, Float, MultiLayerPerceptron};
 
 use super::args::TrainArgs;
 use super::dtype::{run_in, RunInFloat};
 use super::log::EpochLog;
+use super::output::tell;
+use super::progress::Reporter;
 use super::settings::TrainSettings;
+use super::signals::Interrupt;
 use super::CliError;
 
 /// Validates the flags, then trains in the chosen float type.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let settings = TrainSettings::from_args(args)?;
+    for warning in &settings.warnings {
+        tell(&format!("nabla: warning: {warning}"));
+    }
     threads::set_threads(settings.threads, settings.gemm)?;
     run_in(settings.dtype, &settings)
 }
@@ -47,7 +53,14 @@ fn train_in<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
         .map(|path| EpochLog::create(path, settings))
         .transpose()?;
     let show_bars = !settings.quiet && std::io::stdout().is_terminal();
-    let mut reporter = Reporter::new(settings, show_bars, log);
+    let interrupt = Interrupt::install()?;
+    let mut reporter = Reporter::new(
+        settings.config.epochs,
+        settings.quiet,
+        show_bars,
+        log,
+        Some(interrupt),
+    );
     if !settings.quiet {
         reporter.say(&format!(
             "nabla: {} ({} train / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} threads",
@@ -67,31 +80,59 @@ fn train_in<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
     let started = Instant::now();
     let result = train::train_with(&mut model, &dataset, &settings.config, &mut reporter);
     reporter.finish();
-    if let Some(error) = reporter.log_error.take() {
+    // Training diverged (the weights are NaN: nothing to save) or could not start.
+    let history = result?;
+    if let Some(last) = history.epochs.last() {
+        let peak =
+            peak_memory_mb().map_or_else(String::new, |mb| format!(" | peak memory {mb:.0} MB"));
+        reporter.say(&format!(
+            "final: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.2} s{peak}",
+            last.train.loss,
+            last.train.accuracy,
+            last.test.loss,
+            last.test.accuracy,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    // The model is saved even when the log could not be written (it stopped the run).
+    let saved = match &settings.save {
+        Some(path) => checkpoint::save(&model, path).and_then(|()| {
+            let files = checkpoint::ModelFormat::of(path)?.files(path);
+            Ok(files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and "))
+        }),
+        None => Ok(String::new()),
+    };
+    if let Some(error) = reporter.error.take() {
         return Err(error);
     }
-    let history = result?;
-    let last = history.epochs.last().expect("at least one epoch");
-    let peak = peak_memory_mb().map_or_else(String::new, |mb| format!(" | peak memory {mb:.0} MB"));
-    println!(
-        "final: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.2} s{peak}",
-        last.train.loss,
-        last.train.accuracy,
-        last.test.loss,
-        last.test.accuracy,
-        started.elapsed().as_secs_f64()
-    );
-    if let Some(path) = &settings.save {
-        checkpoint::save(&model, path)?;
-        if !settings.quiet {
-            println!(
-                "saved {} and {}",
-                path.display(),
-                checkpoint::sidecar_path(path).display()
-            );
+    let saved = saved?;
+    match history.stop {
+        Stop::Completed => {
+            if !saved.is_empty() && !settings.quiet {
+                reporter.say(&format!("saved {saved}"));
+            }
+            Ok(())
+        }
+        Stop::Interrupted { epoch, batch } => {
+            let mut message = if batch == 0 {
+                format!("interrupted after epoch {}", epoch - 1)
+            } else {
+                let mut message = format!("interrupted in epoch {epoch} after batch {batch}");
+                if settings.log.is_some() {
+                    message.push_str("; the log ends with that epoch, marked partial");
+                }
+                message
+            };
+            if !saved.is_empty() {
+                message.push_str(&format!("; saved {saved}"));
+            }
+            Err(CliError::Interrupted(message))
         }
     }
-    Ok(())
 }
 
 /// The process's peak resident memory (Linux's VmHWM), if the system reports it.
@@ -100,117 +141,4 @@ fn peak_memory_mb() -> Option<f64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kilobytes: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kilobytes / 1024.0)
-}
-
-/// Two progress bars on stderr, one over the epochs and one over the current epoch's
-/// batches (with the running loss); only drawn when stdout is a terminal.
-struct Bars {
-    all: MultiProgress,
-    epochs: ProgressBar,
-    batches: ProgressBar,
-}
-
-impl Bars {
-    fn new(epochs: usize) -> Self {
-        let all = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let style = |template: &str| {
-            ProgressStyle::with_template(template)
-                .expect("valid template")
-                .progress_chars("=> ")
-        };
-        let epochs_bar = all.add(ProgressBar::new(epochs as u64));
-        epochs_bar.set_style(style(
-            "epochs  [{bar:30.green}] {pos}/{len} ({elapsed}, eta {eta})",
-        ));
-        let batches = all.add(ProgressBar::new(0));
-        batches.set_style(style("batches [{bar:30.cyan/blue}] {pos}/{len} {msg}"));
-        Self {
-            all,
-            epochs: epochs_bar,
-            batches,
-        }
-    }
-}
-
-/// Draws the progress bars, prints the epoch lines and writes the log.
-struct Reporter {
-    bars: Option<Bars>,
-    quiet: bool,
-    epochs: usize,
-    log: Option<EpochLog>,
-    log_error: Option<CliError>,
-    running_loss: f64,
-}
-
-impl Reporter {
-    fn new(settings: &TrainSettings, show_bars: bool, log: Option<EpochLog>) -> Self {
-        let epochs = settings.config.epochs;
-        Self {
-            bars: show_bars.then(|| Bars::new(epochs)),
-            quiet: settings.quiet,
-            epochs,
-            log,
-            log_error: None,
-            running_loss: 0.0,
-        }
-    }
-
-    /// A line on stdout, printed with the bars lifted so that they do not tear.
-    fn say(&self, line: &str) {
-        match &self.bars {
-            Some(bars) => bars.all.suspend(|| println!("{line}")),
-            None => println!("{line}"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bars) = &self.bars {
-            bars.batches.finish_and_clear();
-            bars.epochs.finish_and_clear();
-        }
-    }
-}
-
-impl Observer for Reporter {
-    fn epoch_started(&mut self, _epoch: usize, batches: usize) {
-        self.running_loss = 0.0;
-        if let Some(bars) = &self.bars {
-            bars.batches.reset();
-            bars.batches.set_length(batches as u64);
-        }
-    }
-
-    fn batch_finished(&mut self, _epoch: usize, batch: usize, loss: f64) {
-        self.running_loss += (loss - self.running_loss) / batch as f64;
-        if let Some(bars) = &self.bars {
-            bars.batches.inc(1);
-            if batch.is_multiple_of(16) {
-                bars.batches
-                    .set_message(format!("loss {:.4}", self.running_loss));
-            }
-        }
-    }
-
-    fn epoch_finished(&mut self, stats: &EpochStats) {
-        if !self.quiet {
-            self.say(&format!(
-                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.2} s",
-                stats.epoch,
-                self.epochs,
-                stats.train.loss,
-                stats.train.accuracy,
-                stats.test.loss,
-                stats.test.accuracy,
-                stats.train_seconds + stats.eval_seconds
-            ));
-        }
-        if let Some(bars) = &self.bars {
-            bars.epochs.inc(1);
-        }
-        if let (Some(log), None) = (&mut self.log, &self.log_error) {
-            if let Err(error) = log.append(stats) {
-                self.log_error = Some(error.into());
-            }
-        }
-    }
 }

@@ -15,6 +15,7 @@ use super::file::DataFile;
 use super::DataError;
 use crate::atomic_file::write_atomically;
 use crate::float::Float;
+use crate::limits::{available_memory, TooLarge};
 
 /// Features `(rows, columns - 1)` and labels `(rows)` of a CSV file; every label must be
 /// in `0..classes`.
@@ -47,6 +48,9 @@ fn read_csv<F: Float>(
     let mut rows = 0;
     let mut width = None;
     let label_columns = usize::from(classes.is_some());
+    // The values grow with the data actually read; they are checked against the memory
+    // available as they grow (a small gzip can hold a very large CSV).
+    let memory = available_memory();
     loop {
         match csv_reader.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -73,6 +77,17 @@ fn read_csv<F: Float>(
         for (index, field) in record.iter().take(feature_columns).enumerate() {
             values.push(parse_feature(field, path, line, index + 1)?);
         }
+        let bytes = (values.len() as u64).saturating_mul(std::mem::size_of::<F>() as u64);
+        if bytes > memory {
+            return Err(DataError::TooLarge {
+                path: path.to_path_buf(),
+                source: TooLarge {
+                    what: format!("{}: the CSV values read by line {line}", path.display()),
+                    needed: Some(bytes),
+                    available: memory,
+                },
+            });
+        }
         if let Some(classes) = classes {
             labels.push(parse_label(
                 &record[expected - 1],
@@ -89,6 +104,8 @@ fn read_csv<F: Float>(
             path: path.to_path_buf(),
         });
     };
+    // Cannot fail: every row pushed exactly `columns - label_columns` values (ragged
+    // rows and rows without features were refused above).
     let x = Array2::from_shape_vec((rows, columns - label_columns), values)
         .expect("every row pushed the same number of values");
     Ok((x, labels))
@@ -101,8 +118,28 @@ fn csv_error(file: &DataFile, error: csv::Error) -> DataError {
     }
 }
 
+/// How many characters of a bad field an error message quotes.
+const QUOTED_CHARACTERS: usize = 40;
+
+/// A bad field as an error quotes it: at most [`QUOTED_CHARACTERS`] characters, control
+/// characters escaped (`\u{1b}`), and `...` when cut.
 fn field_text(field: &[u8]) -> String {
-    String::from_utf8_lossy(field).into_owned()
+    let text = String::from_utf8_lossy(field);
+    let mut quoted: String = text
+        .chars()
+        .take(QUOTED_CHARACTERS)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if text.chars().count() > QUOTED_CHARACTERS {
+        quoted.push_str("...");
+    }
+    quoted
 }
 
 fn parse_feature<F: Float>(

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::limits::TooLarge;
+
 /// A data-loading failure, with enough context to fix the input.
 #[derive(Debug, Error)]
 pub enum DataError {
@@ -127,8 +129,18 @@ pub enum DataError {
         /// Dimensions in the header.
         found: u8,
     },
-    /// An IDX file shorter (or longer) than its header says.
-    #[error("{path}: IDX header promises {expected} bytes of data, found {found}")]
+    /// An IDX file that ends inside its header.
+    #[error("{path}: the IDX header needs {expected} bytes, the file has {found}")]
+    IdxHeader {
+        /// The file.
+        path: PathBuf,
+        /// Header bytes needed.
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+    },
+    /// An IDX file shorter than its header says (truncated).
+    #[error("{path}: truncated: the IDX header promises {expected} bytes of data, found {found}")]
     IdxSize {
         /// The file.
         path: PathBuf,
@@ -136,6 +148,28 @@ pub enum DataError {
         expected: u64,
         /// Data bytes present.
         found: u64,
+    },
+    /// An IDX file with more data than its header says.
+    #[error("{path}: the IDX data runs past the {expected} bytes its header promises")]
+    IdxTrailing {
+        /// The file.
+        path: PathBuf,
+        /// Data bytes the header promises.
+        expected: u64,
+    },
+    /// A size in a file's header, or the data so far, too large for memory.
+    #[error("{source}")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The size and the limit.
+        source: TooLarge,
+    },
+    /// A directory where a file was expected.
+    #[error("{path}: is a directory, not a data file")]
+    IsDirectory {
+        /// The path.
+        path: PathBuf,
     },
     /// An image file and a label file with different item counts.
     #[error("{images} holds {image_count} images but {labels} holds {label_count} labels")]

@@ -1,35 +1,40 @@
 //! The IDX format of the MNIST files: a 4-byte magic number `00 00 TT DD` (element type
 //! `TT`, here 0x08 = unsigned byte, and `DD` dimensions), `DD` big-endian `u32` sizes,
 //! then the elements in row-major order. Plain or gzip-compressed.
+//!
+//! The header is read first and the size it declares checked (checked arithmetic, and
+//! against the memory available) before the data is read; the data is then read to at
+//! most one byte past that size, so a file that runs longer than its header says is
+//! refused without decompressing the rest.
 
+use std::io::Read;
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
 
-use super::file::read_all;
+use super::file::DataFile;
 use super::DataError;
+use crate::limits::{check_memory, product};
 
 const UNSIGNED_BYTE: u8 = 0x08;
 
+/// Memory reserved up front for the data at most (it grows with what is really read).
+const MAX_RESERVE: u64 = 1 << 26;
+
 /// The images of an IDX3 file as `(count, rows * columns)` pixels.
 pub fn load_idx_images(path: &Path) -> Result<Array2<u8>, DataError> {
-    let mut bytes = read_all(path)?;
-    let (dims, _) = parse(&bytes, path, "images", 3)?;
-    let features = dims[1] * dims[2];
-    // Drop the header in place, so that the pixels are never held twice.
-    bytes.drain(..header_len(3));
-    Ok(Array2::from_shape_vec((dims[0], features), bytes).expect("size checked by parse"))
-}
-
-/// Bytes before the data: the magic number and one `u32` per dimension.
-fn header_len(dimensions: u8) -> usize {
-    4 + 4 * dimensions as usize
+    let (dims, data) = read_idx(path, "images", 3)?;
+    let shape = (dims[0], dims[1] * dims[2]);
+    Array2::from_shape_vec(shape, data).map_err(|_| DataError::IdxSize {
+        path: path.to_path_buf(),
+        expected: product(&dims).unwrap_or(u64::MAX),
+        found: 0,
+    })
 }
 
 /// The labels of an IDX1 file, each checked to be in `0..classes`.
 pub fn load_idx_labels(path: &Path, classes: usize) -> Result<Array1<usize>, DataError> {
-    let bytes = read_all(path)?;
-    let (_, data) = parse(&bytes, path, "labels", 1)?;
+    let (_, data) = read_idx(path, "labels", 1)?;
     if let Some((item, &label)) = data
         .iter()
         .enumerate()
@@ -64,58 +69,97 @@ pub fn load_idx_pair(
     Ok((pixels, label_values))
 }
 
-/// Checks the header and returns the sizes and the element bytes.
-fn parse<'a>(
-    bytes: &'a [u8],
+/// Reads and checks the header, then exactly the data it declares: the sizes and the
+/// element bytes.
+fn read_idx(
     path: &Path,
     what: &'static str,
     dimensions: u8,
-) -> Result<(Vec<usize>, &'a [u8]), DataError> {
-    let too_short = |expected: u64| DataError::IdxSize {
-        path: path.to_path_buf(),
-        expected,
-        found: bytes.len() as u64,
-    };
-    if bytes.len() < 4 {
-        return Err(too_short(4));
+) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let (file, mut reader) = DataFile::open(path)?;
+    let mut magic = [0u8; 4];
+    let read = read_up_to(&mut reader, &mut magic, &file)?;
+    if read < magic.len() {
+        return Err(too_short(path, 4, read));
     }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if bytes[0] != 0 || bytes[1] != 0 {
+    if magic[0] != 0 || magic[1] != 0 {
         return Err(DataError::IdxMagic {
             path: path.to_path_buf(),
-            magic,
+            magic: u32::from_be_bytes(magic),
         });
     }
-    if bytes[2] != UNSIGNED_BYTE {
+    if magic[2] != UNSIGNED_BYTE {
         return Err(DataError::IdxElementType {
             path: path.to_path_buf(),
-            found: bytes[2],
+            found: magic[2],
         });
     }
-    if bytes[3] != dimensions {
+    if magic[3] != dimensions {
         return Err(DataError::IdxDimensions {
             path: path.to_path_buf(),
             what,
             expected: dimensions,
-            found: bytes[3],
+            found: magic[3],
         });
     }
-    let header_len = header_len(dimensions);
-    if bytes.len() < header_len {
-        return Err(too_short(header_len as u64));
+    let mut sizes = vec![0u8; 4 * dimensions as usize];
+    let read = read_up_to(&mut reader, &mut sizes, &file)?;
+    if read < sizes.len() {
+        return Err(too_short(path, 4 + sizes.len(), 4 + read));
     }
-    let dims: Vec<usize> = bytes[4..header_len]
+    let dims: Vec<usize> = sizes
         .chunks_exact(4)
         .map(|size| u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize)
         .collect();
-    let expected: u64 = dims.iter().map(|&d| d as u64).product();
-    let data = &bytes[header_len..];
-    if data.len() as u64 != expected {
-        return Err(DataError::IdxSize {
+    let expected = check_memory(
+        format!("{}: the IDX {what} ({dims:?})", path.display()),
+        product(&dims),
+    )
+    .map_err(|source| DataError::TooLarge {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut data = Vec::with_capacity(expected.min(MAX_RESERVE) as usize);
+    reader
+        .take(expected.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|error| file.read_error(error))?;
+    match (data.len() as u64).cmp(&expected) {
+        std::cmp::Ordering::Equal => Ok((dims, data)),
+        std::cmp::Ordering::Less => Err(DataError::IdxSize {
             path: path.to_path_buf(),
             expected,
             found: data.len() as u64,
-        });
+        }),
+        std::cmp::Ordering::Greater => Err(DataError::IdxTrailing {
+            path: path.to_path_buf(),
+            expected,
+        }),
     }
-    Ok((dims, data))
+}
+
+/// Fills as much of `buffer` as the stream holds; returns how much.
+fn read_up_to(
+    reader: &mut impl Read,
+    buffer: &mut [u8],
+    file: &DataFile,
+) -> Result<usize, DataError> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(file.read_error(error)),
+        }
+    }
+    Ok(filled)
+}
+
+fn too_short(path: &Path, expected: usize, found: usize) -> DataError {
+    DataError::IdxHeader {
+        path: path.to_path_buf(),
+        expected,
+        found,
+    }
 }

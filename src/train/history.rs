@@ -4,6 +4,7 @@ use ndarray::Array1;
 use thiserror::Error;
 
 use super::config::Setting;
+use crate::limits::TooLarge;
 
 /// Loss and error on one data set after an epoch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,13 +35,33 @@ pub struct EpochStats {
     pub train_seconds: f64,
     /// Seconds spent evaluating both sets.
     pub eval_seconds: f64,
+    /// Batches of this epoch that were trained (all of them unless `partial`).
+    pub batches: usize,
+    /// Whether training stopped part-way through this epoch.
+    pub partial: bool,
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Every epoch ran.
+    Completed,
+    /// The observer asked to stop, after batch `batch` of epoch `epoch`.
+    Interrupted {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Batches trained in that epoch.
+        batch: usize,
+    },
 }
 
 /// The result of a run: per-epoch statistics and the final predictions.
 #[derive(Clone, Debug, PartialEq)]
 pub struct History {
-    /// One entry per epoch, in order.
+    /// One entry per epoch, in order (the last one partial if the run was interrupted).
     pub epochs: Vec<EpochStats>,
+    /// Why the run ended.
+    pub stop: Stop,
     /// Predicted class per training row, after the last epoch.
     pub train_predictions: Array1<usize>,
     /// Predicted class per test row, after the last epoch.
@@ -72,6 +93,9 @@ pub enum TrainError {
         /// The data's class count.
         classes: usize,
     },
+    /// The training buffers do not fit in memory.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// No training rows.
     #[error("the training set is empty")]
     EmptyTrainingSet,

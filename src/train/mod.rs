@@ -19,7 +19,7 @@ use std::time::Instant;
 
 pub use config::{Setting, TrainConfig};
 pub use evaluate::{evaluate, predict, Evaluator, EVAL_CHUNK_ROWS};
-pub use history::{EpochStats, Evaluation, History, TrainError};
+pub use history::{EpochStats, Evaluation, History, Stop, TrainError};
 pub use observer::Observer;
 
 use crate::data::Dataset;
@@ -76,6 +76,7 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
     if rows == 0 {
         return Err(TrainError::EmptyTrainingSet);
     }
+    check_training_memory(model, dataset, config)?;
     let lr = F::from_f64(config.lr);
     if lr == F::zero() {
         return Err(TrainError::InvalidSetting {
@@ -96,10 +97,12 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
     let mut completed = Vec::with_capacity(config.epochs);
     let (mut train_evaluator, mut test_evaluator) = (Evaluator::new(), Evaluator::new());
 
+    let mut stop = Stop::Completed;
     for epoch in 1..=config.epochs {
         observer.epoch_started(epoch, batches);
         batch.start_epoch();
         let started = Instant::now();
+        let mut trained = 0;
         for index in 0..batches {
             let start = index * config.batch_size;
             let end = (start + config.batch_size).min(rows);
@@ -123,6 +126,14 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
                 }
             }
             observer.batch_finished(epoch, index + 1, value);
+            trained = index + 1;
+            if trained < batches && observer.should_stop() {
+                stop = Stop::Interrupted {
+                    epoch,
+                    batch: trained,
+                };
+                break;
+            }
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
@@ -134,6 +145,8 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
             test,
             train_seconds,
             eval_seconds: started.elapsed().as_secs_f64(),
+            batches: trained,
+            partial: trained < batches,
         };
         if let Some(loss) = [train.loss, test.loss]
             .into_iter()
@@ -147,12 +160,44 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
         }
         observer.epoch_finished(&stats);
         completed.push(stats);
+        if stop != Stop::Completed {
+            break;
+        }
+        if epoch < config.epochs && observer.should_stop() {
+            stop = Stop::Interrupted {
+                epoch: epoch + 1,
+                batch: 0,
+            };
+            break;
+        }
     }
     Ok(History {
         epochs: completed,
+        stop,
         train_predictions: train_evaluator.into_predictions(),
         test_predictions: test_evaluator.into_predictions(),
     })
+}
+
+/// Checks, before any buffer grows, that the layers' buffers for the largest batch or
+/// evaluation chunk, and the optimizer's state, fit in memory.
+fn check_training_memory<F: Float>(
+    model: &MultiLayerPerceptron<F>,
+    dataset: &Dataset<F>,
+    config: &TrainConfig,
+) -> Result<(), TrainError> {
+    let train_rows = dataset.train_y.len();
+    let eval_rows = train_rows.max(dataset.test_y.len()).min(EVAL_CHUNK_ROWS);
+    let rows = config.batch_size.min(train_rows).max(eval_rows);
+    let state = if config.momentum > 0.0 {
+        model.parameter_count()
+    } else {
+        0
+    };
+    let state_bytes = (state as u64).checked_mul(std::mem::size_of::<F>() as u64);
+    let needed = crate::limits::sum([model.buffer_bytes(rows), state_bytes]);
+    crate::limits::check_memory(format!("training buffers for {rows}-row batches"), needed)?;
+    Ok(())
 }
 
 /// Checks that `model` maps the data set's features to its classes.

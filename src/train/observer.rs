@@ -14,9 +14,16 @@ pub trait Observer {
         let _ = (epoch, batch, loss);
     }
 
-    /// An epoch finished and was evaluated.
+    /// An epoch finished and was evaluated (`stats.partial` when training was stopped
+    /// part-way through it: the model was evaluated as it stood).
     fn epoch_finished(&mut self, stats: &EpochStats) {
         let _ = stats;
+    }
+
+    /// Asked after every batch: `true` stops training there (for example on Ctrl-C).
+    /// The epoch is then evaluated as it stands and reported as partial.
+    fn should_stop(&mut self) -> bool {
+        false
     }
 }
 

@@ -99,7 +99,7 @@ fn missing_or_corrupt_files_are_clear_errors() {
             .unwrap();
     let error = checkpoint::load_weights_into(&mut model, &path).unwrap_err();
     assert!(
-        matches!(error, CheckpointError::ReadNpz { .. }) && error.to_string().contains("bad.npz"),
+        matches!(error, CheckpointError::Zip { .. }) && error.to_string().contains("bad.npz"),
         "{error}"
     );
 }

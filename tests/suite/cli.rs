@@ -4,7 +4,7 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
-fn nabla() -> Command {
+pub(super) fn nabla() -> Command {
     let mut command = Command::cargo_bin("nabla").unwrap();
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -13,14 +13,14 @@ fn nabla() -> Command {
     command
 }
 
-fn nabla_subcommand(name: &str) -> Command {
+pub(super) fn nabla_subcommand(name: &str) -> Command {
     let mut command = Command::cargo_bin("nabla").unwrap();
     command.current_dir(env!("CARGO_MANIFEST_DIR")).arg(name);
     command
 }
 
 /// A small, fast run: 500 training and 200 test rows of the subset, relu.
-fn small_run() -> Command {
+pub(super) fn small_run() -> Command {
     let mut command = nabla();
     command.args([
         "--train-rows",
@@ -40,7 +40,7 @@ fn read_log(path: &Path) -> Vec<csv::StringRecord> {
     reader.records().map(Result::unwrap).collect()
 }
 
-fn column(path: &Path, name: &str) -> Vec<String> {
+pub(super) fn column(path: &Path, name: &str) -> Vec<String> {
     let mut reader = csv::Reader::from_path(path).unwrap();
     let index = reader
         .headers()
@@ -54,7 +54,7 @@ fn column(path: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn stdout_of(command: &mut Command) -> String {
+pub(super) fn stdout_of(command: &mut Command) -> String {
     let output = command.output().unwrap();
     assert!(
         output.status.success(),
@@ -97,7 +97,7 @@ fn log_has_one_parsable_row_per_epoch() {
 }
 
 /// The first `rows` test rows of the subset as a CSV file with their labels.
-fn write_test_rows(path: &Path, rows: usize) -> Vec<usize> {
+pub(super) fn write_test_rows(path: &Path, rows: usize) -> Vec<usize> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-subset");
     let data = nabla::data::mnist_subset::<f32>(&dir)
         .unwrap()
@@ -232,7 +232,7 @@ fn init_from_continues_exactly_where_the_save_left_off() {
 /// Runs `nabla ARGS` and checks the refusal: exit status 2, and one line on stderr,
 /// `nabla: error: ...`, that contains `expected`.
 #[track_caller]
-fn assert_refused(args: &[&str], expected: &str) {
+pub(super) fn assert_refused(args: &[&str], expected: &str) {
     let output = Command::cargo_bin("nabla")
         .unwrap()
         .current_dir(env!("CARGO_MANIFEST_DIR"))

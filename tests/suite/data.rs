@@ -327,7 +327,29 @@ fn idx_errors() {
         (idx_bytes(8, &[2], &[1, 12]), |e| {
             matches!(e, DataError::LabelOutOfRange { label: 12, .. })
         }),
-        (vec![0, 0], |e| matches!(e, DataError::IdxSize { .. })),
+        (vec![0, 0], |e| {
+            matches!(
+                e,
+                DataError::IdxHeader {
+                    expected: 4,
+                    found: 2,
+                    ..
+                }
+            )
+        }),
+        (vec![0, 0, 8, 1, 0], |e| {
+            matches!(
+                e,
+                DataError::IdxHeader {
+                    expected: 8,
+                    found: 5,
+                    ..
+                }
+            )
+        }),
+        (idx_bytes(8, &[2], &[1, 2, 3]), |e| {
+            matches!(e, DataError::IdxTrailing { expected: 2, .. })
+        }),
     ];
     for (bytes, is_expected) in cases {
         let (_dir, path) = write_temp("labels.idx", &bytes);

@@ -4,6 +4,7 @@ mod data;
 mod gradient_check;
 mod initialisation;
 mod reference_equivalence;
+mod reliability;
 mod training;
 mod util;
 mod worked_example;

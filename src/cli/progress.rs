@@ -1,0 +1,150 @@
+//! What a training run shows and records as it goes: two progress bars on stderr (only
+//! when stdout is a terminal), one line per epoch on stdout, one log row per epoch, and
+//! the answer to "stop now?" when a signal arrived.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nabla::train::{EpochStats, Observer};
+
+use super::log::EpochLog;
+use super::output::say;
+use super::signals::Interrupt;
+use super::CliError;
+
+/// Two progress bars on stderr, one over the epochs and one over the current epoch's
+/// batches (with the running loss).
+struct Bars {
+    all: MultiProgress,
+    epochs: ProgressBar,
+    batches: ProgressBar,
+}
+
+impl Bars {
+    fn new(epochs: usize) -> Self {
+        let all = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let style = |template: &str| {
+            // Cannot fail: the templates are constants of this file.
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> ")
+        };
+        let epochs_bar = all.add(ProgressBar::new(epochs as u64));
+        epochs_bar.set_style(style(
+            "epochs  [{bar:30.green}] {pos}/{len} ({elapsed}, eta {eta})",
+        ));
+        let batches = all.add(ProgressBar::new(0));
+        batches.set_style(style("batches [{bar:30.cyan/blue}] {pos}/{len} {msg}"));
+        Self {
+            all,
+            epochs: epochs_bar,
+            batches,
+        }
+    }
+}
+
+/// Draws the progress bars, prints the epoch lines, writes the log and watches for
+/// signals. Errors met while observing (a full disk under the log) are kept for the end.
+pub struct Reporter {
+    bars: Option<Bars>,
+    quiet: bool,
+    epochs: usize,
+    log: Option<EpochLog>,
+    interrupt: Option<Interrupt>,
+    /// The first error met while observing.
+    pub error: Option<CliError>,
+    running_loss: f64,
+}
+
+impl Reporter {
+    /// A reporter for a run of `epochs` epochs.
+    pub fn new(
+        epochs: usize,
+        quiet: bool,
+        show_bars: bool,
+        log: Option<EpochLog>,
+        interrupt: Option<Interrupt>,
+    ) -> Self {
+        Self {
+            bars: show_bars.then(|| Bars::new(epochs)),
+            quiet,
+            epochs,
+            log,
+            interrupt,
+            error: None,
+            running_loss: 0.0,
+        }
+    }
+
+    /// A line on stdout, printed with the bars lifted so that they do not tear.
+    pub fn say(&mut self, line: &str) {
+        let result = match &self.bars {
+            Some(bars) => bars.all.suspend(|| say(line)),
+            None => say(line),
+        };
+        if let Err(error) = result {
+            self.error.get_or_insert(error);
+        }
+    }
+
+    /// Clears the bars, leaving the terminal line clean.
+    pub fn finish(&self) {
+        if let Some(bars) = &self.bars {
+            bars.batches.finish_and_clear();
+            bars.epochs.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Reporter {
+    fn epoch_started(&mut self, _epoch: usize, batches: usize) {
+        self.running_loss = 0.0;
+        if let Some(bars) = &self.bars {
+            bars.batches.reset();
+            bars.batches.set_length(batches as u64);
+        }
+    }
+
+    fn batch_finished(&mut self, _epoch: usize, batch: usize, loss: f64) {
+        self.running_loss += (loss - self.running_loss) / batch as f64;
+        if let Some(bars) = &self.bars {
+            bars.batches.inc(1);
+            if batch.is_multiple_of(16) {
+                bars.batches
+                    .set_message(format!("loss {:.4}", self.running_loss));
+            }
+        }
+    }
+
+    fn epoch_finished(&mut self, stats: &EpochStats) {
+        if !self.quiet {
+            let partial = if stats.partial {
+                format!("  (partial: {} batches)", stats.batches)
+            } else {
+                String::new()
+            };
+            self.say(&format!(
+                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.2} s{partial}",
+                stats.epoch,
+                self.epochs,
+                stats.train.loss,
+                stats.train.accuracy,
+                stats.test.loss,
+                stats.test.accuracy,
+                stats.train_seconds + stats.eval_seconds
+            ));
+        }
+        if let Some(bars) = &self.bars {
+            bars.epochs.inc(1);
+        }
+        if let Some(log) = &mut self.log {
+            if let Err(error) = log.append(stats) {
+                self.error.get_or_insert(error.into());
+                // A log that cannot be written stops the run: the user asked for it.
+                self.log = None;
+            }
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.error.is_some() || self.interrupt.as_ref().is_some_and(Interrupt::requested)
+    }
+}
