@@ -16,7 +16,13 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub struct DataFile {
     path: PathBuf,
     gzip: bool,
+    /// The file's length on disk.
+    length: u64,
 }
+
+/// Deflate expands at most about 1032-fold (its longest match, 258 bytes, costs at least
+/// two bits): a bound on what a gzip file can decompress to.
+const DEFLATE_MAX_RATIO: u64 = 1032;
 
 impl DataFile {
     /// Opens `path`, sniffing the first two bytes for the gzip magic number, and returns
@@ -33,6 +39,7 @@ impl DataFile {
             });
         }
         let file = File::open(path).map_err(io_error)?;
+        let length = file.metadata().map_err(io_error)?.len();
         let mut buffered = BufReader::with_capacity(1 << 16, file);
         let head = buffered.fill_buf().map_err(io_error)?;
         if head.is_empty() {
@@ -49,8 +56,20 @@ impl DataFile {
         let file = Self {
             path: path.to_path_buf(),
             gzip,
+            length,
         };
         Ok((file, reader))
+    }
+
+    /// The most bytes the stream can hold: the file's length, or for gzip the length
+    /// times deflate's largest expansion. A bound for reserving memory up front, which a
+    /// header's claim alone must never decide.
+    pub fn max_stream_len(&self) -> u64 {
+        if self.gzip {
+            self.length.saturating_mul(DEFLATE_MAX_RATIO)
+        } else {
+            self.length
+        }
     }
 
     /// The error for a failure while reading this file: corrupt gzip if it is gzip.

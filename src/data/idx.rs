@@ -3,9 +3,10 @@
 //! then the elements in row-major order. Plain or gzip-compressed.
 //!
 //! The header is read first and the size it declares checked (checked arithmetic, and
-//! against the memory available) before the data is read; the data is then read to at
-//! most one byte past that size, so a file that runs longer than its header says is
-//! refused without decompressing the rest.
+//! against the memory available) before the data is read; memory is reserved for no
+//! more than the file can hold, and the data is read to at most one byte past the
+//! declared size, so a file that runs longer than its header says is refused without
+//! decompressing the rest.
 
 use std::io::Read;
 use std::path::Path;
@@ -17,9 +18,6 @@ use super::DataError;
 use crate::limits::{check_memory, product};
 
 const UNSIGNED_BYTE: u8 = 0x08;
-
-/// Memory reserved up front for the data at most (it grows with what is really read).
-const MAX_RESERVE: u64 = 1 << 26;
 
 /// The images of an IDX3 file as `(count, rows * columns)` pixels.
 pub fn load_idx_images(path: &Path) -> Result<Array2<u8>, DataError> {
@@ -119,7 +117,9 @@ fn read_idx(
         path: path.to_path_buf(),
         source,
     })?;
-    let mut data = Vec::with_capacity(expected.min(MAX_RESERVE) as usize);
+    // Reserved up front: the declared size, but never more than the file can hold (the
+    // vector grows with what is really read beyond that).
+    let mut data = Vec::with_capacity(expected.min(file.max_stream_len()) as usize);
     reader
         .take(expected.saturating_add(1))
         .read_to_end(&mut data)

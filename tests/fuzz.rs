@@ -1,0 +1,525 @@
+//! Property tests of every parser nabla runs on outside input: CSV (plain and gzip), IDX
+//! (plain and gzip), `.npz` with its sidecar, `.safetensors`, and the sidecar itself.
+//!
+//! Each case takes a valid file from the seed corpus (`tests/fuzz_corpus/`) and applies
+//! random mutations (bit flips, truncation, inserted and deleted bytes, and header-sized
+//! words set to 0, 1, 2^31, 2^63 or u64::MAX), to the bytes as stored and, for gzip and
+//! the archives, to the contents before they are packed again. Every case must load or be
+//! refused with an error: never panic, and never allocate more than [`ALLOCATION_BOUND`]
+//! (a counting global allocator in this test binary watches the peak).
+//!
+//! `FUZZ_CASES` sets the cases per parser (default 10,000; CI runs the default):
+//!
+//! ```text
+//! FUZZ_CASES=1000000 cargo test --release --test fuzz
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use nabla::checkpoint;
+use nabla::data;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use sha2::{Digest, Sha256};
+
+/// The most memory one parse may hold at once, above what was held before it. The seeds
+/// are under 2 kB; only a size taken on trust from a header could need more.
+const ALLOCATION_BOUND: usize = 16 << 20;
+
+struct PeakAllocator;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for PeakAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() {
+            let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size
+                - layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        } else {
+            CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: PeakAllocator = PeakAllocator;
+
+/// The parsers take turns: the peak is process-wide.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Runs `parse` and returns the peak memory it held above what was held before.
+fn peak_of(parse: impl FnOnce()) -> usize {
+    let before = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    parse();
+    PEAK.load(Ordering::Relaxed).saturating_sub(before)
+}
+
+fn cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz_corpus")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// One change to a byte string.
+#[derive(Clone, Debug)]
+enum Mutation {
+    FlipBit {
+        at: usize,
+        bit: u8,
+    },
+    Truncate {
+        at: usize,
+    },
+    Insert {
+        at: usize,
+        bytes: Vec<u8>,
+    },
+    Delete {
+        at: usize,
+        len: usize,
+    },
+    /// A header-sized word (4 or 8 bytes, either endianness) set to an edge value.
+    SetWord {
+        at: usize,
+        wide: bool,
+        big_endian: bool,
+        value: u64,
+    },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    // Positions are taken modulo the length; half of them within the first 64 bytes,
+    // where every format keeps its header.
+    let at = prop_oneof![0usize..64, any::<usize>()];
+    prop_oneof![
+        (at.clone(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit { at, bit }),
+        at.clone().prop_map(|at| Mutation::Truncate { at }),
+        (at.clone(), prop::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        (at.clone(), 1usize..16).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        (
+            at,
+            any::<bool>(),
+            any::<bool>(),
+            prop::sample::select(vec![0u64, 1, 1 << 31, 1 << 63, u64::MAX, 0xFFFF_FFFF])
+        )
+            .prop_map(|(at, wide, big_endian, value)| Mutation::SetWord {
+                at,
+                wide,
+                big_endian,
+                value
+            }),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
+    let len = bytes.len().max(1);
+    match *mutation {
+        Mutation::FlipBit { at, bit } => {
+            if let Some(byte) = bytes.get_mut(at % len) {
+                *byte ^= 1 << bit;
+            }
+        }
+        Mutation::Truncate { at } => bytes.truncate(at % len),
+        Mutation::Insert {
+            at,
+            bytes: ref inserted,
+        } => {
+            let at = at % (bytes.len() + 1);
+            bytes.splice(at..at, inserted.iter().copied());
+        }
+        Mutation::Delete { at, len: count } => {
+            let at = at % len;
+            let end = (at + count).min(bytes.len());
+            if at < end {
+                bytes.drain(at..end);
+            }
+        }
+        Mutation::SetWord {
+            at,
+            wide,
+            big_endian,
+            value,
+        } => {
+            let word: Vec<u8> = match (wide, big_endian) {
+                (true, true) => value.to_be_bytes().to_vec(),
+                (true, false) => value.to_le_bytes().to_vec(),
+                (false, true) => (value as u32).to_be_bytes().to_vec(),
+                (false, false) => (value as u32).to_le_bytes().to_vec(),
+            };
+            let at = at % len;
+            for (offset, byte) in word.into_iter().enumerate() {
+                if let Some(slot) = bytes.get_mut(at + offset) {
+                    *slot = byte;
+                }
+            }
+        }
+    }
+}
+
+fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
+    prop::collection::vec(mutation(), 1..4)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
+    out
+}
+
+/// The members of a zip archive, in order.
+fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..archive.len())
+        .map(|i| {
+            let mut member = archive.by_index(i).unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut member, &mut data).unwrap();
+            (member.name().to_string(), data)
+        })
+        .collect()
+}
+
+fn zip_of(members: &[(String, Vec<u8>)], deflate: bool) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let method = if deflate {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let options = zip::write::SimpleFileOptions::default().compression_method(method);
+    for (name, data) in members {
+        writer.start_file(name.as_str(), options).unwrap();
+        writer.write_all(data).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Fuzzes one parser: `make` turns the mutations into the files to parse (in `dir`), and
+/// `parse` reads them; a panic or a peak above the bound fails the case.
+fn fuzz(name: &str, make: impl Fn(&[Mutation], &Path), parse: impl Fn(&Path)) {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
+    let started = std::time::Instant::now();
+    let result = runner.run(&mutations(), |mutations| {
+        make(&mutations, dir.path());
+        let peak = peak_of(|| parse(dir.path()));
+        prop_assert!(
+            peak <= ALLOCATION_BOUND,
+            "{name}: {mutations:?} held {peak} bytes"
+        );
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{name}: {error}");
+    }
+    println!(
+        "{name}: {} cases in {:.1} s, no panic, peak within {} MB",
+        cases(),
+        started.elapsed().as_secs_f64(),
+        ALLOCATION_BOUND >> 20
+    );
+}
+
+fn mutated(seed: &[u8], mutations: &[Mutation]) -> Vec<u8> {
+    let mut bytes = seed.to_vec();
+    for mutation in mutations {
+        apply(&mut bytes, mutation);
+    }
+    bytes
+}
+
+fn file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+#[test]
+fn csv_never_panics() {
+    let plain = corpus("rows.csv");
+    let packed = corpus("rows.csv.gz");
+    fuzz(
+        "csv",
+        |m, dir| std::fs::write(file(dir, "a.csv"), mutated(&plain, m)).unwrap(),
+        |dir| {
+            let _ = data::load_csv::<f32>(&file(dir, "a.csv"), 10);
+            let _ = data::load_csv_features::<f64>(&file(dir, "a.csv"));
+        },
+    );
+    fuzz(
+        "csv.gz (gzip bytes)",
+        |m, dir| std::fs::write(file(dir, "a.csv"), mutated(&packed, m)).unwrap(),
+        |dir| {
+            let _ = data::load_csv::<f32>(&file(dir, "a.csv"), 10);
+        },
+    );
+    fuzz(
+        "csv.gz (contents)",
+        |m, dir| std::fs::write(file(dir, "a.csv"), gzip(&mutated(&plain, m))).unwrap(),
+        |dir| {
+            let _ = data::load_csv::<f32>(&file(dir, "a.csv"), 10);
+        },
+    );
+}
+
+#[test]
+fn idx_never_panics() {
+    let images = corpus("images.idx");
+    let labels = corpus("labels.idx");
+    let packed = corpus("images.idx.gz");
+    fuzz(
+        "idx images",
+        |m, dir| std::fs::write(file(dir, "i.idx"), mutated(&images, m)).unwrap(),
+        |dir| {
+            let _ = data::load_idx_images(&file(dir, "i.idx"));
+        },
+    );
+    fuzz(
+        "idx labels",
+        |m, dir| std::fs::write(file(dir, "l.idx"), mutated(&labels, m)).unwrap(),
+        |dir| {
+            let _ = data::load_idx_labels(&file(dir, "l.idx"), 10);
+        },
+    );
+    fuzz(
+        "idx.gz (gzip bytes)",
+        |m, dir| std::fs::write(file(dir, "i.idx"), mutated(&packed, m)).unwrap(),
+        |dir| {
+            let _ = data::load_idx_images(&file(dir, "i.idx"));
+        },
+    );
+    fuzz(
+        "idx.gz (contents)",
+        |m, dir| std::fs::write(file(dir, "i.idx"), gzip(&mutated(&images, m))).unwrap(),
+        |dir| {
+            let _ = data::load_idx_images(&file(dir, "i.idx"));
+        },
+    );
+}
+
+#[test]
+fn a_gzip_bomb_is_stopped_at_its_declared_size() {
+    // A header declaring 3 images of 2 x 3 pixels, then 64 MB of zeros (65 kB gzipped):
+    // refused after reading one byte past the 18 declared, holding little memory.
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut contents = corpus("images.idx");
+    contents.resize(contents.len() + (64 << 20), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb.idx.gz");
+    std::fs::write(&path, gzip(&contents)).unwrap();
+    drop(contents);
+    let mut result = None;
+    let peak = peak_of(|| result = Some(data::load_idx_images(&path)));
+    let error = result.unwrap().unwrap_err();
+    assert!(
+        error.to_string().contains("runs past the 18 bytes"),
+        "{error}"
+    );
+    assert!(peak < 1 << 20, "held {peak} bytes");
+}
+
+#[test]
+fn npz_and_its_sidecar_never_panic() {
+    let npz = corpus("model.npz");
+    let sidecar = String::from_utf8(corpus("model.json")).unwrap();
+    let members = unzip(&npz);
+    let model = || {
+        nabla::MultiLayerPerceptron::<f32>::from_sizes(
+            &[5, 3, 10],
+            nabla::ActivationKind::Relu,
+            nabla::Init::Zeros,
+            1,
+        )
+        .unwrap()
+    };
+    // The archive's bytes (nearly always refused by the zip reader or the hash).
+    fuzz(
+        "npz (zip bytes)",
+        |m, dir| {
+            std::fs::write(file(dir, "m.npz"), mutated(&npz, m)).unwrap();
+            std::fs::write(file(dir, "m.json"), &sidecar).unwrap();
+        },
+        |dir| {
+            let _ = checkpoint::load::<f32>(&file(dir, "m.npz"));
+            let _ = checkpoint::load_weights_into(&mut model(), &file(dir, "m.npz"));
+        },
+    );
+    // The .npy members' bytes, packed again (stored or deflated), with a sidecar whose
+    // hash matches, so that the arrays themselves are parsed.
+    fuzz(
+        "npz (.npy contents)",
+        |m, dir| {
+            let which = m.len() % members.len();
+            let mut changed = members.clone();
+            changed[which].1 = mutated(&changed[which].1, m);
+            let bytes = zip_of(&changed, m.len() % 2 == 0);
+            let hash = sha256_hex(&bytes);
+            std::fs::write(file(dir, "m.npz"), &bytes).unwrap();
+            let json = sidecar.replace(&sidecar_hash(&sidecar), &hash);
+            std::fs::write(file(dir, "m.json"), json).unwrap();
+        },
+        |dir| {
+            let _ = checkpoint::load::<f64>(&file(dir, "m.npz"));
+            let _ = checkpoint::load_weights_into(&mut model(), &file(dir, "m.npz"));
+        },
+    );
+    // The sidecar's bytes, beside the valid archive.
+    fuzz(
+        "sidecar",
+        |m, dir| {
+            std::fs::write(file(dir, "m.npz"), &npz).unwrap();
+            std::fs::write(file(dir, "m.json"), mutated(sidecar.as_bytes(), m)).unwrap();
+        },
+        |dir| {
+            let _ = checkpoint::load::<f32>(&file(dir, "m.npz"));
+        },
+    );
+}
+
+/// The hash a sidecar records.
+fn sidecar_hash(sidecar: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(sidecar).unwrap();
+    value["npz_sha256"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn safetensors_never_panics() {
+    let seed = corpus("model.safetensors");
+    let model = || {
+        nabla::MultiLayerPerceptron::<f32>::from_sizes(
+            &[5, 3, 10],
+            nabla::ActivationKind::Relu,
+            nabla::Init::Zeros,
+            1,
+        )
+        .unwrap()
+    };
+    fuzz(
+        "safetensors",
+        |m, dir| std::fs::write(file(dir, "m.safetensors"), mutated(&seed, m)).unwrap(),
+        |dir| {
+            let _ = checkpoint::load::<f32>(&file(dir, "m.safetensors"));
+            let _ = checkpoint::load_weights_into(&mut model(), &file(dir, "m.safetensors"));
+        },
+    );
+    // The JSON header alone, its length word kept right, so that mutations reach the
+    // metadata, shapes and offsets rather than the length check.
+    let header_len = u64::from_le_bytes(seed[..8].try_into().unwrap()) as usize;
+    let (header, data) = (
+        seed[8..8 + header_len].to_vec(),
+        seed[8 + header_len..].to_vec(),
+    );
+    fuzz(
+        "safetensors (header)",
+        |m, dir| {
+            let header = mutated(&header, m);
+            let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+            bytes.extend_from_slice(&header);
+            bytes.extend_from_slice(&data);
+            std::fs::write(file(dir, "m.safetensors"), bytes).unwrap();
+        },
+        |dir| {
+            let _ = checkpoint::load::<f64>(&file(dir, "m.safetensors"));
+        },
+    );
+}
+
+#[test]
+fn the_seeds_load() {
+    // Unmutated, every seed parses: the mutations start from valid files.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus");
+    assert_eq!(
+        data::load_csv::<f32>(&dir.join("rows.csv"), 10)
+            .unwrap()
+            .1
+            .to_vec(),
+        [3, 0, 9, 2]
+    );
+    assert_eq!(
+        data::load_csv::<f32>(&dir.join("rows.csv.gz"), 10)
+            .unwrap()
+            .1
+            .len(),
+        4
+    );
+    assert_eq!(
+        data::load_idx_images(&dir.join("images.idx"))
+            .unwrap()
+            .dim(),
+        (3, 6)
+    );
+    assert_eq!(
+        data::load_idx_images(&dir.join("images.idx.gz"))
+            .unwrap()
+            .dim(),
+        (3, 6)
+    );
+    assert_eq!(
+        data::load_idx_labels(&dir.join("labels.idx"), 10)
+            .unwrap()
+            .to_vec(),
+        [7, 0, 9]
+    );
+    let a = checkpoint::load::<f32>(&dir.join("model.npz")).unwrap();
+    let b = checkpoint::load::<f32>(&dir.join("model.safetensors")).unwrap();
+    for (x, y) in a.linear_layers().zip(b.linear_layers()) {
+        assert_eq!(x.weights(), y.weights());
+    }
+    assert_eq!(gunzip(&corpus("labels.idx.gz")), corpus("labels.idx"));
+}
