@@ -41,6 +41,7 @@ impl<F: Float> Buffer<F> {
     /// The current `(rows, cols)` contents.
     pub(crate) fn view(&self) -> ArrayView2<'_, F> {
         ArrayView2::from_shape((self.rows, self.cols), &self.data[..self.rows * self.cols])
+            // Cannot fail: `resize` keeps `data.len() >= rows * cols`.
             .expect("buffer length covers its shape")
     }
 
@@ -48,6 +49,7 @@ impl<F: Float> Buffer<F> {
     pub(crate) fn view_mut(&mut self) -> ArrayViewMut2<'_, F> {
         let len = self.rows * self.cols;
         ArrayViewMut2::from_shape((self.rows, self.cols), &mut self.data[..len])
+            // Cannot fail: `resize` keeps `data.len() >= rows * cols`.
             .expect("buffer length covers its shape")
     }
 

@@ -177,6 +177,7 @@ fn one_call<F: Float>(
         None => {
             copied_a = standard_copy(a);
             let view = copied_a.view();
+            // Cannot fail: a fresh standard-layout copy has unit stride along its rows.
             let op = operand(&view).expect("standard layout is BLAS layout");
             (view, op)
         }
@@ -187,6 +188,7 @@ fn one_call<F: Float>(
         None => {
             copied_b = standard_copy(b);
             let view = copied_b.view();
+            // Cannot fail: a fresh standard-layout copy has unit stride along its rows.
             let op = operand(&view).expect("standard layout is BLAS layout");
             (view, op)
         }

@@ -122,7 +122,9 @@ fn orthogonal<R: Rng + ?Sized>((rows, cols): (usize, usize), rng: &mut R) -> Arr
     // Factor a tall Gaussian matrix (max x min); its Q has orthonormal columns.
     let (tall, short) = (rows.max(cols), rows.min(cols));
     let gaussian_matrix = Array2::from_shape_simple_fn((tall, short), || gaussian(rng));
-    // On one OpenBLAS thread: the threaded QR's last bits follow the thread count.
+    // On one OpenBLAS thread: the threaded QR's last bits follow the thread count. The QR
+    // cannot fail for the sizes `network::check_sizes` lets through (every width below
+    // i32::MAX, the matrix in memory): a Gaussian matrix has full rank with probability one.
     let (mut q, r) = with_one_blas_thread(|| gaussian_matrix.qr())
         .expect("QR of a Gaussian matrix succeeds with probability one");
     for (j, mut column) in q.columns_mut().into_iter().enumerate() {

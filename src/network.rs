@@ -234,6 +234,7 @@ impl<F: Float> MultiLayerPerceptron<F> {
         // input: (batch, in) -> logits: (batch, out)
         let width = self.in_features();
         let mut layers = self.layers.iter_mut();
+        // Cannot fail: `new` refuses an empty list of layers.
         let mut output = match layers.next().expect("a network has at least one layer") {
             Layer::Linear(first) => first.forward_with(batch, fill_input),
             first => {
@@ -257,6 +258,7 @@ impl<F: Float> MultiLayerPerceptron<F> {
     ) {
         // dL/d(logits): (batch, out), back through every layer
         let mut layers = self.layers.iter_mut().rev();
+        // Cannot fail: `new` refuses an empty list of layers.
         let last = layers.next().expect("a network has at least one layer");
         let mut grad = step_layer(last, grad_output, update);
         for layer in layers {
@@ -335,6 +337,7 @@ impl<F: Float> Module<F> for MultiLayerPerceptron<F> {
         // dL/d(logits): (batch, out) -> dL/d(input): (batch, in), or (0, in) when the
         // input gradient is switched off
         let mut layers = self.layers.iter_mut().rev();
+        // Cannot fail: `new` refuses an empty list of layers.
         let last = layers.next().expect("a network has at least one layer");
         let mut grad = last.backward(grad_output);
         for layer in layers {

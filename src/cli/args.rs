@@ -58,7 +58,7 @@ pub struct DataArgs {
     /// Use only the first N training rows.
     #[arg(long, value_name = "N")]
     pub train_rows: Option<usize>,
-    /// Use only the first N test rows.
+    /// Use only the first N test rows (at least 1: every epoch is evaluated on the test set).
     #[arg(long, value_name = "N")]
     pub test_rows: Option<usize>,
     /// Number of classes (labels are 0..classes).
@@ -113,7 +113,8 @@ pub struct TrainArgs {
     /// Float type.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
-    /// Threads for OpenBLAS and rayon together (default: the number of cores).
+    /// Threads for OpenBLAS and rayon together (default: the number of cores; more than
+    /// the cores are reduced to the cores, with a warning).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Who parallelises the GEMMs: openblas (OpenBLAS's own threads) or split (column
@@ -123,11 +124,14 @@ pub struct TrainArgs {
     /// Write one CSV row per epoch here (flushed after each epoch).
     #[arg(long, value_name = "FILE.csv")]
     pub log: Option<PathBuf>,
-    /// Save the trained weights here (.npz in PyTorch state_dict names, plus a .json sidecar).
-    #[arg(long, value_name = "FILE.npz")]
+    /// Save the trained model here, in PyTorch state_dict names: FILE.safetensors (one
+    /// file, architecture inside) or FILE.npz (plus a FILE.json sidecar). Written
+    /// atomically, also on Ctrl-C; the path is checked before training starts.
+    #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
-    /// Start from the weights in this .npz (same architecture).
-    #[arg(long, value_name = "FILE.npz")]
+    /// Start from the weights in this .safetensors or .npz file (same architecture; files
+    /// written by PyTorch or NumPy in state_dict names work too).
+    #[arg(long, value_name = "FILE")]
     pub init_from: Option<PathBuf>,
     /// No progress bar and no per-epoch lines: only the final summary.
     #[arg(long, short)]
@@ -137,8 +141,8 @@ pub struct TrainArgs {
 /// Flags of `nabla eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The model (.npz with its .json sidecar, from `nabla train --save`).
-    #[arg(long, value_name = "FILE.npz")]
+    /// The model (.safetensors, or .npz with its .json sidecar, from `nabla train --save`).
+    #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
     /// The data.
     #[command(flatten)]
@@ -151,8 +155,8 @@ pub struct EvalArgs {
 /// Flags of `nabla predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// The model (.npz with its .json sidecar, from `nabla train --save`).
-    #[arg(long, value_name = "FILE.npz")]
+    /// The model (.safetensors, or .npz with its .json sidecar, from `nabla train --save`).
+    #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
     /// CSV rows of features (a trailing label column, if present, is ignored).
     #[arg(long, value_name = "FILE.csv")]

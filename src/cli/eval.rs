@@ -21,11 +21,7 @@ impl RunInFloat for &EvalArgs {
         let dataset = DataChoice::from_args(&self.data)?.load::<F>()?;
         check_fit(&model, &dataset)?;
         let mut text = String::new();
-        let mut test_predictions = None;
-        for (name, x, y) in [
-            ("train", &dataset.train_x, &dataset.train_y),
-            ("test", &dataset.test_x, &dataset.test_y),
-        ] {
+        let mut report = |name: &str, x, y: &ndarray::Array1<usize>| {
             let (evaluation, predictions) = evaluate(&mut model, x, y.view());
             let correct = predictions.iter().zip(y).filter(|(p, l)| p == l).count();
             text.push_str(&format!(
@@ -34,9 +30,10 @@ impl RunInFloat for &EvalArgs {
                 evaluation.accuracy,
                 y.len()
             ));
-            test_predictions = Some(predictions);
-        }
-        let predictions = test_predictions.expect("the test set was evaluated");
+            predictions
+        };
+        report("train", &dataset.train_x, &dataset.train_y);
+        let predictions = report("test", &dataset.test_x, &dataset.test_y);
         let mut confusion = Array2::<usize>::zeros((dataset.classes, dataset.classes));
         for (&label, &prediction) in dataset.test_y.iter().zip(&predictions) {
             confusion[[label, prediction]] += 1;

@@ -172,7 +172,9 @@ impl<F: Float> Linear<F> {
         );
         update.apply(
             ParameterKind::Bias,
+            // Cannot fail: private parameters, built in standard layout (`from_params`).
             self.bias.as_slice_mut().expect("standard layout"),
+            // Cannot fail: private parameters, built in standard layout (`from_params`).
             self.d_bias.as_slice().expect("standard layout"),
         );
         self.grad_input.view()
@@ -246,7 +248,9 @@ impl<F: Float> Module<F> for Linear<F> {
                 layer: 0,
                 kind: ParameterKind::Weight,
             },
+            // Cannot fail: private parameters, built in standard layout (`from_params`).
             value: self.weights.as_slice_mut().expect("standard layout"),
+            // Cannot fail: private parameters, built in standard layout (`from_params`).
             grad: self.d_weights.as_slice().expect("standard layout"),
         });
         visitor(Parameter {
@@ -254,7 +258,9 @@ impl<F: Float> Module<F> for Linear<F> {
                 layer: 0,
                 kind: ParameterKind::Bias,
             },
+            // Cannot fail: private parameters, built in standard layout (`from_params`).
             value: self.bias.as_slice_mut().expect("standard layout"),
+            // Cannot fail: private parameters, built in standard layout (`from_params`).
             grad: self.d_bias.as_slice().expect("standard layout"),
         });
     }
