@@ -295,6 +295,16 @@ impl<F: Float> MultiLayerPerceptron<F> {
             .checked_mul(std::mem::size_of::<F>() as u64)
     }
 
+    /// Each parameter's number of values, by key.
+    pub fn visit_parameters_sizes(
+        &mut self,
+        sizes: &mut std::collections::BTreeMap<crate::module::ParameterKey, usize>,
+    ) {
+        self.visit_parameters(&mut |parameter: Parameter<'_, F>| {
+            sizes.insert(parameter.key, parameter.value.len());
+        });
+    }
+
     /// The number of parameters (weights and biases).
     pub fn parameter_count(&self) -> usize {
         self.linear_layers()

@@ -361,3 +361,107 @@ fn momentum_direction<F: Float>(
         *v
     }
 }
+
+/// `torch.optim.Adam` / `AdamW` in plain loops, with nabla's weight decay on weight
+/// matrices only: `g + 2 lambda w` (Adam) or `w (1 - lr lambda)` first (AdamW).
+#[derive(Clone, Debug)]
+pub struct ReferenceAdam {
+    /// Learning rate.
+    pub lr: f64,
+    /// First moment decay.
+    pub beta1: f64,
+    /// Second moment decay.
+    pub beta2: f64,
+    /// Added after the square root.
+    pub eps: f64,
+    /// Weight decay `lambda`.
+    pub weight_decay: f64,
+    /// AdamW: decoupled decay.
+    pub decoupled: bool,
+    /// Steps taken.
+    pub step: i32,
+    /// `(m, v)` of each layer's weights and biases, after the first step.
+    pub moments: Vec<[(Array2<f64>, Array2<f64>); 2]>,
+}
+
+impl ReferenceAdam {
+    /// Adam with PyTorch's defaults.
+    pub fn new(lr: f64) -> Self {
+        Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            step: 0,
+            moments: Vec::new(),
+        }
+    }
+
+    /// Applies `gradients` (from [`ReferenceMlp::gradients`]) to `model`.
+    pub fn step(&mut self, model: &mut ReferenceMlp<f64>, gradients: &[LinearGradients<f64>]) {
+        self.step += 1;
+        if self.moments.is_empty() {
+            for layer in gradients {
+                let zeros_w = Array2::zeros(layer.d_weights.raw_dim());
+                let zeros_b = Array2::zeros((1, layer.d_bias.len()));
+                self.moments
+                    .push([(zeros_w.clone(), zeros_w), (zeros_b.clone(), zeros_b)]);
+            }
+        }
+        let t = self.step;
+        let constants = AdamConstants {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            correction1: 1.0 - self.beta1.powi(t),
+            correction2: 1.0 - self.beta2.powi(t),
+        };
+        let (decoupled, shrink, decay) = (
+            self.decoupled,
+            1.0 - self.lr * self.weight_decay,
+            2.0 * self.weight_decay,
+        );
+        for (index, layer) in gradients.iter().enumerate() {
+            let [(m_w, v_w), (m_b, v_b)] = &mut self.moments[index];
+            let weights = model.weights[index].iter_mut().zip(layer.d_weights.iter());
+            for ((w, &g), (m, v)) in weights.zip(m_w.iter_mut().zip(v_w.iter_mut())) {
+                let g = if decoupled {
+                    *w *= shrink;
+                    g
+                } else {
+                    g + decay * *w
+                };
+                *w = constants.element(*w, g, m, v);
+            }
+            let biases = model.biases[index].iter_mut().zip(layer.d_bias.iter());
+            for ((b, &g), (m, v)) in biases.zip(m_b.iter_mut().zip(v_b.iter_mut())) {
+                *b = constants.element(*b, g, m, v);
+            }
+        }
+    }
+}
+
+/// What one Adam step applies to every element.
+struct AdamConstants {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    correction1: f64,
+    correction2: f64,
+}
+
+impl AdamConstants {
+    /// One element of an Adam step, from the published formulas (plain
+    /// `m = b1 m + (1 - b1) g`, `m_hat = m / (1 - b1^t)`).
+    fn element(&self, w: f64, g: f64, m: &mut f64, v: &mut f64) -> f64 {
+        *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+        *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+        let m_hat = *m / self.correction1;
+        let v_hat = *v / self.correction2;
+        w - self.lr * m_hat / (v_hat.sqrt() + self.eps)
+    }
+}

@@ -108,6 +108,9 @@ pub enum ArchitectureProblem {
     /// Another float type than `f32` or `f64`.
     #[error("dtype '{0}', expected 'f32' or 'f64'")]
     Dtype(String),
+    /// A resumable checkpoint's training state that does not parse or fit its model.
+    #[error("training state: {0}")]
+    Training(String),
 }
 
 /// The format name in every model file.

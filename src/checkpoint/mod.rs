@@ -19,13 +19,15 @@
 
 mod architecture;
 mod npz;
+mod resume;
 mod safetensors;
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-pub use architecture::{Architecture, LayerSpec, LayerSpecError};
+pub use architecture::{Architecture, ArchitectureProblem, LayerSpec, LayerSpecError};
+pub use resume::{load_training, save_training, training_run};
 
 use crate::float::Float;
 use crate::layers::Layer;

@@ -17,10 +17,46 @@ use crate::layers::Layer;
 use crate::network::MultiLayerPerceptron;
 
 /// One tensor to write: little-endian bytes.
-struct TensorBytes {
+pub(super) struct TensorBytes {
     dtype: Dtype,
     shape: Vec<usize>,
     bytes: Vec<u8>,
+}
+
+impl TensorBytes {
+    /// `values` in `F`'s width, with `shape`.
+    pub(super) fn floats<F: Float>(shape: Vec<usize>, values: impl Iterator<Item = F>) -> Self {
+        let mut bytes = Vec::new();
+        let dtype = if std::mem::size_of::<F>() == 4 {
+            for value in values {
+                bytes.extend_from_slice(&(value.to_f64() as f32).to_le_bytes());
+            }
+            Dtype::F32
+        } else {
+            for value in values {
+                bytes.extend_from_slice(&value.to_f64().to_le_bytes());
+            }
+            Dtype::F64
+        };
+        Self {
+            dtype,
+            shape,
+            bytes,
+        }
+    }
+
+    /// `values` as unsigned 64-bit integers.
+    pub(super) fn integers(values: &[usize]) -> Self {
+        let bytes = values
+            .iter()
+            .flat_map(|&v| (v as u64).to_le_bytes())
+            .collect();
+        Self {
+            dtype: Dtype::U64,
+            shape: vec![values.len()],
+            bytes,
+        }
+    }
 }
 
 impl View for &TensorBytes {
@@ -41,52 +77,30 @@ impl View for &TensorBytes {
     }
 }
 
-/// The element type nabla writes for `F`.
-fn dtype_of<F: Float>() -> Dtype {
-    if std::mem::size_of::<F>() == 4 {
-        Dtype::F32
-    } else {
-        Dtype::F64
-    }
-}
-
-/// Little-endian bytes of `values` in `F`'s width.
-fn to_bytes<F: Float>(values: impl Iterator<Item = F>) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for value in values {
-        if std::mem::size_of::<F>() == 4 {
-            bytes.extend_from_slice(&(value.to_f64() as f32).to_le_bytes());
-        } else {
-            bytes.extend_from_slice(&value.to_f64().to_le_bytes());
-        }
-    }
-    bytes
-}
-
-/// Writes `model` and its architecture to `path` as one `.safetensors` file, atomically.
-pub(super) fn save<F: Float>(
+/// The model's parameters, named as PyTorch's `state_dict` names them.
+pub(super) fn model_tensors<F: Float>(
     model: &MultiLayerPerceptron<F>,
-    path: &Path,
-) -> Result<(), CheckpointError> {
+) -> Vec<(String, TensorBytes)> {
     let mut tensors = Vec::new();
     for (position, layer) in model.layers().iter().enumerate() {
         if let Layer::Linear(linear) = layer {
-            let weights = TensorBytes {
-                dtype: dtype_of::<F>(),
-                shape: linear.weights().shape().to_vec(),
-                bytes: to_bytes(linear.weights().iter().copied()),
-            };
-            let bias = TensorBytes {
-                dtype: dtype_of::<F>(),
-                shape: vec![linear.bias().len()],
-                bytes: to_bytes(linear.bias().iter().copied()),
-            };
+            let weights = TensorBytes::floats(
+                linear.weights().shape().to_vec(),
+                linear.weights().iter().copied(),
+            );
+            let bias =
+                TensorBytes::floats(vec![linear.bias().len()], linear.bias().iter().copied());
             tensors.push((format!("{position}.weight"), weights));
             tensors.push((format!("{position}.bias"), bias));
         }
     }
+    tensors
+}
+
+/// The metadata that describes the model: `format`, `dtype` and `layers`.
+pub(super) fn model_metadata<F: Float>(model: &MultiLayerPerceptron<F>) -> HashMap<String, String> {
     let architecture = Architecture::of(model);
-    let metadata = HashMap::from([
+    HashMap::from([
         ("format".to_string(), architecture.format.clone()),
         ("dtype".to_string(), architecture.dtype.clone()),
         (
@@ -94,7 +108,15 @@ pub(super) fn save<F: Float>(
             // Cannot fail: plain strings and integers.
             serde_json::to_string(&architecture.layers).expect("layer lists serialise"),
         ),
-    ]);
+    ])
+}
+
+/// Writes `tensors` and `metadata` to `path` as one `.safetensors` file, atomically.
+pub(super) fn write(
+    path: &Path,
+    tensors: &[(String, TensorBytes)],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
     let bytes = ::safetensors::serialize(
         tensors.iter().map(|(name, tensor)| (name, tensor)),
         Some(metadata),
@@ -106,8 +128,16 @@ pub(super) fn save<F: Float>(
     write_bytes_atomically(path, &bytes).map_err(CheckpointError::io(path))
 }
 
+/// Writes `model` and its architecture to `path` as one `.safetensors` file, atomically.
+pub(super) fn save<F: Float>(
+    model: &MultiLayerPerceptron<F>,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    write(path, &model_tensors(model), model_metadata(model))
+}
+
 /// A parsed `.safetensors` file.
-struct SafetensorsFile<'a> {
+pub(super) struct SafetensorsFile<'a> {
     path: &'a Path,
     bytes: Vec<u8>,
     metadata: Metadata,
@@ -115,7 +145,7 @@ struct SafetensorsFile<'a> {
 }
 
 impl<'a> SafetensorsFile<'a> {
-    fn open(path: &'a Path) -> Result<Self, CheckpointError> {
+    pub(super) fn open(path: &'a Path) -> Result<Self, CheckpointError> {
         let bytes = read_file(path)?;
         // Checks the header length, the JSON, every offset and every shape against the
         // data (with checked arithmetic), and that the data ends where the file does.
@@ -136,7 +166,43 @@ impl<'a> SafetensorsFile<'a> {
         self.metadata.info(key)
     }
 
-    fn architecture(&self) -> Result<Architecture, CheckpointError> {
+    /// A `__metadata__` entry.
+    pub(super) fn metadata_entry(&self, name: &str) -> Option<&String> {
+        self.metadata
+            .metadata()
+            .as_ref()
+            .and_then(|map| map.get(name))
+    }
+
+    /// The tensors whose names start with `prefix`.
+    pub(super) fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.metadata
+            .offset_keys()
+            .into_iter()
+            .filter(|name| name.starts_with(prefix))
+            .collect()
+    }
+
+    /// An unsigned 64-bit integer vector.
+    pub(super) fn integers(&self, key: &str) -> Option<Vec<u64>> {
+        let info = self.info(key)?;
+        if info.dtype != Dtype::U64 || info.shape.len() != 1 {
+            return None;
+        }
+        let start = 8 + self.header_len;
+        let data = &self.bytes[start + info.data_offsets.0..start + info.data_offsets.1];
+        Some(
+            data.chunks_exact(8)
+                .map(|chunk| {
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(chunk);
+                    u64::from_le_bytes(word)
+                })
+                .collect(),
+        )
+    }
+
+    pub(super) fn architecture(&self) -> Result<Architecture, CheckpointError> {
         let problem = |problem| CheckpointError::Architecture {
             path: self.path.to_path_buf(),
             problem,

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::error::ErrorKind;
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use nabla::optim::schedule::ScheduleKind;
+use nabla::optim::OptimizerKind;
 use nabla::threads::GemmThreading;
 use nabla::{ActivationKind, Init};
 
@@ -29,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a network and report loss and accuracy every epoch (the default).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Loss, accuracy and confusion matrix of a saved model on a data set.
     Eval(EvalArgs),
     /// One predicted label per row of a CSV file.
@@ -64,6 +67,13 @@ pub struct DataArgs {
     /// Number of classes (labels are 0..classes).
     #[arg(long, default_value_t = nabla::data::MNIST_CLASSES)]
     pub classes: usize,
+    /// Hold out this fraction (0 < F < 1) of the training rows as a validation set,
+    /// stratified by class and chosen with --seed.
+    #[arg(long, value_name = "F", conflicts_with = "val_file")]
+    pub val_split: Option<f64>,
+    /// A validation set (CSV, label last, like --train-file).
+    #[arg(long, value_name = "CSV")]
+    pub val_file: Option<PathBuf>,
 }
 
 /// Flags of `nabla train`.
@@ -98,15 +108,61 @@ pub struct TrainArgs {
     /// Weight initialisation: zeros, uniform, xavier, he or orthogonal.
     #[arg(long, default_value = "uniform")]
     pub init: Init,
-    /// L2 weight decay lambda (>= 0; adds 2*lambda*W to weight gradients).
+    /// Optimizer: sgd, adam or adamw (as torch.optim.SGD / Adam / AdamW).
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: OptimizerKind,
+    /// Weight decay lambda >= 0, on weight matrices only: sgd and adam add 2*lambda*W to
+    /// the gradient (L2); adamw multiplies W by 1 - lr*lambda (decoupled, as AdamW).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub weight_decay: f64,
-    /// Momentum in [0, 1).
+    /// sgd: momentum in [0, 1).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub momentum: f64,
-    /// Nesterov momentum (with --momentum > 0).
+    /// sgd: Nesterov momentum (with --momentum > 0).
     #[arg(long)]
     pub nesterov: bool,
+    /// adam/adamw: decay of the first moment, in [0, 1).
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
+    pub beta1: f64,
+    /// adam/adamw: decay of the second moment, in [0, 1).
+    #[arg(long, default_value_t = 0.999, allow_negative_numbers = true)]
+    pub beta2: f64,
+    /// adam/adamw: added to the denominator after the square root.
+    #[arg(long, default_value_t = 1e-8, allow_negative_numbers = true)]
+    pub eps: f64,
+    /// Learning-rate schedule, stepped once per epoch: constant, step (StepLR), cosine
+    /// (CosineAnnealingLR over the epochs) or plateau (ReduceLROnPlateau on the monitored
+    /// loss).
+    #[arg(long, default_value = "constant")]
+    pub lr_schedule: ScheduleKind,
+    /// step: epochs between reductions.
+    #[arg(long, default_value_t = 10)]
+    pub lr_step_size: usize,
+    /// step: the factor of each reduction.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub lr_gamma: f64,
+    /// cosine: the final learning rate; plateau: the smallest.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub lr_min: f64,
+    /// plateau: epochs without improvement before a reduction.
+    #[arg(long, default_value_t = 10)]
+    pub lr_patience: usize,
+    /// plateau: the factor of each reduction.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub lr_factor: f64,
+    /// Linear warm-up: the first N epochs use lr*k/(N+1) in epoch k, then the schedule.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub warmup_epochs: usize,
+    /// Early stopping: stop when the monitored loss (validation, else training) has not
+    /// improved by more than --min-delta for N epochs [default: off].
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
+    /// Early stopping: the improvement that counts.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub min_delta: f64,
+    /// Early stopping: keep the last epoch's weights instead of the best epoch's.
+    #[arg(long)]
+    pub no_restore_best: bool,
     /// Shuffle the training rows every epoch (seeded by --seed).
     #[arg(long)]
     pub shuffle: bool,
@@ -133,9 +189,25 @@ pub struct TrainArgs {
     /// written by PyTorch or NumPy in state_dict names work too).
     #[arg(long, value_name = "FILE")]
     pub init_from: Option<PathBuf>,
+    /// Put the run in DIR: config.json, log.csv, summary.json, model.safetensors and
+    /// checkpoint.safetensors (DIR is created; it must not hold a run already).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write a resumable checkpoint every N epochs (and on Ctrl-C): DIR/checkpoint.safetensors
+    /// with --out, else beside --save (m.checkpoint.safetensors).
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Continue a run exactly where it stopped, from a checkpoint file or a run folder. Its
+    /// settings are taken from the checkpoint; --epochs, --patience, --min-delta,
+    /// --no-restore-best and the output flags may change, any other flag given must agree.
+    #[arg(long, value_name = "CHECKPOINT|DIR")]
+    pub resume: Option<PathBuf>,
     /// No progress bar and no per-epoch lines: only the final summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// The flags given on the command line (filled after parsing; a resume compares them).
+    #[arg(skip)]
+    pub given: std::collections::BTreeSet<String>,
 }
 
 /// Flags of `nabla eval`.
@@ -150,6 +222,10 @@ pub struct EvalArgs {
     /// Float type.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
+    /// Print JSON (losses, accuracies, per-class precision/recall/F1, macro averages and
+    /// the confusion matrix) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `nabla predict`.
@@ -169,19 +245,28 @@ pub struct PredictArgs {
 /// Flags of `nabla plot`.
 #[derive(Debug, Args)]
 pub struct PlotArgs {
-    /// Training logs written by `nabla train --log`.
-    #[arg(required = true, value_name = "LOG.csv")]
+    /// Training logs written by `nabla train --log`, or run folders (`--out DIR`).
+    #[arg(value_name = "LOG.csv|DIR", required_unless_present = "model")]
     pub logs: Vec<PathBuf>,
     /// The SVG to write.
     #[arg(long, short, default_value = "curves.svg")]
     pub output: PathBuf,
+    /// Draw this model's confusion matrix on the test set as a heat map, instead of curves.
+    #[arg(long, value_name = "FILE", conflicts_with = "logs")]
+    pub model: Option<PathBuf>,
+    /// The data (for --model).
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Float type (for --model).
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
 }
 
 /// Flags of `nabla summarize`.
 #[derive(Debug, Args)]
 pub struct SummarizeArgs {
-    /// Training logs written by `nabla train --log`.
-    #[arg(required = true, value_name = "LOG.csv")]
+    /// Training logs written by `nabla train --log`, or run folders (`--out DIR`).
+    #[arg(required = true, value_name = "LOG.csv|DIR")]
     pub logs: Vec<PathBuf>,
     /// Write the Markdown table here (default: stdout).
     #[arg(long, value_name = "FILE.md")]
@@ -222,8 +307,24 @@ pub enum Parsed {
 /// Parses `std::env::args`. clap's own refusals (unknown flag, bad value, missing
 /// argument) become one line, like nabla's own errors.
 pub fn parse() -> Parsed {
-    match Cli::try_parse() {
-        Ok(cli) => Parsed::Run(Box::new(cli)),
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    match parsed {
+        Ok((mut cli, matches)) => {
+            // Which training flags the user gave (a resume takes the others from the run).
+            let train = matches.subcommand_matches("train").unwrap_or(&matches);
+            let given: std::collections::BTreeSet<String> = train
+                .ids()
+                .filter(|id| train.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.to_string())
+                .collect();
+            match &mut cli.command {
+                Some(Command::Train(args)) => args.given = given,
+                _ => cli.train.given = given,
+            }
+            Parsed::Run(Box::new(cli))
+        }
         Err(error) => match error.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                 Parsed::Print(error.render().to_string())

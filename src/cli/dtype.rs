@@ -38,3 +38,22 @@ pub fn run_in(dtype: Dtype, command: impl RunInFloat) -> Result<(), CliError> {
         Dtype::F64 => command.run::<f64>(),
     }
 }
+
+/// A command body written once for any float type, with a result.
+pub trait RunInFloatReturning {
+    /// What it returns.
+    type Output;
+    /// Runs the command computing in `F`.
+    fn run<F: Float>(self) -> Result<Self::Output, CliError>;
+}
+
+/// Runs `command` in the float type `dtype` names, returning its result.
+pub fn run_in_returning<C: RunInFloatReturning>(
+    dtype: Dtype,
+    command: C,
+) -> Result<C::Output, CliError> {
+    match dtype {
+        Dtype::F32 => command.run::<f32>(),
+        Dtype::F64 => command.run::<f64>(),
+    }
+}

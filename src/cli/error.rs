@@ -48,6 +48,22 @@ pub enum CliError {
         /// Why.
         source: io::Error,
     },
+    /// A run folder that holds a run already.
+    #[error("--out {dir}: the folder holds a run already (config.json); resume it with --resume {dir}, or choose another --out")]
+    RunFolderTaken {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// A resume whose flags would change what the saved run computes.
+    #[error("cannot resume: {flag} is {saved} in the saved run, {given} now (a resume keeps the run's settings; only --epochs, --patience, --min-delta and --no-restore-best may change)")]
+    ResumeDiffers {
+        /// The flag (or `data`, `architecture`).
+        flag: String,
+        /// The saved value.
+        saved: String,
+        /// The value given.
+        given: String,
+    },
     /// An output file could not be written.
     #[error("{path}: cannot write: {source}")]
     Write {

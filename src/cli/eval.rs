@@ -1,8 +1,11 @@
-//! `nabla eval`: loss, accuracy and confusion matrix of a saved model.
+//! `nabla eval`: loss and accuracy of a saved model on every set, per-class precision,
+//! recall and F1 with their macro averages, and the test confusion matrix; as text or
+//! (`--json`) as JSON.
 
-use nabla::train::{check_fit, evaluate};
-use nabla::{checkpoint, Float};
-use ndarray::Array2;
+use nabla::train::{check_fit, evaluate, ClassificationReport, Evaluation};
+use nabla::{checkpoint, Features, Float, MultiLayerPerceptron};
+use ndarray::Array1;
+use serde_json::json;
 
 use super::args::EvalArgs;
 use super::dtype::{run_in, RunInFloat};
@@ -10,41 +13,134 @@ use super::output::write_stdout;
 use super::settings::DataChoice;
 use super::CliError;
 
-/// Evaluates on both sets and prints the test confusion matrix.
+/// Evaluates and prints.
 pub fn run(args: &EvalArgs) -> Result<(), CliError> {
     run_in(args.dtype, args)
+}
+
+/// One set's evaluation: the loss, the accuracy and the report.
+struct SetResult {
+    name: &'static str,
+    evaluation: Evaluation,
+    report: ClassificationReport,
+    rows: usize,
+}
+
+fn evaluate_set<F: Float>(
+    name: &'static str,
+    model: &mut MultiLayerPerceptron<F>,
+    x: &Features<F>,
+    y: &Array1<usize>,
+    classes: usize,
+) -> SetResult {
+    let (evaluation, predictions) = evaluate(model, x, y.view());
+    SetResult {
+        name,
+        evaluation,
+        report: ClassificationReport::new(y.view(), predictions.view(), classes),
+        rows: y.len(),
+    }
 }
 
 impl RunInFloat for &EvalArgs {
     fn run<F: Float>(self) -> Result<(), CliError> {
         let mut model = checkpoint::load::<F>(&self.model)?;
-        let dataset = DataChoice::from_args(&self.data)?.load::<F>()?;
+        let dataset = DataChoice::from_args(&self.data)?.load::<F>(nabla::DEFAULT_SEED)?;
         check_fit(&model, &dataset)?;
-        let mut text = String::new();
-        let mut report = |name: &str, x, y: &ndarray::Array1<usize>| {
-            let (evaluation, predictions) = evaluate(&mut model, x, y.view());
-            let correct = predictions.iter().zip(y).filter(|(p, l)| p == l).count();
-            text.push_str(&format!(
-                "{name:<5} loss {:.6} accuracy {:.6} ({correct}/{} correct)\n",
-                evaluation.loss,
-                evaluation.accuracy,
-                y.len()
+        let classes = dataset.classes;
+        let mut sets = vec![evaluate_set(
+            "train",
+            &mut model,
+            &dataset.train_x,
+            &dataset.train_y,
+            classes,
+        )];
+        if let Some(validation) = &dataset.validation {
+            sets.push(evaluate_set(
+                "val",
+                &mut model,
+                &validation.x,
+                &validation.y,
+                classes,
             ));
-            predictions
+        }
+        let test = evaluate_set(
+            "test",
+            &mut model,
+            &dataset.test_x,
+            &dataset.test_y,
+            classes,
+        );
+        sets.push(test);
+        let text = if self.json {
+            as_json(&sets)
+        } else {
+            as_text(&sets)
         };
-        report("train", &dataset.train_x, &dataset.train_y);
-        let predictions = report("test", &dataset.test_x, &dataset.test_y);
-        let mut confusion = Array2::<usize>::zeros((dataset.classes, dataset.classes));
-        for (&label, &prediction) in dataset.test_y.iter().zip(&predictions) {
-            confusion[[label, prediction]] += 1;
-        }
-        text.push_str("confusion matrix (test; rows: true label, columns: predicted)\n");
-        let header: String = (0..dataset.classes).map(|c| format!("{c:>6}")).collect();
-        text.push_str(&format!("     {header}\n"));
-        for (label, row) in confusion.rows().into_iter().enumerate() {
-            let cells: String = row.iter().map(|count| format!("{count:>6}")).collect();
-            text.push_str(&format!("{label:>4} {cells}\n"));
-        }
         write_stdout(&text).map(drop)
     }
+}
+
+fn correct(set: &SetResult) -> usize {
+    (0..set.report.confusion.len())
+        .map(|c| set.report.confusion[c][c])
+        .sum()
+}
+
+fn as_text(sets: &[SetResult]) -> String {
+    let mut text = String::new();
+    for set in sets {
+        text.push_str(&format!(
+            "{:<5} loss {:.6} accuracy {:.6} ({}/{} correct)\n",
+            set.name,
+            set.evaluation.loss,
+            set.evaluation.accuracy,
+            correct(set),
+            set.rows
+        ));
+    }
+    // Cannot be empty: the test set is always evaluated, last.
+    let Some(test) = sets.last() else {
+        return text;
+    };
+    text.push_str("per class (test): precision recall f1 support\n");
+    for (class, metrics) in test.report.classes.iter().enumerate() {
+        text.push_str(&format!(
+            "{class:>5} {:>9.4} {:>6.4} {:>6.4} {:>7}\n",
+            metrics.precision, metrics.recall, metrics.f1, metrics.support
+        ));
+    }
+    let average = test.report.macro_average;
+    text.push_str(&format!(
+        "macro {:>9.4} {:>6.4} {:>6.4} {:>7}\n",
+        average.precision, average.recall, average.f1, average.support
+    ));
+    text.push_str("confusion matrix (test; rows: true label, columns: predicted)\n");
+    let classes = test.report.confusion.len();
+    let header: String = (0..classes).map(|c| format!("{c:>6}")).collect();
+    text.push_str(&format!("     {header}\n"));
+    for (label, row) in test.report.confusion.iter().enumerate() {
+        let cells: String = row.iter().map(|count| format!("{count:>6}")).collect();
+        text.push_str(&format!("{label:>4} {cells}\n"));
+    }
+    text
+}
+
+fn as_json(sets: &[SetResult]) -> String {
+    let mut value = serde_json::Map::new();
+    for set in sets {
+        value.insert(
+            set.name.into(),
+            json!({
+                "loss": set.evaluation.loss,
+                "accuracy": set.evaluation.accuracy,
+                "correct": correct(set),
+                "rows": set.rows,
+                "per_class": set.report.classes,
+                "macro": set.report.macro_average,
+                "confusion": set.report.confusion,
+            }),
+        );
+    }
+    format!("{}\n", serde_json::Value::Object(value))
 }

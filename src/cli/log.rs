@@ -5,9 +5,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use nabla::atomic_file::write_atomically;
 use nabla::train::EpochStats;
 use thiserror::Error;
 
+use super::run_folder::log_of;
 use super::settings::TrainSettings;
 
 /// Why a log could not be written or read.
@@ -28,6 +30,12 @@ pub enum LogError {
         path: PathBuf,
         /// What the CSV reader said.
         source: csv::Error,
+    },
+    /// A log to continue whose columns are not this version's.
+    #[error("{path}: the log has other columns than this nabla writes; continue in a new --log")]
+    OtherColumns {
+        /// The log.
+        path: PathBuf,
     },
     /// A log with a header and no rows.
     #[error("{path}: the log has no epochs")]
@@ -58,27 +66,34 @@ pub enum LogError {
 }
 
 /// The log's columns, in order; `nabla plot` and `nabla summarize` read them by name.
-pub const COLUMNS: [&str; 21] = [
+/// `val_*` are empty without a validation set; `lr` is the rate in force in the epoch,
+/// `base_lr` the `--lr` given.
+pub const COLUMNS: [&str; 26] = [
     "epoch",
     "partial",
     "train_loss",
     "train_acc",
     "train_error",
+    "val_loss",
+    "val_acc",
     "test_loss",
     "test_acc",
     "test_error",
+    "lr",
     "seconds",
     "train_seconds",
     "eval_seconds",
     "dataset",
     "hidden",
     "activation",
-    "lr",
+    "base_lr",
     "batch_size",
     "epochs",
     "seed",
     "init",
     "dtype",
+    "optimizer",
+    "schedule",
     "extras",
 ];
 
@@ -99,47 +114,82 @@ impl EpochLog {
         let mut writer = csv::Writer::from_path(path).map_err(error)?;
         writer.write_record(COLUMNS).map_err(error)?;
         writer.flush().map_err(|e| error(e.into()))?;
-        let config = &settings.config;
-        let hidden: Vec<String> = settings.hidden.iter().map(usize::to_string).collect();
-        let extras = format!(
-            "momentum={} nesterov={} weight_decay={} shuffle={} threads={} gemm={}",
-            config.momentum,
-            config.nesterov,
-            config.weight_decay,
-            config.shuffle,
-            settings.threads,
-            settings.gemm
-        );
-        let hyperparameters = vec![
-            settings.data.name.clone(),
-            hidden.join(","),
-            settings.activation.to_string(),
-            config.lr.to_string(),
-            config.batch_size.to_string(),
-            config.epochs.to_string(),
-            config.seed.to_string(),
-            settings.init.to_string(),
-            settings.dtype.name().to_string(),
-            extras,
-        ];
         Ok(Self {
             path: path.to_path_buf(),
             writer,
-            hyperparameters,
+            hyperparameters: hyperparameters(settings),
+        })
+    }
+
+    /// Continues the log of a resumed run: keeps the rows of the `epochs` finished epochs
+    /// (dropping a partial row and any row past them, so that no epoch is logged twice),
+    /// rewritten atomically, then appends.
+    pub fn resume(path: &Path, settings: &TrainSettings, epochs: usize) -> Result<Self, LogError> {
+        let kept = match LogTable::read_all(path) {
+            Ok(table) => {
+                if table.header.iter().collect::<Vec<_>>() != COLUMNS {
+                    return Err(LogError::OtherColumns {
+                        path: path.to_path_buf(),
+                    });
+                }
+                let epoch = table.index("epoch")?;
+                let partial = table.index("partial")?;
+                table
+                    .rows
+                    .into_iter()
+                    .filter(|row| row.get(partial) == Some("false"))
+                    .filter(|row| {
+                        row.get(epoch)
+                            .and_then(|e| e.parse::<usize>().ok())
+                            .is_some_and(|e| e <= epochs)
+                    })
+                    .collect()
+            }
+            Err(LogError::Read { .. }) => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        let write_error = |source: std::io::Error| LogError::Write {
+            path: path.to_path_buf(),
+            source: source.into(),
+        };
+        write_atomically(path, |file| {
+            let mut writer = csv::Writer::from_writer(file);
+            writer.write_record(COLUMNS)?;
+            for row in &kept {
+                writer.write_record(row)?;
+            }
+            writer.flush()
+        })
+        .map_err(write_error)?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(write_error)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: csv::Writer::from_writer(file),
+            hyperparameters: hyperparameters(settings),
         })
     }
 
     /// Appends and flushes one epoch's row.
     pub fn append(&mut self, stats: &EpochStats) -> Result<(), LogError> {
+        let (val_loss, val_acc) = match stats.val {
+            Some(val) => (format!("{:.6}", val.loss), format!("{:.6}", val.accuracy)),
+            None => (String::new(), String::new()),
+        };
         let mut row = vec![
             stats.epoch.to_string(),
             stats.partial.to_string(),
             format!("{:.6}", stats.train.loss),
             format!("{:.6}", stats.train.accuracy),
             format!("{:.6}", stats.train.error_rate()),
+            val_loss,
+            val_acc,
             format!("{:.6}", stats.test.loss),
             format!("{:.6}", stats.test.accuracy),
             format!("{:.6}", stats.test.error_rate()),
+            stats.lr.to_string(),
             format!("{:.4}", stats.train_seconds + stats.eval_seconds),
             format!("{:.4}", stats.train_seconds),
             format!("{:.4}", stats.eval_seconds),
@@ -154,6 +204,45 @@ impl EpochLog {
     }
 }
 
+/// The run's settings, repeated on every row.
+fn hyperparameters(settings: &TrainSettings) -> Vec<String> {
+    let run = &settings.run;
+    let config = &run.train;
+    let hidden: Vec<String> = run.hidden.iter().map(usize::to_string).collect();
+    let optional = |value: Option<String>| value.unwrap_or_else(|| "none".into());
+    let validation = match (&run.data.val_split, &run.data.val_file) {
+        (Some(fraction), _) => format!("split {fraction}"),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => "none".into(),
+    };
+    let extras = format!(
+        "momentum={} nesterov={} weight_decay={} shuffle={} threads={} gemm={} warmup={} patience={} val={}",
+        config.momentum,
+        config.nesterov,
+        config.weight_decay,
+        config.shuffle,
+        settings.threads,
+        settings.gemm,
+        config.schedule.warmup_epochs,
+        optional(config.patience.map(|p| p.to_string())),
+        validation,
+    );
+    vec![
+        run.data.name.clone(),
+        hidden.join(","),
+        run.activation.clone(),
+        config.lr.to_string(),
+        config.batch_size.to_string(),
+        config.epochs.to_string(),
+        config.seed.to_string(),
+        run.init.clone(),
+        run.dtype.clone(),
+        config.optimizer.to_string(),
+        config.schedule.kind.to_string(),
+        extras,
+    ]
+}
+
 /// A log read back: its header and rows, looked up by column name.
 pub struct LogTable {
     /// The file.
@@ -163,27 +252,18 @@ pub struct LogTable {
 }
 
 impl LogTable {
-    /// Reads a log written by [`EpochLog`]; refuses a file without rows.
-    pub fn read(path: &Path) -> Result<Self, LogError> {
+    /// Reads a log written by [`EpochLog`], every row; refuses a file without a header.
+    fn read_all(path: &Path) -> Result<Self, LogError> {
         let error = |source| LogError::Read {
             path: path.to_path_buf(),
             source,
         };
         let mut reader = csv::Reader::from_path(path).map_err(error)?;
         let header = reader.headers().map_err(error)?.clone();
-        let mut rows = reader
+        let rows = reader
             .records()
             .collect::<Result<Vec<_>, _>>()
             .map_err(error)?;
-        // A partial epoch (an interrupted run's last row) is no point on a curve.
-        if let Some(partial) = header.iter().position(|name| name == "partial") {
-            rows.retain(|row| row.get(partial) != Some("true"));
-        }
-        if rows.is_empty() {
-            return Err(LogError::Empty {
-                path: path.to_path_buf(),
-            });
-        }
         Ok(Self {
             path: path.to_path_buf(),
             header,
@@ -191,14 +271,40 @@ impl LogTable {
         })
     }
 
-    /// The run's name: the file name without its extension.
-    pub fn name(&self) -> String {
-        self.path
-            .file_stem()
-            .map_or_else(|| "run".into(), |stem| stem.to_string_lossy().into_owned())
+    /// Reads a log written by [`EpochLog`] (or the log of a run folder), without partial
+    /// rows; refuses a file without rows.
+    pub fn read(path: &Path) -> Result<Self, LogError> {
+        let path = log_of(path);
+        let mut table = Self::read_all(&path)?;
+        // A partial epoch (an interrupted run's last row) is no point on a curve.
+        if let Some(partial) = table.header.iter().position(|name| name == "partial") {
+            table.rows.retain(|row| row.get(partial) != Some("true"));
+        }
+        if table.rows.is_empty() {
+            return Err(LogError::Empty { path });
+        }
+        Ok(table)
     }
 
-    fn index(&self, column: &str) -> Result<usize, LogError> {
+    /// The run's name: the run folder's name for `DIR/log.csv`, else the file name
+    /// without its extension.
+    pub fn name(&self) -> String {
+        let folder_log = self.path.file_name().is_some_and(|name| name == "log.csv");
+        let named = if folder_log {
+            self.path.parent().and_then(Path::file_name)
+        } else {
+            self.path.file_stem()
+        };
+        named.map_or_else(|| "run".into(), |stem| stem.to_string_lossy().into_owned())
+    }
+
+    /// Whether the log has `column`.
+    pub fn has(&self, column: &str) -> bool {
+        self.header.iter().any(|name| name == column)
+    }
+
+    /// The position of `column`.
+    pub fn index(&self, column: &str) -> Result<usize, LogError> {
         self.header
             .iter()
             .position(|name| name == column)

@@ -11,6 +11,7 @@ mod output;
 mod plot;
 mod predict;
 mod progress;
+mod run_folder;
 mod settings;
 mod signals;
 mod summarize;

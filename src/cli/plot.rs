@@ -1,10 +1,16 @@
 //! `nabla plot`: loss and accuracy against epoch, train (solid) and test (dashed), one
-//! colour per run, side by side in one SVG.
+//! colour per run, side by side in one SVG; or, with `--model`, that model's confusion
+//! matrix on the test set as a heat map.
 
 use plotters::prelude::*;
 
-use super::args::PlotArgs;
 use nabla::atomic_file::write_bytes_atomically;
+use nabla::train::{check_fit, predict, ClassificationReport};
+use nabla::{checkpoint, Float};
+
+use super::args::PlotArgs;
+use super::dtype::{run_in_returning, RunInFloatReturning};
+use super::settings::DataChoice;
 
 use super::log::{LogError, LogTable};
 use super::output::say;
@@ -33,15 +39,24 @@ impl Curves {
     }
 }
 
-/// Reads the logs and writes the SVG.
+/// Reads the logs (or evaluates the model) and writes the SVG.
 pub fn run(args: &PlotArgs) -> Result<(), CliError> {
-    let runs = args
-        .logs
-        .iter()
-        .map(|path| LogTable::read(path).and_then(|log| Curves::read(&log)))
-        .collect::<Result<Vec<_>, _>>()?;
     let mut svg = String::new();
-    draw(&runs, &mut svg).map_err(|error| CliError::Plot {
+    let drawn = match &args.model {
+        Some(_) => {
+            let confusion = run_in_returning(args.dtype, args)?;
+            draw_confusion(&confusion, &mut svg)
+        }
+        None => {
+            let runs = args
+                .logs
+                .iter()
+                .map(|path| LogTable::read(path).and_then(|log| Curves::read(&log)))
+                .collect::<Result<Vec<_>, _>>()?;
+            draw(&runs, &mut svg)
+        }
+    };
+    drawn.map_err(|error| CliError::Plot {
         path: args.output.clone(),
         detail: error.to_string(),
     })?;
@@ -132,6 +147,85 @@ fn draw(runs: &[Curves], svg: &mut String) -> Result<(), Box<dyn std::error::Err
             .border_style(BLACK.mix(0.3))
             .label_font(("sans-serif", 12))
             .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+impl RunInFloatReturning for &PlotArgs {
+    type Output = Vec<Vec<usize>>;
+
+    /// The test confusion matrix of `--model`.
+    fn run<F: Float>(self) -> Result<Vec<Vec<usize>>, CliError> {
+        let Some(path) = &self.model else {
+            return Ok(Vec::new());
+        };
+        let mut model = checkpoint::load::<F>(path)?;
+        let dataset = DataChoice::from_args(&self.data)?.load::<F>(nabla::DEFAULT_SEED)?;
+        check_fit(&model, &dataset)?;
+        let predictions = predict(&mut model, &dataset.test_x);
+        Ok(
+            ClassificationReport::new(dataset.test_y.view(), predictions.view(), dataset.classes)
+                .confusion,
+        )
+    }
+}
+
+/// A heat map of `confusion` (rows: true labels, columns: predictions), each cell shaded
+/// by its share of the row and labelled with its count.
+fn draw_confusion(
+    confusion: &[Vec<usize>],
+    svg: &mut String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let classes = confusion.len().max(1);
+    let side = (48 * classes + 120).min(1600) as u32;
+    let root = SVGBackend::with_string(svg, (side, side)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = classes as f64;
+    // Cell (label, prediction) spans x in [prediction, prediction + 1) and y in
+    // [n - 1 - label, n - label): row 0 at the top. The class numbers sit in the margins.
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "confusion matrix (test): rows true label, columns predicted",
+            ("sans-serif", 16),
+        )
+        .margin(12)
+        .build_cartesian_2d(-1.0..n, 0.0..n + 1.0)?;
+    let font = ("sans-serif", 12).into_font().color(&BLACK);
+    for class in 0..classes {
+        let c = class as f64;
+        chart.draw_series(std::iter::once(Text::new(
+            class.to_string(),
+            (c + 0.4, n + 0.6),
+            font.clone(),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            class.to_string(),
+            (-0.6, n - c - 0.4),
+            font.clone(),
+        )))?;
+    }
+    for (label, row) in confusion.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f64;
+        let top = n - label as f64;
+        for (prediction, &count) in row.iter().enumerate() {
+            let share = count as f64 / total;
+            let shade = RGBColor(
+                (255.0 * (1.0 - 0.8 * share)) as u8,
+                (255.0 * (1.0 - 0.6 * share)) as u8,
+                255,
+            );
+            let left = prediction as f64;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(left, top - 1.0), (left + 1.0, top)],
+                shade.filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Text::new(
+                count.to_string(),
+                (left + 0.3, top - 0.4),
+                font.clone(),
+            )))?;
+        }
     }
     root.present()?;
     Ok(())

@@ -94,6 +94,40 @@ impl Reporter {
     }
 }
 
+/// `epoch   3/50  train loss ... acc ...  [val loss ... acc ...]  test loss ... acc ...
+/// [lr ...]  0.61 s`, then, with early stopping, whether the monitored loss improved.
+fn epoch_line(stats: &EpochStats, epochs: usize) -> String {
+    let mut line = format!(
+        "epoch {:>3}/{}  train loss {:.4} acc {:.4}",
+        stats.epoch, epochs, stats.train.loss, stats.train.accuracy
+    );
+    if let Some(val) = stats.val {
+        line.push_str(&format!(
+            "  val loss {:.4} acc {:.4}",
+            val.loss, val.accuracy
+        ));
+    }
+    line.push_str(&format!(
+        "  test loss {:.4} acc {:.4}  lr {:.3e}  {:.2} s",
+        stats.test.loss,
+        stats.test.accuracy,
+        stats.lr,
+        stats.train_seconds + stats.eval_seconds
+    ));
+    if stats.partial {
+        line.push_str(&format!("  (partial: {} batches)", stats.batches));
+    }
+    if let Some(waiting) = stats.epochs_without_improvement {
+        let monitored = if stats.val.is_some() { "val" } else { "train" };
+        if waiting == 0 {
+            line.push_str(&format!("  {monitored} loss improved"));
+        } else {
+            line.push_str(&format!("  {monitored} loss not improved for {waiting}"));
+        }
+    }
+    line
+}
+
 impl Observer for Reporter {
     fn epoch_started(&mut self, _epoch: usize, batches: usize) {
         self.running_loss = 0.0;
@@ -116,21 +150,7 @@ impl Observer for Reporter {
 
     fn epoch_finished(&mut self, stats: &EpochStats) {
         if !self.quiet {
-            let partial = if stats.partial {
-                format!("  (partial: {} batches)", stats.batches)
-            } else {
-                String::new()
-            };
-            self.say(&format!(
-                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.2} s{partial}",
-                stats.epoch,
-                self.epochs,
-                stats.train.loss,
-                stats.train.accuracy,
-                stats.test.loss,
-                stats.test.accuracy,
-                stats.train_seconds + stats.eval_seconds
-            ));
+            self.say(&epoch_line(stats, self.epochs));
         }
         if let Some(bars) = &self.bars {
             bars.epochs.inc(1);

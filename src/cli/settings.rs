@@ -1,17 +1,23 @@
 //! Validated settings: every flag is checked here, once, before any work starts, and a
-//! refusal names the flag and the value.
+//! refusal names the flag and the value. A run's settings are also a [`RunConfig`], the
+//! record written to `config.json` and into checkpoints, which a resume starts from.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use nabla::atomic_file::check_writable;
 use nabla::checkpoint::ModelFormat;
-use nabla::data::{DataSource, Dataset};
+use nabla::data::{load_csv, DataSource, Dataset, Features};
+use nabla::optim::schedule::ScheduleConfig;
 use nabla::threads::{self, GemmThreading};
 use nabla::train::{Setting, TrainConfig, TrainError};
 use nabla::{ActivationKind, Float, Init};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::args::{DataArgs, TrainArgs};
 use super::dtype::Dtype;
+use super::run_folder::RunFolder;
 use super::CliError;
 
 /// A refused flag value.
@@ -23,7 +29,11 @@ pub struct InvalidFlag {
     expected: &'static str,
 }
 
-fn invalid(flag: &'static str, value: impl ToString, expected: &'static str) -> CliError {
+pub(super) fn invalid(
+    flag: &'static str,
+    value: impl ToString,
+    expected: &'static str,
+) -> CliError {
     CliError::Flag(InvalidFlag {
         flag,
         value: value.to_string(),
@@ -40,23 +50,45 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::Momentum => "--momentum",
         Setting::WeightDecay => "--weight-decay",
         Setting::Nesterov => "--nesterov",
+        Setting::Beta1 => "--beta1",
+        Setting::Beta2 => "--beta2",
+        Setting::Eps => "--eps",
+        Setting::StepSize => "--lr-step-size",
+        Setting::Gamma => "--lr-gamma",
+        Setting::LrMin => "--lr-min",
+        Setting::Factor => "--lr-factor",
+        Setting::WarmupEpochs => "--warmup-epochs",
+        Setting::Patience => "--patience",
+        Setting::MinDelta => "--min-delta",
     }
 }
 
 /// Where the data comes from and how much of it to use.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataChoice {
-    /// The files.
-    pub source: DataSource,
-    /// A short name for logs (`mnist-subset`, `mnist` or the path).
+    /// A short name for logs (`mnist-subset`, `mnist`, the directory or the train file).
     pub name: String,
-    train_rows: Option<usize>,
-    test_rows: Option<usize>,
-    classes: usize,
+    /// `--dataset`.
+    pub dataset: String,
+    /// `--train-file`.
+    pub train_file: Option<PathBuf>,
+    /// `--test-file`.
+    pub test_file: Option<PathBuf>,
+    /// `--train-rows`.
+    pub train_rows: Option<usize>,
+    /// `--test-rows`.
+    pub test_rows: Option<usize>,
+    /// `--classes`.
+    pub classes: usize,
+    /// `--val-split`.
+    pub val_split: Option<f64>,
+    /// `--val-file`.
+    pub val_file: Option<PathBuf>,
 }
 
 impl DataChoice {
-    /// Resolves `--dataset`, `--train-file`/`--test-file` and the row limits.
+    /// Checks `--dataset`, `--train-file`/`--test-file`, the row limits and the
+    /// validation flags.
     pub fn from_args(args: &DataArgs) -> Result<Self, CliError> {
         if args.classes < 2 {
             return Err(invalid("--classes", args.classes, "at least 2"));
@@ -71,38 +103,116 @@ impl DataChoice {
                 "at least 1 (every epoch is evaluated on the test set)",
             ));
         }
-        let (source, name) = match (&args.train_file, &args.test_file) {
-            (Some(train), Some(test)) => (
-                DataSource::Csv {
-                    train: train.clone(),
-                    test: test.clone(),
-                },
-                format!("{}", train.display()),
-            ),
-            _ => {
-                let directory = match args.dataset.as_str() {
-                    name @ ("mnist-subset" | "mnist") => bundled_data(name),
-                    path => PathBuf::from(path),
-                };
-                (DataSource::Directory(directory), args.dataset.clone())
+        if let Some(fraction) = args.val_split {
+            if !(fraction > 0.0 && fraction < 1.0) {
+                return Err(invalid("--val-split", fraction, "a fraction in (0, 1)"));
             }
+        }
+        let name = match &args.train_file {
+            Some(train) => train.display().to_string(),
+            None => args.dataset.clone(),
         };
         Ok(Self {
-            source,
             name,
+            dataset: args.dataset.clone(),
+            train_file: args.train_file.clone(),
+            test_file: args.test_file.clone(),
             train_rows: args.train_rows,
             test_rows: args.test_rows,
             classes: args.classes,
+            val_split: args.val_split,
+            val_file: args.val_file.clone(),
         })
     }
 
-    /// Loads the data set and applies the row limits.
-    pub fn load<F: Float>(&self) -> Result<Dataset<F>, CliError> {
-        let dataset = Dataset::load(&self.source, self.classes)?;
-        Ok(match (self.train_rows, self.test_rows) {
+    /// The files the data comes from.
+    pub fn source(&self) -> DataSource {
+        match (&self.train_file, &self.test_file) {
+            (Some(train), Some(test)) => DataSource::Csv {
+                train: train.clone(),
+                test: test.clone(),
+            },
+            _ => {
+                let directory = match self.dataset.as_str() {
+                    name @ ("mnist-subset" | "mnist") => bundled_data(name),
+                    path => PathBuf::from(path),
+                };
+                DataSource::Directory(directory)
+            }
+        }
+    }
+
+    /// Loads the data set, applies the row limits, and splits off or loads the
+    /// validation set (`seed` chooses the split).
+    pub fn load<F: Float>(&self, seed: u64) -> Result<Dataset<F>, CliError> {
+        let dataset = Dataset::load(&self.source(), self.classes)?;
+        let dataset = match (self.train_rows, self.test_rows) {
             (None, None) => dataset,
             (train, test) => dataset.head(train.unwrap_or(usize::MAX), test.unwrap_or(usize::MAX)),
-        })
+        };
+        let dataset = match (self.val_split, &self.val_file) {
+            (Some(fraction), _) => dataset.split_validation(fraction, seed)?,
+            (None, Some(path)) => {
+                let (x, y) = load_csv::<F>(path, self.classes)?;
+                dataset.with_validation(Features::Dense(x), y)?
+            }
+            (None, None) => dataset,
+        };
+        Ok(dataset)
+    }
+
+    /// The SHA-256 of every file the data comes from, by path: what identifies the data
+    /// of a run (a resume refuses other data).
+    pub fn fingerprint(&self) -> Result<BTreeMap<String, String>, CliError> {
+        let mut files = match self.source() {
+            DataSource::Csv { train, test } => vec![train, test],
+            DataSource::Directory(dir) => std::fs::read_dir(&dir)
+                .map(|entries| {
+                    let mut files: Vec<PathBuf> = entries
+                        .filter_map(Result::ok)
+                        .map(|entry| entry.path())
+                        .filter(|path| {
+                            let name = path
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default();
+                            path.is_file()
+                                && (name.contains("ubyte")
+                                    || name.starts_with("train.csv")
+                                    || name.starts_with("test.csv"))
+                        })
+                        .collect();
+                    files.sort();
+                    files
+                })
+                .unwrap_or_default(),
+            DataSource::Idx {
+                train_images,
+                train_labels,
+                test_images,
+                test_labels,
+            } => vec![train_images, train_labels, test_images, test_labels],
+        };
+        files.extend(self.val_file.clone());
+        let mut hashes = BTreeMap::new();
+        for path in files {
+            let bytes = std::fs::read(&path).map_err(|source| {
+                CliError::Data(nabla::DataError::Io {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+            let hash: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            hashes.insert(name, hash);
+        }
+        Ok(hashes)
     }
 }
 
@@ -118,19 +228,35 @@ fn bundled_data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Everything `nabla train` needs, checked.
-#[derive(Clone, Debug)]
-pub struct TrainSettings {
+/// The settings that decide what a run computes: written to `config.json` and into
+/// checkpoints, and compared when a run is resumed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
     /// The data.
     pub data: DataChoice,
     /// Hidden widths.
     pub hidden: Vec<usize>,
     /// Hidden activation.
+    pub activation: String,
+    /// Weight initialisation.
+    pub init: String,
+    /// `f32` or `f64`.
+    pub dtype: String,
+    /// Start weights, if any.
+    pub init_from: Option<PathBuf>,
+    /// The library's hyperparameters.
+    pub train: TrainConfig,
+}
+
+/// Everything `nabla train` needs, checked.
+#[derive(Clone, Debug)]
+pub struct TrainSettings {
+    /// What the run computes.
+    pub run: RunConfig,
+    /// Hidden activation.
     pub activation: ActivationKind,
     /// Weight initialisation.
     pub init: Init,
-    /// The library's hyperparameters.
-    pub config: TrainConfig,
     /// Float type.
     pub dtype: Dtype,
     /// Threads for OpenBLAS and rayon.
@@ -139,19 +265,28 @@ pub struct TrainSettings {
     pub gemm: GemmThreading,
     /// CSV log path.
     pub log: Option<PathBuf>,
-    /// Checkpoint path.
+    /// Model path.
     pub save: Option<PathBuf>,
-    /// Initial weights.
-    pub init_from: Option<PathBuf>,
+    /// Resumable checkpoint path and how often (epochs) to write it.
+    pub checkpoint: Option<(PathBuf, Option<usize>)>,
+    /// The run folder.
+    pub out: Option<RunFolder>,
+    /// The checkpoint to resume from.
+    pub resume: Option<PathBuf>,
     /// Only the final summary.
     pub quiet: bool,
     /// Flags nabla adjusted, to tell the user.
     pub warnings: Vec<String>,
 }
 
+/// Settings a resume may change: they do not alter what the epochs already run computed.
+const CHANGEABLE_ON_RESUME: [&str; 4] = ["epochs", "patience", "min_delta", "no_restore_best"];
+
 impl TrainSettings {
-    /// Checks every flag; the first bad one is refused with its name and value.
-    pub fn from_args(args: &TrainArgs) -> Result<Self, CliError> {
+    /// Checks every flag; the first bad one is refused with its name and value. With
+    /// `--resume`, `saved` is the run's recorded configuration, which the flags given may
+    /// only change where a resume stays exact.
+    pub fn from_args(args: &TrainArgs, saved: Option<&RunConfig>) -> Result<Self, CliError> {
         if args.hidden.is_empty() {
             return Err(invalid(
                 "--hidden",
@@ -162,21 +297,50 @@ impl TrainSettings {
         if let Some(zero) = args.hidden.iter().find(|&&width| width == 0) {
             return Err(invalid("--hidden", zero, "widths of at least 1"));
         }
-        let config = TrainConfig {
+        let train = TrainConfig {
             epochs: args.epochs,
             lr: args.lr,
             batch_size: args.batch_size,
             seed: args.seed,
             shuffle: args.shuffle,
+            optimizer: args.optimizer,
             momentum: args.momentum,
             nesterov: args.nesterov,
+            beta1: args.beta1,
+            beta2: args.beta2,
+            eps: args.eps,
             weight_decay: args.weight_decay,
+            schedule: ScheduleConfig {
+                kind: args.lr_schedule,
+                step_size: args.lr_step_size,
+                gamma: args.lr_gamma,
+                lr_min: args.lr_min,
+                patience: args.lr_patience,
+                factor: args.lr_factor,
+                warmup_epochs: args.warmup_epochs,
+            },
+            patience: args.patience,
+            min_delta: args.min_delta,
+            restore_best: !args.no_restore_best,
+        };
+        let given = RunConfig {
+            data: DataChoice::from_args(&args.data)?,
+            hidden: args.hidden.clone(),
+            activation: args.activation.to_string(),
+            init: args.init.to_string(),
+            dtype: args.dtype.name().to_string(),
+            init_from: args.init_from.clone(),
+            train,
+        };
+        let run = match saved {
+            None => given,
+            Some(saved) => merge_for_resume(saved, &given, args)?,
         };
         if let Err(TrainError::InvalidSetting {
             setting,
             value,
             expected,
-        }) = config.validate()
+        }) = run.train.validate()
         {
             return Err(invalid(flag_of(setting), value, expected));
         }
@@ -193,7 +357,16 @@ impl TrainSettings {
             }
             Some(asked) => asked,
         };
-        if let Some(path) = &args.log {
+        let out = args.out.as_deref().map(RunFolder::new);
+        let log = args
+            .log
+            .clone()
+            .or_else(|| out.as_ref().map(RunFolder::log));
+        let save = args
+            .save
+            .clone()
+            .or_else(|| out.as_ref().map(RunFolder::model));
+        if let Some(path) = &log {
             if path.as_os_str() == "-" {
                 return Err(invalid(
                     "--log",
@@ -203,14 +376,14 @@ impl TrainSettings {
             }
             check_output("--log", path)?;
         }
-        if let Some(path) = &args.save {
+        if let Some(path) = &save {
             let format = ModelFormat::of(path)
                 .map_err(|_| invalid("--save", path.display(), "a .safetensors or .npz path"))?;
             for file in format.files(path) {
                 check_output("--save", &file)?;
             }
         }
-        if let Some(path) = &args.init_from {
+        if let Some(path) = &run.init_from {
             if ModelFormat::of(path).is_err() || !path.is_file() {
                 return Err(invalid(
                     "--init-from",
@@ -219,28 +392,149 @@ impl TrainSettings {
                 ));
             }
         }
+        if args.checkpoint_every == Some(0) {
+            return Err(invalid("--checkpoint-every", 0, "at least 1"));
+        }
+        let checkpoint_path = match (&out, &save) {
+            (Some(out), _) => Some(out.checkpoint()),
+            (None, Some(save)) => Some(save.with_extension("checkpoint.safetensors")),
+            (None, None) => None,
+        };
+        let checkpoint = match (checkpoint_path, args.checkpoint_every) {
+            (Some(path), every) => {
+                check_output("--checkpoint-every", &path)?;
+                Some((path, every))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "--checkpoint-every",
+                    args.checkpoint_every.unwrap_or(0),
+                    "a place to write it: --out DIR or --save FILE",
+                ))
+            }
+            (None, None) => None,
+        };
+        // Cannot fail: the names were parsed from these same types' names.
+        let activation = run
+            .activation
+            .parse()
+            .map_err(|_| invalid("--activation", &run.activation, "an activation"))?;
+        let init = run
+            .init
+            .parse()
+            .map_err(|_| invalid("--init", &run.init, "an initialisation"))?;
+        let dtype = if run.dtype == "f64" {
+            Dtype::F64
+        } else {
+            Dtype::F32
+        };
         Ok(Self {
-            data: DataChoice::from_args(&args.data)?,
-            hidden: args.hidden.clone(),
-            activation: args.activation,
-            init: args.init,
-            config,
-            dtype: args.dtype,
+            run,
+            activation,
+            init,
+            dtype,
             threads,
             gemm: args.gemm,
-            log: args.log.clone(),
-            save: args.save.clone(),
-            init_from: args.init_from.clone(),
+            log,
+            save,
+            checkpoint,
+            out,
+            resume: args.resume.clone(),
             quiet: args.quiet,
             warnings,
         })
     }
 }
 
+/// The run to resume: the saved settings, with the changeable ones taken from the flags
+/// given; any other flag given must agree with the saved run.
+fn merge_for_resume(
+    saved: &RunConfig,
+    given: &RunConfig,
+    args: &TrainArgs,
+) -> Result<RunConfig, CliError> {
+    let mut run = saved.clone();
+    let was_given = |id: &str| args.given.contains(id);
+    if was_given("epochs") {
+        run.train.epochs = given.train.epochs;
+    }
+    if was_given("patience") {
+        run.train.patience = given.train.patience;
+    }
+    if was_given("min_delta") {
+        run.train.min_delta = given.train.min_delta;
+    }
+    if was_given("no_restore_best") {
+        run.train.restore_best = given.train.restore_best;
+    }
+    // Every other flag the user gave is compared, by its value in both configurations.
+    let saved_values = flatten(&serde_json::to_value(saved).unwrap_or_default());
+    let given_values = flatten(&serde_json::to_value(given).unwrap_or_default());
+    for id in &args.given {
+        if CHANGEABLE_ON_RESUME.contains(&id.as_str()) {
+            continue;
+        }
+        let key = config_key(id);
+        if let (Some(before), Some(now)) = (saved_values.get(&key), given_values.get(&key)) {
+            if before != now {
+                return Err(CliError::ResumeDiffers {
+                    flag: format!("--{}", id.replace('_', "-")),
+                    saved: before.clone(),
+                    given: now.clone(),
+                });
+            }
+        }
+    }
+    Ok(run)
+}
+
+/// The path of a flag's value in a [`RunConfig`] flattened to `a.b.c` keys.
+fn config_key(id: &str) -> String {
+    match id {
+        "dataset" | "train_file" | "test_file" | "train_rows" | "test_rows" | "classes"
+        | "val_split" | "val_file" => {
+            format!("data.{id}")
+        }
+        "hidden" | "activation" | "init" | "dtype" | "init_from" => id.to_string(),
+        "lr_schedule" => "train.schedule.kind".to_string(),
+        "lr_step_size" => "train.schedule.step_size".to_string(),
+        "lr_gamma" => "train.schedule.gamma".to_string(),
+        "lr_min" => "train.schedule.lr_min".to_string(),
+        "lr_patience" => "train.schedule.patience".to_string(),
+        "lr_factor" => "train.schedule.factor".to_string(),
+        "warmup_epochs" => "train.schedule.warmup_epochs".to_string(),
+        other => format!("train.{other}"),
+    }
+}
+
+/// `{"a": {"b": 1}}` as `{"a.b": "1"}`.
+fn flatten(value: &serde_json::Value) -> BTreeMap<String, String> {
+    let mut flat = BTreeMap::new();
+    fn walk(prefix: &str, value: &serde_json::Value, flat: &mut BTreeMap<String, String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&path, value, flat);
+                }
+            }
+            other => {
+                flat.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    walk("", value, &mut flat);
+    flat
+}
+
 /// Refuses, before any work, an output path that could not be written at the end: its
 /// directory must exist and take a new file, and the path must be a regular file or
 /// absent (not a directory, not a device such as /dev/full).
-fn check_output(flag: &'static str, path: &Path) -> Result<(), CliError> {
+pub(super) fn check_output(flag: &'static str, path: &Path) -> Result<(), CliError> {
     check_writable(path).map_err(|source| CliError::OutputPath {
         flag,
         path: path.to_path_buf(),

@@ -9,8 +9,9 @@ use super::log::LogTable;
 use super::output::write_stdout;
 use super::CliError;
 
-/// Columns of the summary: taken from the log's last row, except `run` and `seconds`.
-const COLUMNS: [&str; 13] = [
+/// Columns of the summary: taken from the log's last row, except `run` and `seconds`
+/// (the sum over the epochs); `lr` is the run's `--lr` (the log's `base_lr`).
+const COLUMNS: [&str; 17] = [
     "run",
     "hidden",
     "activation",
@@ -18,13 +19,29 @@ const COLUMNS: [&str; 13] = [
     "batch_size",
     "epochs",
     "dtype",
+    "optimizer",
     "train_loss",
     "train_acc",
+    "val_loss",
+    "val_acc",
     "test_loss",
     "test_acc",
+    "best_epoch",
     "seconds",
     "dataset",
 ];
+
+/// The epoch of the lowest validation loss (training loss without a validation set).
+fn best_epoch(log: &LogTable) -> Result<String, CliError> {
+    let epochs = log.numbers("epoch")?;
+    let validation = log.has("val_loss") && !log.last("val_loss")?.is_empty();
+    let losses = log.numbers(if validation { "val_loss" } else { "train_loss" })?;
+    Ok(epochs
+        .iter()
+        .zip(&losses)
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map_or_else(String::new, |(epoch, _)| epoch.to_string()))
+}
 
 /// Reads every log and writes the tables.
 pub fn run(args: &SummarizeArgs) -> Result<(), CliError> {
@@ -32,12 +49,17 @@ pub fn run(args: &SummarizeArgs) -> Result<(), CliError> {
     for path in &args.logs {
         let log = LogTable::read(path)?;
         let total_seconds: f64 = log.numbers("seconds")?.iter().sum();
+        let best_epoch = best_epoch(&log)?;
         let row = COLUMNS
             .iter()
             .map(|&column| match column {
                 "run" => Ok(log.name()),
                 "seconds" => Ok(format!("{total_seconds:.2}")),
-                _ => log.last(column),
+                "best_epoch" => Ok(best_epoch.clone()),
+                "lr" if log.has("base_lr") => log.last("base_lr"),
+                // Columns older logs lack are left empty.
+                column if !log.has(column) => Ok(String::new()),
+                column => log.last(column),
             })
             .collect::<Result<Vec<_>, _>>()?;
         rows.push(row);

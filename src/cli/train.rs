@@ -1,119 +1,215 @@
-//! `nabla train`: checks every flag and output path, builds the model, trains it with
-//! progress shown and logged, and saves; on Ctrl-C it stops after the current batch,
-//! logs the partial epoch, saves, and exits with status 130.
+//! `nabla train`: checks every flag and output path, builds (or resumes) the run, trains
+//! it epoch by epoch with progress shown and logged, writes checkpoints, and saves; on
+//! Ctrl-C it stops after the current batch, logs the partial epoch, writes the checkpoint
+//! and the model, and exits with status 130.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use nabla::train::{self, Stop};
-use nabla::{checkpoint, threads, Float, MultiLayerPerceptron};
+use nabla::checkpoint::{self, ModelFormat};
+use nabla::train::{History, Stop, Trainer, TrainingState};
+use nabla::{threads, Dataset, Float, MultiLayerPerceptron};
+use serde::{Deserialize, Serialize};
 
 use super::args::TrainArgs;
 use super::dtype::{run_in, RunInFloat};
 use super::log::EpochLog;
 use super::output::tell;
 use super::progress::Reporter;
-use super::settings::TrainSettings;
+use super::run_folder::{checkpoint_of, RunFolder};
+use super::settings::{RunConfig, TrainSettings};
 use super::signals::Interrupt;
 use super::CliError;
 
-/// Validates the flags, then trains in the chosen float type.
+/// What a run records about itself: its configuration plus where it ran; the `run`
+/// entry of checkpoints and the folder's `config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RunRecord {
+    /// nabla's version.
+    nabla: String,
+    /// What the run computes.
+    config: RunConfig,
+    /// Threads for OpenBLAS and rayon.
+    threads: usize,
+    /// Who parallelises the GEMMs.
+    gemm: String,
+    /// SHA-256 of each data file.
+    data_sha256: BTreeMap<String, String>,
+}
+
+/// Validates the flags (with `--resume`, against the saved run), then trains in the
+/// chosen float type.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
-    let settings = TrainSettings::from_args(args)?;
+    let mut args = args.clone();
+    let resume = args.resume.as_deref().map(checkpoint_of);
+    let saved = match &resume {
+        Some(path) => {
+            let run = checkpoint::training_run(path)?;
+            let record: RunRecord =
+                serde_json::from_value(run).map_err(|error| CliError::ResumeDiffers {
+                    flag: "checkpoint".into(),
+                    saved: format!("unreadable run settings ({error})"),
+                    given: "a checkpoint written by nabla train".into(),
+                })?;
+            Some(record)
+        }
+        None => None,
+    };
+    // Resuming a run folder continues in it, unless told otherwise.
+    if let (Some(dir), None) = (&args.resume, &args.out) {
+        if dir.is_dir() && args.log.is_none() && args.save.is_none() {
+            args.out = Some(dir.clone());
+        }
+    }
+    if let Some(out) = &args.out {
+        RunFolder::new(out).prepare(resume.is_some())?;
+    }
+    let mut settings =
+        TrainSettings::from_args(&args, saved.as_ref().map(|record| &record.config))?;
+    settings.resume = resume;
     for warning in &settings.warnings {
         tell(&format!("nabla: warning: {warning}"));
     }
     threads::set_threads(settings.threads, settings.gemm)?;
-    run_in(settings.dtype, &settings)
+    run_in(settings.dtype, &(settings, saved))
 }
 
-impl RunInFloat for &TrainSettings {
+impl RunInFloat for &(TrainSettings, Option<RunRecord>) {
     fn run<F: Float>(self) -> Result<(), CliError> {
-        train_in::<F>(self)
+        train_in::<F>(&self.0, self.1.as_ref())
     }
 }
 
-fn train_in<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
-    let dataset = settings.data.load::<F>()?;
+/// The model and training state a run starts from.
+fn starting_point<F: Float>(
+    settings: &TrainSettings,
+    dataset: &Dataset<F>,
+) -> Result<(MultiLayerPerceptron<F>, Option<TrainingState<F>>), CliError> {
     let mut sizes = vec![dataset.num_features()];
-    sizes.extend(&settings.hidden);
+    sizes.extend(&settings.run.hidden);
     sizes.push(dataset.classes);
+    if let Some(path) = &settings.resume {
+        let (model, state, _) = checkpoint::load_training::<F>(path)?;
+        let fresh = MultiLayerPerceptron::<F>::from_sizes(
+            &sizes,
+            settings.activation,
+            nabla::Init::Zeros,
+            0,
+        )?;
+        let architecture = |m: &MultiLayerPerceptron<F>| {
+            serde_json::to_string(&checkpoint::Architecture::of(m).layers).unwrap_or_default()
+        };
+        if architecture(&model) != architecture(&fresh) {
+            return Err(CliError::ResumeDiffers {
+                flag: "architecture".into(),
+                saved: architecture(&model),
+                given: architecture(&fresh),
+            });
+        }
+        return Ok((model, Some(state)));
+    }
     let mut model = MultiLayerPerceptron::<F>::from_sizes(
         &sizes,
         settings.activation,
         settings.init,
-        settings.config.seed,
+        settings.run.train.seed,
     )?;
-    if let Some(path) = &settings.init_from {
+    if let Some(path) = &settings.run.init_from {
         checkpoint::load_weights_into(&mut model, path)?;
     }
-    let log = settings
-        .log
-        .as_deref()
-        .map(|path| EpochLog::create(path, settings))
-        .transpose()?;
+    Ok((model, None))
+}
+
+fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Result<(), CliError> {
+    let run = &settings.run;
+    let dataset = run.data.load::<F>(run.train.seed)?;
+    let record = RunRecord {
+        nabla: env!("CARGO_PKG_VERSION").to_string(),
+        config: run.clone(),
+        threads: settings.threads,
+        gemm: settings.gemm.to_string(),
+        data_sha256: run.data.fingerprint()?,
+    };
+    if let Some(saved) = saved {
+        if saved.data_sha256 != record.data_sha256 {
+            return Err(CliError::ResumeDiffers {
+                flag: "data".into(),
+                saved: format!("{:?}", saved.data_sha256),
+                given: format!("{:?}", record.data_sha256),
+            });
+        }
+        if saved.threads != record.threads || saved.gemm != record.gemm {
+            tell(&format!(
+                "nabla: warning: the run used {} threads ({}), this resume {} ({}): results may differ in the last bits",
+                saved.threads, saved.gemm, record.threads, record.gemm
+            ));
+        }
+    }
+    let (mut model, state) = starting_point(settings, &dataset)?;
+    let run_json = serde_json::to_value(&record).unwrap_or_default();
+    if let Some(out) = &settings.out {
+        RunFolder::write_json(&out.config(), &record)?;
+    }
+    let log = match (&settings.log, &state) {
+        (Some(path), Some(state)) => Some(EpochLog::resume(path, settings, state.epoch)?),
+        (Some(path), None) => Some(EpochLog::create(path, settings)?),
+        (None, _) => None,
+    };
     let show_bars = !settings.quiet && std::io::stdout().is_terminal();
-    let interrupt = Interrupt::install()?;
+    let epochs_done = state.as_ref().map_or(0, |state| state.epoch);
     let mut reporter = Reporter::new(
-        settings.config.epochs,
+        run.train.epochs,
         settings.quiet,
         show_bars,
         log,
-        Some(interrupt),
+        Some(Interrupt::install()?),
     );
     if !settings.quiet {
-        reporter.say(&format!(
-            "nabla: {} ({} train / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} threads",
-            settings.data.name,
-            dataset.train_y.len(),
-            dataset.test_y.len(),
-            sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-"),
-            settings.activation,
-            F::NAME,
-            settings.config.lr,
-            settings.config.batch_size,
-            settings.config.epochs,
-            settings.config.seed,
-            settings.threads,
-        ));
+        reporter.say(&header(settings, &dataset, &model, epochs_done));
     }
     let started = Instant::now();
-    let result = train::train_with(&mut model, &dataset, &settings.config, &mut reporter);
+    let mut trainer = match state {
+        Some(state) => Trainer::resume(&mut model, &dataset, &run.train, state)?,
+        None => Trainer::new(&mut model, &dataset, &run.train)?,
+    };
+    let outcome = train_epochs(settings, &mut trainer, &mut reporter, &run_json);
     reporter.finish();
-    // Training diverged (the weights are NaN: nothing to save) or could not start.
-    let history = result?;
-    if let Some(last) = history.epochs.last() {
-        let peak =
-            peak_memory_mb().map_or_else(String::new, |mb| format!(" | peak memory {mb:.0} MB"));
-        reporter.say(&format!(
-            "final: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.2} s{peak}",
-            last.train.loss,
-            last.train.accuracy,
-            last.test.loss,
-            last.test.accuracy,
-            started.elapsed().as_secs_f64()
-        ));
+    if let Err(error) = outcome {
+        write_summary(settings, None, &error.to_string(), started);
+        return Err(error);
     }
+    let stop = trainer.stop();
+    // The checkpoint of the run as it ended (interrupted, early-stopped or complete),
+    // before early stopping puts the best weights back: resuming it continues the run.
+    let end_checkpoint = settings.out.is_some() || matches!(stop, Some(Stop::Interrupted { .. }));
+    if let (true, Some((path, _))) = (end_checkpoint, &settings.checkpoint) {
+        checkpoint::save_training(path, trainer.model(), &trainer.state(), &run_json)?;
+    }
+    let interrupted_save = match (stop, &settings.save) {
+        (Some(Stop::Interrupted { .. }), Some(path)) => {
+            Some(checkpoint::save(trainer.model(), path))
+        }
+        _ => None,
+    };
+    let history = trainer.finish();
     // The model is saved even when the log could not be written (it stopped the run).
-    let saved = match &settings.save {
-        Some(path) => checkpoint::save(&model, path).and_then(|()| {
-            let files = checkpoint::ModelFormat::of(path)?.files(path);
-            Ok(files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" and "))
-        }),
-        None => Ok(String::new()),
+    let saved_files = match (&settings.save, interrupted_save) {
+        (Some(path), Some(result)) => result.and_then(|()| files_of(path)),
+        (Some(path), None) => checkpoint::save(&model, path).and_then(|()| files_of(path)),
+        (None, _) => Ok(String::new()),
     };
     if let Some(error) = reporter.error.take() {
         return Err(error);
     }
-    let saved = saved?;
+    let saved_files = saved_files?;
+    report_end(settings, &history, &mut reporter, started);
+    write_summary(settings, Some(&history), "", started);
     match history.stop {
-        Stop::Completed => {
-            if !saved.is_empty() && !settings.quiet {
-                reporter.say(&format!("saved {saved}"));
+        Stop::Completed | Stop::EarlyStopped { .. } => {
+            if !saved_files.is_empty() && !settings.quiet {
+                reporter.say(&format!("saved {saved_files}"));
             }
             Ok(())
         }
@@ -127,11 +223,188 @@ fn train_in<F: Float>(settings: &TrainSettings) -> Result<(), CliError> {
                 }
                 message
             };
-            if !saved.is_empty() {
-                message.push_str(&format!("; saved {saved}"));
+            if !saved_files.is_empty() {
+                message.push_str(&format!("; saved {saved_files}"));
+            }
+            if let Some((path, _)) = &settings.checkpoint {
+                message.push_str(&format!("; resume with --resume {}", path.display()));
             }
             Err(CliError::Interrupted(message))
         }
+    }
+}
+
+/// Runs the epochs, writing a checkpoint every `--checkpoint-every` epochs.
+fn train_epochs<F: Float>(
+    settings: &TrainSettings,
+    trainer: &mut Trainer<'_, F>,
+    reporter: &mut Reporter,
+    run_json: &serde_json::Value,
+) -> Result<(), CliError> {
+    while trainer.run_epoch(reporter)? {
+        if let Some((path, Some(every))) = &settings.checkpoint {
+            if trainer.epochs_done().is_multiple_of(*every) {
+                checkpoint::save_training(path, trainer.model(), &trainer.state(), run_json)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The files a model saved at `path` consists of, for messages.
+fn files_of(path: &Path) -> Result<String, checkpoint::CheckpointError> {
+    let files: Vec<PathBuf> = ModelFormat::of(path)?.files(path);
+    Ok(files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" and "))
+}
+
+/// The first line: data, architecture, optimizer and the workflow in force.
+fn header<F: Float>(
+    settings: &TrainSettings,
+    dataset: &Dataset<F>,
+    model: &MultiLayerPerceptron<F>,
+    epochs_done: usize,
+) -> String {
+    let run = &settings.run;
+    let config = &run.train;
+    let mut sizes = vec![model.in_features().to_string()];
+    sizes.extend(run.hidden.iter().map(usize::to_string));
+    sizes.push(model.out_features().to_string());
+    let validation = dataset
+        .validation
+        .as_ref()
+        .map_or_else(String::new, |v| format!(" / {} validation", v.y.len()));
+    let mut line = format!(
+        "nabla: {} ({} train{validation} / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} threads",
+        run.data.name,
+        dataset.train_y.len(),
+        dataset.test_y.len(),
+        sizes.join("-"),
+        run.activation,
+        F::NAME,
+        config.lr,
+        config.batch_size,
+        config.epochs,
+        config.seed,
+        settings.threads,
+    );
+    if config.optimizer != nabla::optim::OptimizerKind::Sgd {
+        line.push_str(&format!(", {}", config.optimizer));
+    }
+    if config.schedule.kind != nabla::optim::schedule::ScheduleKind::Constant
+        || config.schedule.warmup_epochs > 0
+    {
+        line.push_str(&format!(", {} schedule", config.schedule.kind));
+        if config.schedule.warmup_epochs > 0 {
+            line.push_str(&format!(
+                " after {} warm-up epochs",
+                config.schedule.warmup_epochs
+            ));
+        }
+    }
+    if let Some(patience) = config.patience {
+        let monitored = if dataset.validation.is_some() {
+            "val"
+        } else {
+            "train"
+        };
+        line.push_str(&format!(
+            ", early stopping on {monitored} loss (patience {patience})"
+        ));
+    }
+    if epochs_done > 0 {
+        line.push_str(&format!(", resumed after epoch {epochs_done}"));
+    }
+    line
+}
+
+/// The final lines: the last epoch, and the best one when it is not the last.
+fn report_end(
+    settings: &TrainSettings,
+    history: &History,
+    reporter: &mut Reporter,
+    started: Instant,
+) {
+    let Some(last) = history.epochs.last() else {
+        return;
+    };
+    let peak = peak_memory_mb().map_or_else(String::new, |mb| format!(" | peak memory {mb:.0} MB"));
+    let val = last.val.map_or_else(String::new, |v| {
+        format!(" | val loss {:.4} acc {:.4}", v.loss, v.accuracy)
+    });
+    reporter.say(&format!(
+        "final: train loss {:.4} acc {:.4}{val} | test loss {:.4} acc {:.4} | {:.2} s{peak}",
+        last.train.loss,
+        last.train.accuracy,
+        last.test.loss,
+        last.test.accuracy,
+        started.elapsed().as_secs_f64()
+    ));
+    if let (Some(best), true) = (
+        history.best_epoch,
+        settings.run.train.patience.is_some() || last.val.is_some(),
+    ) {
+        if let Some(stats) = history.epochs.iter().find(|stats| stats.epoch == best) {
+            let which = if stats.val.is_some() { "val" } else { "train" };
+            let kept = if history.restored_best {
+                "; the model has its weights"
+            } else {
+                ""
+            };
+            reporter.say(&format!(
+                "best: epoch {best} ({which} loss {:.4}, test acc {:.4}){kept}",
+                stats.monitored_loss(),
+                stats.test.accuracy
+            ));
+        }
+    }
+}
+
+/// `summary.json` of a run folder: final and best metrics, best epoch, times, peak
+/// memory, and why the run stopped (`error` when it failed).
+fn write_summary(
+    settings: &TrainSettings,
+    history: Option<&History>,
+    error: &str,
+    started: Instant,
+) {
+    let Some(out) = &settings.out else {
+        return;
+    };
+    let stopped = match history.map(|h| h.stop) {
+        None => "failed".to_string(),
+        Some(Stop::Completed) => "completed".to_string(),
+        Some(Stop::EarlyStopped { epoch }) => format!("early stopping after epoch {epoch}"),
+        Some(Stop::Interrupted { epoch, batch }) => {
+            format!("interrupted in epoch {epoch} after batch {batch}")
+        }
+    };
+    let epochs = history.map(|h| h.epochs.clone()).unwrap_or_default();
+    let best = history
+        .and_then(|h| h.best_epoch)
+        .and_then(|best| epochs.iter().find(|stats| stats.epoch == best));
+    let summary = serde_json::json!({
+        "stopped": stopped,
+        "error": if error.is_empty() { serde_json::Value::Null } else { error.into() },
+        "epochs": epochs.iter().filter(|e| !e.partial).count(),
+        "final": epochs.last(),
+        "best_epoch": best.map(|stats| stats.epoch),
+        "best": best,
+        "monitored": if epochs.first().is_some_and(|e| e.val.is_some()) { "val_loss" } else { "train_loss" },
+        "restored_best": history.is_some_and(|h| h.restored_best),
+        "seconds": {
+            "total": started.elapsed().as_secs_f64(),
+            "train": epochs.iter().map(|e| e.train_seconds).sum::<f64>(),
+            "eval": epochs.iter().map(|e| e.eval_seconds).sum::<f64>(),
+        },
+        "peak_memory_mb": peak_memory_mb(),
+        "model": settings.save.as_ref().map(|p| p.display().to_string()),
+    });
+    if let Err(error) = RunFolder::write_json(&out.summary(), &summary) {
+        tell(&format!("nabla: warning: {error}"));
     }
 }
 

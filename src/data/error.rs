@@ -165,6 +165,20 @@ pub enum DataError {
         /// The size and the limit.
         source: TooLarge,
     },
+    /// A validation fraction outside (0, 1).
+    #[error("a validation fraction of {fraction}: expected a number in (0, 1)")]
+    ValidationFraction {
+        /// The fraction.
+        fraction: f64,
+    },
+    /// A split that leaves the training or the validation set empty.
+    #[error("holding out {fraction} of {rows} training rows leaves one of the sets empty")]
+    ValidationSplitEmpty {
+        /// The fraction.
+        fraction: f64,
+        /// Training rows before the split.
+        rows: usize,
+    },
     /// A directory where a file was expected.
     #[error("{path}: is a directory, not a data file")]
     IsDirectory {

@@ -84,6 +84,14 @@ impl<F: Float> Features<F> {
         }
     }
 
+    /// The rows `indices`, in that order, as a new matrix of the same kind.
+    pub fn select(&self, indices: &[usize]) -> Features<F> {
+        match self {
+            Features::Dense(x) => Features::Dense(x.select(Axis(0), indices)),
+            Features::Pixels(x) => Features::Pixels(x.select(Axis(0), indices)),
+        }
+    }
+
     /// The first `count` rows (all of them if there are fewer).
     pub fn head(&self, count: usize) -> Features<F> {
         let count = count.min(self.nrows());

@@ -9,6 +9,7 @@ mod error;
 mod features;
 mod file;
 mod idx;
+mod split;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ pub use error::DataError;
 pub use features::Features;
 pub(crate) use features::Rows;
 pub use idx::{load_idx_images, load_idx_labels, load_idx_pair};
+pub use split::stratified_split;
 
 use crate::float::Float;
 
@@ -51,6 +53,17 @@ pub struct Dataset<F> {
     pub test_y: Array1<usize>,
     /// The number of classes.
     pub classes: usize,
+    /// A validation set, when one was split off or given.
+    pub validation: Option<Subset<F>>,
+}
+
+/// Features and labels of one set of rows.
+#[derive(Clone, Debug)]
+pub struct Subset<F> {
+    /// Features, `(rows, features)`.
+    pub x: Features<F>,
+    /// Labels, `(rows)`.
+    pub y: Array1<usize>,
 }
 
 /// Where a data set's files are: a directory (CSV or IDX layout, detected) or explicit files.
@@ -109,6 +122,56 @@ impl<F: Float> Dataset<F> {
             test_x,
             test_y,
             classes,
+            validation: None,
+        })
+    }
+
+    /// Holds out `fraction` (in (0, 1)) of the training rows as the validation set,
+    /// stratified by class and chosen with `seed` (see [`stratified_split`]); the rows
+    /// that stay keep their order.
+    pub fn split_validation(self, fraction: f64, seed: u64) -> Result<Self, DataError> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(DataError::ValidationFraction { fraction });
+        }
+        let labels = self.train_y.to_vec();
+        let (kept, held_out) = stratified_split(&labels, self.classes, fraction, seed);
+        if kept.is_empty() || held_out.is_empty() {
+            return Err(DataError::ValidationSplitEmpty {
+                fraction,
+                rows: labels.len(),
+            });
+        }
+        let pick =
+            |rows: &[usize]| -> Array1<usize> { rows.iter().map(|&row| labels[row]).collect() };
+        Ok(Self {
+            validation: Some(Subset {
+                x: self.train_x.select(&held_out),
+                y: pick(&held_out),
+            }),
+            train_x: self.train_x.select(&kept),
+            train_y: pick(&kept),
+            ..self
+        })
+    }
+
+    /// Uses `x: (rows, features)`, `y: (rows)` as the validation set.
+    pub fn with_validation(self, x: Features<F>, y: Array1<usize>) -> Result<Self, DataError> {
+        if x.nrows() != y.len() {
+            return Err(DataError::LengthMismatch {
+                part: "validation",
+                rows: x.nrows(),
+                labels: y.len(),
+            });
+        }
+        if x.ncols() != self.train_x.ncols() {
+            return Err(DataError::FeatureMismatch {
+                train: self.train_x.ncols(),
+                test: x.ncols(),
+            });
+        }
+        Ok(Self {
+            validation: Some(Subset { x, y }),
+            ..self
         })
     }
 
@@ -161,6 +224,7 @@ impl<F: Float> Dataset<F> {
             test_x: self.test_x.head(test_rows),
             test_y: self.test_y.slice(s![..test_rows]).to_owned(),
             classes: self.classes,
+            validation: self.validation.clone(),
         }
     }
 }

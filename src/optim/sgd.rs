@@ -66,6 +66,7 @@ pub struct Sgd<F> {
     weight_decay: F,
     momentum: F,
     nesterov: bool,
+    steps: u64,
     /// Momentum buffers, one per parameter, created at its first step.
     velocities: BTreeMap<ParameterKey, Vec<F>>,
 }
@@ -78,6 +79,7 @@ impl<F: Float> Sgd<F> {
             weight_decay: F::zero(),
             momentum: F::zero(),
             nesterov: false,
+            steps: 0,
             velocities: BTreeMap::new(),
         }
     }
@@ -132,8 +134,19 @@ impl<F: Float> Sgd<F> {
         self.velocities = velocities;
     }
 
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Sets the step count (to resume a run).
+    pub fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
     /// Applies the gradients stored on `model`'s parameters by its last `backward`.
     pub fn step<M: Module<F> + ?Sized>(&mut self, model: &mut M) {
+        self.steps += 1;
         if let Some(update) = self.plain_update() {
             model.visit_parameters(&mut |parameter: Parameter<'_, F>| {
                 update.apply(parameter.key.kind, parameter.value, parameter.grad);

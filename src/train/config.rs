@@ -2,14 +2,20 @@
 
 use std::fmt;
 
-use super::history::TrainError;
+use serde::{Deserialize, Serialize};
 
-/// Hyperparameters of a training run, checked by [`TrainConfig::validate`].
-#[derive(Clone, Debug, PartialEq)]
+use super::history::TrainError;
+use crate::optim::schedule::{ScheduleConfig, ScheduleKind};
+use crate::optim::OptimizerKind;
+
+/// Hyperparameters of a training run, checked by [`TrainConfig::validate`]. The defaults
+/// of everything beyond the assignment (shuffling, momentum, Adam, schedules, early
+/// stopping) leave them off.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Passes over the training set (at least 1).
     pub epochs: usize,
-    /// Step size, positive and finite.
+    /// Step size, positive and finite (the base rate of a schedule).
     pub lr: f64,
     /// Rows per update (at least 1).
     pub batch_size: usize,
@@ -17,12 +23,30 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Visit the training rows in a new seeded random order each epoch.
     pub shuffle: bool,
-    /// Heavy-ball momentum in `[0, 1)`; 0 is plain gradient descent.
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// SGD: heavy-ball momentum in `[0, 1)`; 0 is plain gradient descent.
     pub momentum: f64,
-    /// Nesterov momentum (needs `momentum > 0`).
+    /// SGD: Nesterov momentum (needs `momentum > 0`).
     pub nesterov: bool,
-    /// L2 weight decay `lambda >= 0` (weights only).
+    /// Adam/AdamW: the first moment's decay rate, in `[0, 1)`.
+    pub beta1: f64,
+    /// Adam/AdamW: the second moment's decay rate, in `[0, 1)`.
+    pub beta2: f64,
+    /// Adam/AdamW: added to the denominator after the square root (> 0).
+    pub eps: f64,
+    /// Weight decay `lambda >= 0` on weight matrices: `2 lambda W` added to the gradient
+    /// (SGD, Adam), or `W *= 1 - lr lambda` (AdamW).
     pub weight_decay: f64,
+    /// The learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Early stopping: stop when the monitored loss has not improved by more than
+    /// `min_delta` for this many epochs (`None`: never).
+    pub patience: Option<usize>,
+    /// Early stopping: the improvement that counts (>= 0).
+    pub min_delta: f64,
+    /// Early stopping: end with the best epoch's weights (else the last).
+    pub restore_best: bool,
 }
 
 /// One of [`TrainConfig`]'s settings, as named in errors.
@@ -40,6 +64,26 @@ pub enum Setting {
     WeightDecay,
     /// [`TrainConfig::nesterov`].
     Nesterov,
+    /// [`TrainConfig::beta1`].
+    Beta1,
+    /// [`TrainConfig::beta2`].
+    Beta2,
+    /// [`TrainConfig::eps`].
+    Eps,
+    /// [`ScheduleConfig::step_size`].
+    StepSize,
+    /// [`ScheduleConfig::gamma`].
+    Gamma,
+    /// [`ScheduleConfig::lr_min`].
+    LrMin,
+    /// [`ScheduleConfig::factor`].
+    Factor,
+    /// [`ScheduleConfig::warmup_epochs`].
+    WarmupEpochs,
+    /// [`TrainConfig::patience`].
+    Patience,
+    /// [`TrainConfig::min_delta`].
+    MinDelta,
 }
 
 impl fmt::Display for Setting {
@@ -51,12 +95,23 @@ impl fmt::Display for Setting {
             Setting::Momentum => "momentum",
             Setting::WeightDecay => "weight_decay",
             Setting::Nesterov => "nesterov",
+            Setting::Beta1 => "beta1",
+            Setting::Beta2 => "beta2",
+            Setting::Eps => "eps",
+            Setting::StepSize => "step_size",
+            Setting::Gamma => "gamma",
+            Setting::LrMin => "lr_min",
+            Setting::Factor => "factor",
+            Setting::WarmupEpochs => "warmup_epochs",
+            Setting::Patience => "patience",
+            Setting::MinDelta => "min_delta",
         })
     }
 }
 
 impl TrainConfig {
-    /// The assignment's settings: in-order batches, no momentum, no weight decay.
+    /// The assignment's settings: in-order batches, plain gradient descent, a constant
+    /// learning rate, no early stopping.
     pub fn new(epochs: usize, lr: f64, batch_size: usize, seed: u64) -> Self {
         Self {
             epochs,
@@ -64,9 +119,17 @@ impl TrainConfig {
             batch_size,
             seed,
             shuffle: false,
+            optimizer: OptimizerKind::Sgd,
             momentum: 0.0,
             nesterov: false,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
             weight_decay: 0.0,
+            schedule: ScheduleConfig::default(),
+            patience: None,
+            min_delta: 0.0,
+            restore_best: true,
         }
     }
 
@@ -79,6 +142,8 @@ impl TrainConfig {
                 expected,
             })
         };
+        let finite_at_least = |value: f64, minimum: f64| value.is_finite() && value >= minimum;
+        let unit = |value: f64| value.is_finite() && (0.0..1.0).contains(&value);
         if self.epochs == 0 {
             return invalid(Setting::Epochs, 0.0, "at least 1");
         }
@@ -88,10 +153,10 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return invalid(Setting::BatchSize, 0.0, "at least 1");
         }
-        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+        if !unit(self.momentum) {
             return invalid(Setting::Momentum, self.momentum, "a number in [0, 1)");
         }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+        if !finite_at_least(self.weight_decay, 0.0) {
             return invalid(
                 Setting::WeightDecay,
                 self.weight_decay,
@@ -100,6 +165,41 @@ impl TrainConfig {
         }
         if self.nesterov && self.momentum == 0.0 {
             return invalid(Setting::Nesterov, 1.0, "a momentum > 0 with it");
+        }
+        if !unit(self.beta1) {
+            return invalid(Setting::Beta1, self.beta1, "a number in [0, 1)");
+        }
+        if !unit(self.beta2) {
+            return invalid(Setting::Beta2, self.beta2, "a number in [0, 1)");
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return invalid(Setting::Eps, self.eps, "a finite number > 0");
+        }
+        let schedule = &self.schedule;
+        if schedule.kind == ScheduleKind::Step && schedule.step_size == 0 {
+            return invalid(Setting::StepSize, 0.0, "at least 1");
+        }
+        if !(schedule.gamma.is_finite() && schedule.gamma > 0.0 && schedule.gamma <= 1.0) {
+            return invalid(Setting::Gamma, schedule.gamma, "a number in (0, 1]");
+        }
+        if !(finite_at_least(schedule.lr_min, 0.0) && schedule.lr_min <= self.lr) {
+            return invalid(Setting::LrMin, schedule.lr_min, "a number in [0, lr]");
+        }
+        if !(schedule.factor.is_finite() && schedule.factor > 0.0 && schedule.factor < 1.0) {
+            return invalid(Setting::Factor, schedule.factor, "a number in (0, 1)");
+        }
+        if schedule.warmup_epochs >= self.epochs {
+            return invalid(
+                Setting::WarmupEpochs,
+                schedule.warmup_epochs as f64,
+                "fewer than the epochs",
+            );
+        }
+        if self.patience == Some(0) {
+            return invalid(Setting::Patience, 0.0, "at least 1");
+        }
+        if !finite_at_least(self.min_delta, 0.0) {
+            return invalid(Setting::MinDelta, self.min_delta, "a finite number >= 0");
         }
         Ok(())
     }

@@ -1,13 +1,15 @@
 //! What a training run reports: per-epoch evaluations, the history, and why it failed.
 
 use ndarray::Array1;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::config::Setting;
+use super::state::ResumeMismatch;
 use crate::limits::TooLarge;
 
 /// Loss and error on one data set after an epoch.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Mean softmax cross-entropy.
     pub loss: f64,
@@ -23,7 +25,7 @@ impl Evaluation {
 }
 
 /// What one epoch did.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -31,6 +33,10 @@ pub struct EpochStats {
     pub train: Evaluation,
     /// The whole test set, after the epoch.
     pub test: Evaluation,
+    /// The validation set, after the epoch, when there is one.
+    pub val: Option<Evaluation>,
+    /// The learning rate in force during the epoch.
+    pub lr: f64,
     /// Seconds spent on the updates (forward, backward, step).
     pub train_seconds: f64,
     /// Seconds spent evaluating both sets.
@@ -39,6 +45,18 @@ pub struct EpochStats {
     pub batches: usize,
     /// Whether training stopped part-way through this epoch.
     pub partial: bool,
+    /// With early stopping: epochs since the monitored loss last improved, after this one
+    /// (0: it improved in this epoch).
+    #[serde(default)]
+    pub epochs_without_improvement: Option<usize>,
+}
+
+impl EpochStats {
+    /// The loss early stopping and the plateau schedule watch: the validation loss, or
+    /// the training loss when there is no validation set.
+    pub fn monitored_loss(&self) -> f64 {
+        self.val.map_or(self.train.loss, |val| val.loss)
+    }
 }
 
 /// Why a run ended.
@@ -46,6 +64,11 @@ pub struct EpochStats {
 pub enum Stop {
     /// Every epoch ran.
     Completed,
+    /// Early stopping ended the run after epoch `epoch`.
+    EarlyStopped {
+        /// The last epoch trained.
+        epoch: usize,
+    },
     /// The observer asked to stop, after batch `batch` of epoch `epoch`.
     Interrupted {
         /// 1-based epoch.
@@ -62,9 +85,14 @@ pub struct History {
     pub epochs: Vec<EpochStats>,
     /// Why the run ended.
     pub stop: Stop,
-    /// Predicted class per training row, after the last epoch.
+    /// The epoch with the lowest monitored loss (see [`EpochStats::monitored_loss`]).
+    pub best_epoch: Option<usize>,
+    /// Whether the model ends with the best epoch's weights (early stopping restored
+    /// them) rather than the last epoch's.
+    pub restored_best: bool,
+    /// Predicted class per training row, after the last epoch evaluated.
     pub train_predictions: Array1<usize>,
-    /// Predicted class per test row, after the last epoch.
+    /// Predicted class per test row, after the last epoch evaluated.
     pub test_predictions: Array1<usize>,
 }
 
@@ -99,6 +127,10 @@ pub enum TrainError {
     /// No training rows.
     #[error("the training set is empty")]
     EmptyTrainingSet,
+    /// A saved training state that does not fit this run (another architecture,
+    /// optimizer, data set or batch size): resuming it would not be exact.
+    #[error("cannot resume: {0}")]
+    Resume(#[from] ResumeMismatch),
     /// The loss became NaN or infinite. The epochs completed before it were reported
     /// to the observer.
     #[error("training diverged in epoch {epoch}, batch {batch}: the loss is {loss} (try a smaller learning rate)")]

@@ -1,33 +1,44 @@
-//! `train_network`: the assignment's batch gradient descent with per-epoch evaluation.
+//! `train_network`: the assignment's batch gradient descent with per-epoch evaluation,
+//! and [`Trainer`], the same loop with the workflow around it.
 //!
 //! Batches of `batch_size` rows are taken in data-set order (the last, smaller batch
 //! too); each gives one update with the batch-mean gradient. After every epoch the model
-//! as it stands is evaluated on the whole training and test sets. Shuffling, momentum
-//! and weight decay are extensions, all off by default. The loop prints nothing: it
-//! reports to an [`Observer`].
+//! as it stands is evaluated on the whole training and test sets (and the validation set,
+//! when there is one). Shuffling, momentum, Adam/AdamW, learning-rate schedules and early
+//! stopping are extensions, all off by default. The loop prints nothing: it reports to
+//! an [`Observer`]. A [`Trainer`] can be stopped after any batch and its whole state
+//! ([`TrainingState`]) saved and resumed exactly.
 //!
 //! One concept per file: `config` (hyperparameters), `history` (results and errors),
-//! `observer`, `evaluate`, `batches`; the loop itself is here.
+//! `observer`, `evaluate`, `batches`, `early_stopping`, `state`; the loop itself is here.
 
 mod batches;
 mod config;
+mod early_stopping;
 mod evaluate;
 mod history;
+mod metrics;
 mod observer;
+mod state;
 
 use std::time::Instant;
 
+pub use batches::ShuffleState;
 pub use config::{Setting, TrainConfig};
+pub use early_stopping::EarlyStopping;
 pub use evaluate::{evaluate, predict, Evaluator, EVAL_CHUNK_ROWS};
 pub use history::{EpochStats, Evaluation, History, Stop, TrainError};
+pub use metrics::{ClassMetrics, ClassificationReport};
 pub use observer::Observer;
+pub use state::{ResumeMismatch, TrainingState};
 
 use crate::data::Dataset;
 use crate::float::Float;
 use crate::loss::SoftmaxCrossEntropy;
 use crate::module::Module;
 use crate::network::MultiLayerPerceptron;
-use crate::optim::Sgd;
+use crate::optim::schedule::Scheduler;
+use crate::optim::{Adam, Optimizer, OptimizerKind, Sgd};
 use batches::BatchSource;
 
 /// The assignment's `train_network`: `epochs` epochs of in-order batch gradient descent.
@@ -43,74 +54,191 @@ pub fn train_network<F: Float>(
     train_with(model, dataset, &config, &mut ())
 }
 
-/// Trains `model` on `dataset` as `config` says, reporting to `observer`.
-///
-/// The loop runs on a thread of rayon's pool (the caller waits), so that when a GEMM is
-/// split across the cores one part runs on the training thread itself. The first layer's
-/// input gradient is switched off while training (see
-/// [`MultiLayerPerceptron::set_compute_grad_input`]) and restored afterwards.
+/// Trains `model` on `dataset` as `config` says, reporting to `observer`: a
+/// [`Trainer`] run to its end.
 pub fn train_with<F: Float, O: Observer + Send + ?Sized>(
     model: &mut MultiLayerPerceptron<F>,
     dataset: &Dataset<F>,
     config: &TrainConfig,
     observer: &mut O,
 ) -> Result<History, TrainError> {
-    rayon::scope(|_| {
-        let grad_input = model.computes_grad_input();
-        model.set_compute_grad_input(false);
-        let result = train_on_this_thread(model, dataset, config, observer);
-        model.set_compute_grad_input(grad_input);
-        result
-    })
+    let mut trainer = Trainer::new(model, dataset, config)?;
+    while trainer.run_epoch(observer)? {}
+    Ok(trainer.finish())
 }
 
-fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
-    model: &mut MultiLayerPerceptron<F>,
-    dataset: &Dataset<F>,
-    config: &TrainConfig,
-    observer: &mut O,
-) -> Result<History, TrainError> {
-    config.validate()?;
-    check_fit(model, dataset)?;
-    let rows = dataset.train_y.len();
-    if rows == 0 {
-        return Err(TrainError::EmptyTrainingSet);
-    }
-    check_training_memory(model, dataset, config)?;
-    let lr = F::from_f64(config.lr);
-    if lr == F::zero() {
-        return Err(TrainError::InvalidSetting {
-            setting: Setting::Lr,
-            value: config.lr,
-            expected: "a number that does not round to 0 in the model's float type",
-        });
-    }
-    let mut optimizer = Sgd::new(lr)
-        .with_momentum(F::from_f64(config.momentum))
-        .with_nesterov(config.nesterov)
-        .with_weight_decay(F::from_f64(config.weight_decay));
-    // An update without state is fused into the weight-gradient GEMM.
-    let fused_update = optimizer.plain_update();
-    let mut loss = SoftmaxCrossEntropy::new();
-    let mut batch = BatchSource::new(rows, config.batch_size, config.shuffle, config.seed);
-    let batches = rows.div_ceil(config.batch_size);
-    let mut completed = Vec::with_capacity(config.epochs);
-    let (mut train_evaluator, mut test_evaluator) = (Evaluator::new(), Evaluator::new());
+/// A training run in progress: the model, the optimizer and its state, the schedule,
+/// early stopping, the shuffling, and the epochs done.
+///
+/// The first layer's input gradient is switched off while the trainer lives (see
+/// [`MultiLayerPerceptron::set_compute_grad_input`]) and restored by [`Trainer::finish`].
+pub struct Trainer<'a, F: Float> {
+    model: &'a mut MultiLayerPerceptron<F>,
+    dataset: &'a Dataset<F>,
+    config: TrainConfig,
+    optimizer: Optimizer<F>,
+    scheduler: Scheduler,
+    early_stopping: Option<EarlyStopping<F>>,
+    batches: BatchSource,
+    loss: SoftmaxCrossEntropy<F>,
+    train_evaluator: Evaluator<F>,
+    test_evaluator: Evaluator<F>,
+    val_evaluator: Evaluator<F>,
+    /// Epochs finished.
+    epoch: usize,
+    /// Batches done in the next epoch (non-zero after a stop part-way through it).
+    position: usize,
+    history: Vec<EpochStats>,
+    partial: Option<EpochStats>,
+    stop: Option<Stop>,
+    grad_input: bool,
+}
 
-    let mut stop = Stop::Completed;
-    for epoch in 1..=config.epochs {
+impl<'a, F: Float> Trainer<'a, F> {
+    /// A run of `model` on `dataset` as `config` says, checked before anything else:
+    /// settings, fit of model and data, memory.
+    pub fn new(
+        model: &'a mut MultiLayerPerceptron<F>,
+        dataset: &'a Dataset<F>,
+        config: &TrainConfig,
+    ) -> Result<Self, TrainError> {
+        config.validate()?;
+        check_fit(model, dataset)?;
+        let rows = dataset.train_y.len();
+        if rows == 0 {
+            return Err(TrainError::EmptyTrainingSet);
+        }
+        if F::from_f64(config.lr) == F::zero() {
+            return Err(TrainError::InvalidSetting {
+                setting: Setting::Lr,
+                value: config.lr,
+                expected: "a number that does not round to 0 in the model's float type",
+            });
+        }
+        check_training_memory(model, dataset, config)?;
+        let lr = F::from_f64(config.lr);
+        let weight_decay = F::from_f64(config.weight_decay);
+        let optimizer = match config.optimizer {
+            OptimizerKind::Sgd => Optimizer::Sgd(
+                Sgd::new(lr)
+                    .with_momentum(F::from_f64(config.momentum))
+                    .with_nesterov(config.nesterov)
+                    .with_weight_decay(weight_decay),
+            ),
+            kind => {
+                let adam = if kind == OptimizerKind::AdamW {
+                    Adam::adamw(lr)
+                } else {
+                    Adam::new(lr)
+                };
+                Optimizer::Adam(
+                    adam.with_betas(F::from_f64(config.beta1), F::from_f64(config.beta2))
+                        .with_eps(F::from_f64(config.eps))
+                        .with_weight_decay(weight_decay),
+                )
+            }
+        };
+        let grad_input = model.computes_grad_input();
+        model.set_compute_grad_input(false);
+        Ok(Self {
+            model,
+            dataset,
+            scheduler: Scheduler::new(config.schedule.clone(), config.lr, config.epochs),
+            early_stopping: config
+                .patience
+                .map(|patience| EarlyStopping::new(patience, config.min_delta)),
+            batches: BatchSource::new(rows, config.batch_size, config.shuffle, config.seed),
+            config: config.clone(),
+            optimizer,
+            loss: SoftmaxCrossEntropy::new(),
+            train_evaluator: Evaluator::new(),
+            test_evaluator: Evaluator::new(),
+            val_evaluator: Evaluator::new(),
+            epoch: 0,
+            position: 0,
+            history: Vec::new(),
+            partial: None,
+            stop: None,
+            grad_input,
+        })
+    }
+
+    /// A run that continues from `state` (saved by [`Trainer::state`] from a run with
+    /// the same model, data and settings; `config` may add epochs or change the early
+    /// stopping's patience). The model must hold the saved weights already.
+    pub fn resume(
+        model: &'a mut MultiLayerPerceptron<F>,
+        dataset: &'a Dataset<F>,
+        config: &TrainConfig,
+        state: TrainingState<F>,
+    ) -> Result<Self, TrainError> {
+        let mut trainer = Self::new(model, dataset, config)?;
+        state.apply(&mut trainer)?;
+        Ok(trainer)
+    }
+
+    /// Epochs finished so far.
+    pub fn epochs_done(&self) -> usize {
+        self.epoch
+    }
+
+    /// The learning rate for the coming epoch.
+    pub fn lr(&self) -> f64 {
+        self.scheduler.lr()
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &MultiLayerPerceptron<F> {
+        self.model
+    }
+
+    /// Why the run ended, once it has.
+    pub fn stop(&self) -> Option<Stop> {
+        self.stop
+    }
+
+    /// Trains one epoch (or the rest of an interrupted one), evaluates it and reports it;
+    /// `Ok(false)` once the run has ended (all epochs done, early stopping, or the
+    /// observer asked to stop).
+    ///
+    /// The epoch runs on a thread of rayon's pool (the caller waits), so that when a
+    /// GEMM is split across the cores one part runs on the training thread itself.
+    pub fn run_epoch<O: Observer + Send + ?Sized>(
+        &mut self,
+        observer: &mut O,
+    ) -> Result<bool, TrainError> {
+        if self.stop.is_some() {
+            return Ok(false);
+        }
+        rayon::scope(|_| self.epoch_on_this_thread(observer))
+    }
+
+    fn epoch_on_this_thread<O: Observer + ?Sized>(
+        &mut self,
+        observer: &mut O,
+    ) -> Result<bool, TrainError> {
+        let epoch = self.epoch + 1;
+        let rows = self.dataset.train_y.len();
+        let batch_size = self.config.batch_size;
+        let batches = rows.div_ceil(batch_size);
+        let lr = self.scheduler.lr();
+        self.optimizer.set_lr(F::from_f64(lr));
+        // An update without state is fused into the weight-gradient GEMM.
+        let fused = self.optimizer.plain_update();
         observer.epoch_started(epoch, batches);
-        batch.start_epoch();
+        if self.position == 0 {
+            self.batches.start_epoch();
+        }
         let started = Instant::now();
-        let mut trained = 0;
-        for index in 0..batches {
-            let start = index * config.batch_size;
-            let end = (start + config.batch_size).min(rows);
-            let (rows, labels) = batch.select(dataset, start..end);
-            let logits = model.forward_with(rows.len(), |input| {
+        let dataset = self.dataset;
+        for index in self.position..batches {
+            let start = index * batch_size;
+            let end = (start + batch_size).min(rows);
+            let (rows, labels) = self.batches.select(dataset, start..end);
+            let logits = self.model.forward_with(rows.len(), |input| {
                 dataset.train_x.copy_rows_into(&rows, input)
             });
-            let value = loss.forward(logits, labels).to_f64();
+            let value = self.loss.forward(logits, labels).to_f64();
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch,
@@ -118,65 +246,144 @@ fn train_on_this_thread<F: Float, O: Observer + ?Sized>(
                     loss: value,
                 });
             }
-            match fused_update {
-                Some(update) => model.backward_and_step(loss.backward(), update),
+            match fused {
+                Some(update) => self.model.backward_and_step(self.loss.backward(), update),
                 None => {
-                    model.backward(loss.backward());
-                    optimizer.step(model);
+                    self.model.backward(self.loss.backward());
+                    self.optimizer.step(self.model);
                 }
             }
             observer.batch_finished(epoch, index + 1, value);
-            trained = index + 1;
-            if trained < batches && observer.should_stop() {
-                stop = Stop::Interrupted {
+            self.position = index + 1;
+            if self.position < batches && observer.should_stop() {
+                let stats = self.evaluate(epoch, lr, started.elapsed().as_secs_f64(), batches)?;
+                observer.epoch_finished(&stats);
+                self.partial = Some(stats);
+                self.stop = Some(Stop::Interrupted {
                     epoch,
-                    batch: trained,
-                };
-                break;
+                    batch: self.position,
+                });
+                return Ok(false);
             }
         }
-        let train_seconds = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        let train = train_evaluator.evaluate(model, &dataset.train_x, dataset.train_y.view());
-        let test = test_evaluator.evaluate(model, &dataset.test_x, dataset.test_y.view());
-        let stats = EpochStats {
-            epoch,
-            train,
-            test,
-            train_seconds,
-            eval_seconds: started.elapsed().as_secs_f64(),
-            batches: trained,
-            partial: trained < batches,
+        let mut stats = self.evaluate(epoch, lr, started.elapsed().as_secs_f64(), batches)?;
+        self.epoch = epoch;
+        self.position = 0;
+        let monitored = stats.monitored_loss();
+        self.scheduler.step(monitored);
+        let stop_early = match &mut self.early_stopping {
+            Some(early_stopping) => {
+                let stop = early_stopping.observe(epoch, monitored, self.model);
+                stats.epochs_without_improvement = Some(early_stopping.bad_epochs);
+                stop
+            }
+            None => false,
         };
-        if let Some(loss) = [train.loss, test.loss]
-            .into_iter()
-            .find(|loss| !loss.is_finite())
-        {
+        observer.epoch_finished(&stats);
+        self.history.push(stats);
+        if stop_early {
+            self.stop = Some(Stop::EarlyStopped { epoch });
+            return Ok(false);
+        }
+        if epoch >= self.config.epochs {
+            self.stop = Some(Stop::Completed);
+            return Ok(false);
+        }
+        if observer.should_stop() {
+            self.stop = Some(Stop::Interrupted {
+                epoch: epoch + 1,
+                batch: 0,
+            });
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Evaluates the model as it stands on every set, after `train_seconds` of training
+    /// in epoch `epoch` at rate `lr`; a non-finite loss is divergence.
+    fn evaluate(
+        &mut self,
+        epoch: usize,
+        lr: f64,
+        train_seconds: f64,
+        batches: usize,
+    ) -> Result<EpochStats, TrainError> {
+        let started = Instant::now();
+        let dataset = self.dataset;
+        let train =
+            self.train_evaluator
+                .evaluate(self.model, &dataset.train_x, dataset.train_y.view());
+        let test = self
+            .test_evaluator
+            .evaluate(self.model, &dataset.test_x, dataset.test_y.view());
+        let val = dataset.validation.as_ref().map(|validation| {
+            self.val_evaluator
+                .evaluate(self.model, &validation.x, validation.y.view())
+        });
+        let losses = [train.loss, test.loss, val.map_or(0.0, |v| v.loss)];
+        if let Some(loss) = losses.into_iter().find(|loss| !loss.is_finite()) {
             return Err(TrainError::Diverged {
                 epoch,
-                batch: batches,
+                batch: self.position,
                 loss,
             });
         }
-        observer.epoch_finished(&stats);
-        completed.push(stats);
-        if stop != Stop::Completed {
-            break;
-        }
-        if epoch < config.epochs && observer.should_stop() {
-            stop = Stop::Interrupted {
-                epoch: epoch + 1,
-                batch: 0,
-            };
-            break;
+        Ok(EpochStats {
+            epoch,
+            train,
+            test,
+            val,
+            lr,
+            train_seconds,
+            eval_seconds: started.elapsed().as_secs_f64(),
+            batches: self.position,
+            partial: self.position < batches,
+            epochs_without_improvement: None,
+        })
+    }
+
+    /// Everything needed to continue this run exactly later (with the model's weights,
+    /// which are saved beside it).
+    pub fn state(&self) -> TrainingState<F> {
+        TrainingState {
+            epoch: self.epoch,
+            batch: self.position,
+            optimizer_kind: self.config.optimizer,
+            optimizer: self.optimizer.state(),
+            scheduler: self.scheduler.clone(),
+            early_stopping: self.early_stopping.clone(),
+            shuffle: self.batches.state(),
+            history: self.history.clone(),
         }
     }
-    Ok(History {
-        epochs: completed,
-        stop,
-        train_predictions: train_evaluator.into_predictions(),
-        test_predictions: test_evaluator.into_predictions(),
-    })
+
+    /// Ends the run: puts the best epoch's weights back when early stopping asks for it,
+    /// restores the input-gradient setting, and returns the history.
+    pub fn finish(self) -> History {
+        let restored_best = match (&self.early_stopping, self.config.restore_best) {
+            (Some(early_stopping), true) => early_stopping.restore(self.model),
+            _ => false,
+        };
+        self.model.set_compute_grad_input(self.grad_input);
+        let best_epoch = self
+            .history
+            .iter()
+            .min_by(|a, b| a.monitored_loss().total_cmp(&b.monitored_loss()))
+            .map(|stats| stats.epoch);
+        let mut epochs = self.history;
+        epochs.extend(self.partial);
+        History {
+            epochs,
+            stop: self.stop.unwrap_or(Stop::Interrupted {
+                epoch: self.epoch + 1,
+                batch: self.position,
+            }),
+            best_epoch,
+            restored_best,
+            train_predictions: self.train_evaluator.into_predictions(),
+            test_predictions: self.test_evaluator.into_predictions(),
+        }
+    }
 }
 
 /// Checks, before any buffer grows, that the layers' buffers for the largest batch or
@@ -187,16 +394,29 @@ fn check_training_memory<F: Float>(
     config: &TrainConfig,
 ) -> Result<(), TrainError> {
     let train_rows = dataset.train_y.len();
-    let eval_rows = train_rows.max(dataset.test_y.len()).min(EVAL_CHUNK_ROWS);
-    let rows = config.batch_size.min(train_rows).max(eval_rows);
-    let state = if config.momentum > 0.0 {
-        model.parameter_count()
-    } else {
-        0
-    };
-    let state_bytes = (state as u64).checked_mul(std::mem::size_of::<F>() as u64);
+    let largest_set = dataset
+        .validation
+        .as_ref()
+        .map_or(0, |validation| validation.y.len())
+        .max(train_rows)
+        .max(dataset.test_y.len());
+    let rows = config
+        .batch_size
+        .min(train_rows)
+        .max(largest_set.min(EVAL_CHUNK_ROWS));
+    let copies = match config.optimizer {
+        OptimizerKind::Sgd if config.momentum == 0.0 => 0,
+        OptimizerKind::Sgd => 1,
+        OptimizerKind::Adam | OptimizerKind::AdamW => 2,
+    } + usize::from(config.patience.is_some());
+    let state_bytes = (model.parameter_count() as u64)
+        .checked_mul(copies as u64)
+        .and_then(|count| count.checked_mul(std::mem::size_of::<F>() as u64));
     let needed = crate::limits::sum([model.buffer_bytes(rows), state_bytes]);
-    crate::limits::check_memory(format!("training buffers for {rows}-row batches"), needed)?;
+    crate::limits::check_memory(
+        format!("training buffers for {rows}-row batches and the optimizer's state"),
+        needed,
+    )?;
     Ok(())
 }
 
