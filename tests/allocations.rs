@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nabla::data::{Dataset, Features};
 use nabla::gemm;
+use nabla::optim::schedule::ScheduleKind;
+use nabla::optim::OptimizerKind;
 use nabla::threads::{self, GemmThreading};
 use nabla::train::{self, EpochStats, Observer, TrainConfig};
 use nabla::{ActivationKind, Float, Init, MultiLayerPerceptron};
@@ -99,6 +101,8 @@ fn dataset<F: Float>(dense: bool) -> Dataset<F> {
         10,
     )
     .unwrap()
+    .split_validation(0.1, 1)
+    .unwrap()
 }
 
 /// Trains 3 epochs and asserts that nothing was allocated after the first batch.
@@ -141,38 +145,78 @@ fn training_allocates_nothing_after_the_first_batch() {
         weight_decay: 1e-4,
         ..plain.clone()
     };
+    let mut adam = TrainConfig {
+        optimizer: OptimizerKind::Adam,
+        weight_decay: 1e-4,
+        patience: Some(5),
+        ..plain.clone()
+    };
+    adam.schedule.kind = ScheduleKind::Cosine;
+    adam.schedule.warmup_epochs = 1;
+    let mut adamw = TrainConfig {
+        optimizer: OptimizerKind::AdamW,
+        weight_decay: 0.01,
+        shuffle: true,
+        ..plain.clone()
+    };
+    adamw.schedule.kind = ScheduleKind::Plateau;
+    adamw.schedule.patience = 0;
+    let mut stepped = shuffled_momentum.clone();
+    stepped.schedule.kind = ScheduleKind::Step;
+    stepped.schedule.step_size = 1;
     let copies = gemm::layout_copies();
+    let cases = [
+        // Below the rayon threshold (ReLU, 64 units) and above it (sigmoid, 256 units at
+        // batch 50: the default run's parallel activation and softmax paths).
+        ("sgd", 64, ActivationKind::Relu, false, &plain),
+        (
+            "sgd, momentum, shuffle",
+            64,
+            ActivationKind::Relu,
+            false,
+            &shuffled_momentum,
+        ),
+        ("sgd", 256, ActivationKind::Sigmoid, false, &plain),
+        (
+            "sgd, momentum, shuffle",
+            256,
+            ActivationKind::Sigmoid,
+            true,
+            &shuffled_momentum,
+        ),
+        // Adam and AdamW with every schedule and early stopping.
+        (
+            "adam, cosine, warm-up, early stopping",
+            256,
+            ActivationKind::Relu,
+            false,
+            &adam,
+        ),
+        (
+            "adamw, plateau, shuffle",
+            64,
+            ActivationKind::Tanh,
+            true,
+            &adamw,
+        ),
+        (
+            "sgd, step schedule",
+            64,
+            ActivationKind::Sigmoid,
+            false,
+            &stepped,
+        ),
+    ];
     for (mode, threading) in [
         ("openblas", GemmThreading::OpenBlas),
         ("split", GemmThreading::Split),
     ] {
         threads::set_threads(2, threading).unwrap();
-        // Below the rayon threshold (ReLU, 64 units) and above it (sigmoid, 256 units at
-        // batch 50: the default run's parallel activation and softmax paths).
-        assert_allocation_free::<f32>(mode, 64, ActivationKind::Relu, false, plain.clone());
-        assert_allocation_free::<f32>(
-            mode,
-            64,
-            ActivationKind::Relu,
-            false,
-            shuffled_momentum.clone(),
-        );
-        assert_allocation_free::<f32>(mode, 256, ActivationKind::Sigmoid, false, plain.clone());
-        assert_allocation_free::<f32>(
-            mode,
-            256,
-            ActivationKind::Sigmoid,
-            true,
-            shuffled_momentum.clone(),
-        );
-        assert_allocation_free::<f64>(mode, 256, ActivationKind::Tanh, true, plain.clone());
-        assert_allocation_free::<f64>(
-            mode,
-            256,
-            ActivationKind::Sigmoid,
-            false,
-            shuffled_momentum.clone(),
-        );
+        for (name, hidden, activation, dense, config) in cases {
+            let setting = format!("{mode}, {name}");
+            assert_allocation_free::<f32>(&setting, hidden, activation, dense, config.clone());
+            assert_allocation_free::<f64>(&setting, hidden, activation, dense, config.clone());
+        }
     }
     // Every product of every run above reached OpenBLAS on its stored layout: none was
     // copied first (the GEMM entry counts such copies).

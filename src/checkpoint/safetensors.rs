@@ -125,7 +125,33 @@ pub(super) fn write(
         path: path.to_path_buf(),
         source,
     })?;
-    write_bytes_atomically(path, &bytes).map_err(CheckpointError::io(path))
+    write_bytes_atomically(path, &canonical(bytes)).map_err(CheckpointError::io(path))
+}
+
+/// The same file with its JSON header's keys sorted: the metadata is a hash map, whose
+/// order changes from process to process, and the same model should be the same bytes.
+fn canonical(bytes: Vec<u8>) -> Vec<u8> {
+    let length = match bytes.get(..8).map(|b| b.try_into().map(u64::from_le_bytes)) {
+        Some(Ok(length)) => length as usize,
+        _ => return bytes,
+    };
+    let header = match bytes
+        .get(8..8 + length)
+        .map(serde_json::from_slice::<serde_json::Value>)
+    {
+        Some(Ok(header)) => header,
+        _ => return bytes,
+    };
+    // serde_json's maps are ordered by key.
+    let mut text = header.to_string().into_bytes();
+    // Padded with spaces to keep the data 8-byte aligned, as safetensors does.
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut canonical = (text.len() as u64).to_le_bytes().to_vec();
+    canonical.extend_from_slice(&text);
+    canonical.extend_from_slice(&bytes[8 + length..]);
+    canonical
 }
 
 /// Writes `model` and its architecture to `path` as one `.safetensors` file, atomically.

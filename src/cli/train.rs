@@ -174,7 +174,8 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
         Some(state) => Trainer::resume(&mut model, &dataset, &run.train, state)?,
         None => Trainer::new(&mut model, &dataset, &run.train)?,
     };
-    let outcome = train_epochs(settings, &mut trainer, &mut reporter, &run_json);
+    // The whole loop on rayon's pool, once (see `Trainer::run_epoch`).
+    let outcome = rayon::scope(|_| train_epochs(settings, &mut trainer, &mut reporter, &run_json));
     reporter.finish();
     if let Err(error) = outcome {
         write_summary(settings, None, &error.to_string(), started);

@@ -63,7 +63,11 @@ pub fn train_with<F: Float, O: Observer + Send + ?Sized>(
     observer: &mut O,
 ) -> Result<History, TrainError> {
     let mut trainer = Trainer::new(model, dataset, config)?;
-    while trainer.run_epoch(observer)? {}
+    // One pass onto rayon's pool for the whole run (see `Trainer::run_epoch`).
+    rayon::scope(|_| -> Result<(), TrainError> {
+        while trainer.run_epoch(observer)? {}
+        Ok(())
+    })?;
     Ok(trainer.finish())
 }
 
@@ -201,8 +205,11 @@ impl<'a, F: Float> Trainer<'a, F> {
     /// `Ok(false)` once the run has ended (all epochs done, early stopping, or the
     /// observer asked to stop).
     ///
-    /// The epoch runs on a thread of rayon's pool (the caller waits), so that when a
-    /// GEMM is split across the cores one part runs on the training thread itself.
+    /// The epoch runs on a thread of rayon's pool (called from outside it, the caller
+    /// waits), so that when a GEMM is split across the cores one part runs on the
+    /// training thread itself. Each move onto the pool costs a slot in rayon's queue,
+    /// which allocates now and then: a loop over epochs is better run inside one
+    /// `rayon::scope`, as [`train_with`] does.
     pub fn run_epoch<O: Observer + Send + ?Sized>(
         &mut self,
         observer: &mut O,
@@ -210,7 +217,11 @@ impl<'a, F: Float> Trainer<'a, F> {
         if self.stop.is_some() {
             return Ok(false);
         }
-        rayon::scope(|_| self.epoch_on_this_thread(observer))
+        if rayon::current_thread_index().is_some() {
+            self.epoch_on_this_thread(observer)
+        } else {
+            rayon::scope(|_| self.epoch_on_this_thread(observer))
+        }
     }
 
     fn epoch_on_this_thread<O: Observer + ?Sized>(

@@ -622,7 +622,7 @@ fn an_interrupted_run_keeps_the_rows_it_logged() {
 
 /// The model file `nabla ARGS --save` writes.
 fn saved_model(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
-    let path = dir.join(format!("{name}.npz"));
+    let path = dir.join(format!("{name}.safetensors"));
     let mut command = Command::cargo_bin("nabla").unwrap();
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))

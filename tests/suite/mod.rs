@@ -8,3 +8,4 @@ mod reliability;
 mod training;
 mod util;
 mod worked_example;
+mod workflow;
