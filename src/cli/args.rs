@@ -43,6 +43,9 @@ pub enum Command {
     Summarize(SummarizeArgs),
     /// Write the assignment's CSV subset (first N training / test images) from MNIST IDX files.
     MakeSubset(MakeSubsetArgs),
+    /// Run a grid (or a random sample) of training runs: locally N at a time, as a list of
+    /// commands for GNU parallel, or as a Slurm job array; then tables, curves and a page.
+    Sweep(Box<SweepArgs>),
 }
 
 /// Which data to use.
@@ -345,4 +348,92 @@ fn one_line(message: &str) -> String {
         .join(" ")
         .trim_start_matches("error: ")
         .to_string()
+}
+
+/// Flags of `nabla sweep` (`scripts/sweep.sh` passes its flags here).
+#[derive(Debug, Args, Clone)]
+pub struct SweepArgs {
+    /// Hidden widths per run, space-separated (e.g. "256 384,256").
+    #[arg(long, value_name = "LIST")]
+    pub hidden: Option<String>,
+    /// Activations, space-separated.
+    #[arg(long, value_name = "LIST")]
+    pub activation: Option<String>,
+    /// Learning rates, space-separated; with --random also a range,
+    /// "loguniform:1e-4:1e-1" or "uniform:0.01:0.1".
+    #[arg(long, value_name = "LIST")]
+    pub lr: Option<String>,
+    /// Batch sizes, space-separated.
+    #[arg(long, value_name = "LIST")]
+    pub batch_size: Option<String>,
+    /// Optimizers, space-separated (sgd adam adamw).
+    #[arg(long, value_name = "LIST")]
+    pub optimizer: Option<String>,
+    /// Epochs per run.
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    /// Seed of every run.
+    #[arg(long, default_value_t = nabla::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Data set of every run (mnist-subset, mnist or a directory).
+    #[arg(long, default_value = "mnist-subset")]
+    pub dataset: String,
+    /// Float type of every run.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Hold out this fraction of each run's training rows for validation (results are
+    /// then ranked by validation accuracy).
+    #[arg(long, value_name = "F")]
+    pub val_split: Option<f64>,
+    /// More `nabla train` flags for every run, in one quoted string.
+    #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
+    pub extra: Option<String>,
+    /// Sample this many points from the lists and ranges instead of the whole grid.
+    #[arg(long, value_name = "K")]
+    pub random: Option<usize>,
+    /// Seed of the random sample.
+    #[arg(long, default_value_t = 1)]
+    pub random_seed: u64,
+    /// Runs at a time (default: as many as cores, one thread each, or fewer runs with more
+    /// threads when there are fewer runs than cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Threads per run (default: cores / jobs).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// The sweep's folder: plan.json, runs/NAME/ (one run folder each), results.
+    #[arg(long, default_value = "runs/sweep", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Run every point again, even those that finished.
+    #[arg(long)]
+    pub force: bool,
+    /// Print one complete `nabla train` command per point (for GNU parallel, xargs or any
+    /// scheduler) and write the plan; run nothing.
+    #[arg(long)]
+    pub list: bool,
+    /// Build the results (tables, curves, page) from the run folders in DIR, however they
+    /// were run.
+    #[arg(long, value_name = "DIR")]
+    pub collect: Option<PathBuf>,
+    /// Run point I of the plan in --out (a Slurm array task, or by hand).
+    #[arg(long, value_name = "I")]
+    pub task_id: Option<usize>,
+    /// Write a Slurm job-array batch script (DIR/sweep.sbatch), one task per point.
+    #[arg(long)]
+    pub slurm: bool,
+    /// Submit the script with sbatch.
+    #[arg(long, requires = "slurm")]
+    pub submit: bool,
+    /// Wait for the submitted array to finish, then collect the results.
+    #[arg(long, requires = "submit")]
+    pub wait: bool,
+    /// Slurm: the time limit of each task (#SBATCH --time).
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+    /// Slurm: the partition (#SBATCH --partition).
+    #[arg(long, value_name = "NAME")]
+    pub partition: Option<String>,
+    /// Slurm: the memory of each task (#SBATCH --mem).
+    #[arg(long, value_name = "SIZE")]
+    pub mem: Option<String>,
 }

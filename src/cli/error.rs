@@ -64,6 +64,14 @@ pub enum CliError {
         /// The value given.
         given: String,
     },
+    /// Runs of a sweep that failed.
+    #[error("{count} sweep run(s) failed: {names} (their output is in the sweep's runs/NAME.out)")]
+    SweepFailures {
+        /// How many.
+        count: usize,
+        /// Their names.
+        names: String,
+    },
     /// An output file could not be written.
     #[error("{path}: cannot write: {source}")]
     Write {

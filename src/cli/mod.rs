@@ -15,6 +15,7 @@ mod run_folder;
 mod settings;
 mod signals;
 mod summarize;
+mod sweep;
 mod train;
 
 use args::Command;
@@ -33,5 +34,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Plot(args)) => plot::run(&args),
         Some(Command::Summarize(args)) => summarize::run(&args),
         Some(Command::MakeSubset(args)) => make_subset::run(&args),
+        Some(Command::Sweep(args)) => sweep::run(&args),
     }
 }

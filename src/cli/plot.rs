@@ -68,6 +68,30 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The curves of `logs` (files or run folders) as an SVG document.
+pub fn curves_svg(logs: &[std::path::PathBuf]) -> Result<String, CliError> {
+    let runs = logs
+        .iter()
+        .map(|path| LogTable::read(path).and_then(|log| Curves::read(&log)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut svg = String::new();
+    draw(&runs, &mut svg).map_err(|error| CliError::Plot {
+        path: "curves.svg".into(),
+        detail: error.to_string(),
+    })?;
+    Ok(svg)
+}
+
+/// `confusion` as a heat-map SVG document.
+pub fn confusion_svg(confusion: &[Vec<usize>]) -> Result<String, CliError> {
+    let mut svg = String::new();
+    draw_confusion(confusion, &mut svg).map_err(|error| CliError::Plot {
+        path: "confusion.svg".into(),
+        detail: error.to_string(),
+    })?;
+    Ok(svg)
+}
+
 /// Draws the two panels into `svg`.
 fn draw(runs: &[Curves], svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(svg, (1280, 520)).into_drawing_area();

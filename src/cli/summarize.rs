@@ -11,7 +11,7 @@ use super::CliError;
 
 /// Columns of the summary: taken from the log's last row, except `run` and `seconds`
 /// (the sum over the epochs); `lr` is the run's `--lr` (the log's `base_lr`).
-const COLUMNS: [&str; 17] = [
+pub const COLUMNS: [&str; 17] = [
     "run",
     "hidden",
     "activation",
@@ -43,57 +43,79 @@ fn best_epoch(log: &LogTable) -> Result<String, CliError> {
         .map_or_else(String::new, |(epoch, _)| epoch.to_string()))
 }
 
-/// Reads every log and writes the tables.
-pub fn run(args: &SummarizeArgs) -> Result<(), CliError> {
-    let mut rows = Vec::new();
-    for path in &args.logs {
-        let log = LogTable::read(path)?;
-        let total_seconds: f64 = log.numbers("seconds")?.iter().sum();
-        let best_epoch = best_epoch(&log)?;
-        let row = COLUMNS
-            .iter()
-            .map(|&column| match column {
-                "run" => Ok(log.name()),
-                "seconds" => Ok(format!("{total_seconds:.2}")),
-                "best_epoch" => Ok(best_epoch.clone()),
-                "lr" if log.has("base_lr") => log.last("base_lr"),
-                // Columns older logs lack are left empty.
-                column if !log.has(column) => Ok(String::new()),
-                column => log.last(column),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.push(row);
-    }
+/// The summary row of one log (or run folder), in [`COLUMNS`] order.
+pub fn summary_row(path: &std::path::Path) -> Result<Vec<String>, CliError> {
+    let log = LogTable::read(path)?;
+    let total_seconds: f64 = log.numbers("seconds")?.iter().sum();
+    let best_epoch = best_epoch(&log)?;
+    COLUMNS
+        .iter()
+        .map(|&column| match column {
+            "run" => Ok(log.name()),
+            "seconds" => Ok(format!("{total_seconds:.2}")),
+            "best_epoch" => Ok(best_epoch.clone()),
+            "lr" if log.has("base_lr") => Ok(log.last("base_lr")?),
+            // Columns older logs lack are left empty.
+            column if !log.has(column) => Ok(String::new()),
+            column => Ok(log.last(column)?),
+        })
+        .collect()
+}
+
+/// `rows` under `columns` as a Markdown table.
+pub fn markdown_table(columns: &[&str], rows: &[Vec<String>]) -> String {
     let mut markdown = format!(
         "| {} |\n|{}\n",
-        COLUMNS.join(" | "),
-        "---|".repeat(COLUMNS.len())
+        columns.join(" | "),
+        "---|".repeat(columns.len())
     );
-    for row in &rows {
+    for row in rows {
         let _ = writeln!(markdown, "| {} |", row.join(" | "));
     }
-    let write_error = |path: &std::path::Path| {
-        let path = path.to_path_buf();
-        move |source| CliError::Write { path, source }
-    };
+    markdown
+}
+
+/// `rows` under `columns` as CSV, written to `path` atomically.
+pub fn write_csv(
+    path: &std::path::Path,
+    columns: &[&str],
+    rows: &[Vec<String>],
+) -> Result<(), CliError> {
+    write_atomically(path, |file| {
+        let mut writer = csv::Writer::from_writer(file);
+        writer.write_record(columns)?;
+        for row in rows {
+            writer.write_record(row)?;
+        }
+        writer.flush()
+    })
+    .map_err(|source| CliError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads every log and writes the tables.
+pub fn run(args: &SummarizeArgs) -> Result<(), CliError> {
+    let rows = args
+        .logs
+        .iter()
+        .map(|path| summary_row(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let markdown = markdown_table(&COLUMNS, &rows);
     match &args.markdown {
         Some(path) => {
-            write_bytes_atomically(path, markdown.as_bytes()).map_err(write_error(path))?
+            write_bytes_atomically(path, markdown.as_bytes()).map_err(|source| CliError::Write {
+                path: path.clone(),
+                source,
+            })?
         }
         None => {
             write_stdout(&markdown)?;
         }
     }
     if let Some(path) = &args.csv {
-        write_atomically(path, |file| {
-            let mut writer = csv::Writer::from_writer(file);
-            writer.write_record(COLUMNS)?;
-            for row in &rows {
-                writer.write_record(row)?;
-            }
-            writer.flush()
-        })
-        .map_err(write_error(path))?;
+        write_csv(path, &COLUMNS, &rows)?;
     }
     Ok(())
 }

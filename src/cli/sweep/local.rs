@@ -1,0 +1,248 @@
+//! Running a sweep's points on this machine, several at a time, each `nabla train` a
+//! process of its own (its output in `runs/NAME.out`), with one progress line for the
+//! whole sweep. A point whose run finished is skipped; one that stopped with a checkpoint
+//! is resumed; one that stopped without is run again.
+
+use std::fs::File;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::super::output::tell;
+use super::super::run_folder::RunFolder;
+use super::super::signals::Interrupt;
+use super::super::CliError;
+use super::plan::{Plan, Point};
+
+/// Where a point stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Its run finished (all epochs, or early stopping).
+    Done,
+    /// It stopped with a checkpoint: resume it.
+    Resumable,
+    /// Not started, or stopped without a checkpoint: run it (again).
+    Fresh,
+}
+
+/// The status of `point` in the sweep `dir`.
+pub fn status(dir: &Path, point: &Point) -> Status {
+    let folder = RunFolder::new(&Plan::folder(dir, point));
+    let stopped = std::fs::read_to_string(folder.summary())
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|summary| summary["stopped"].as_str().map(str::to_string));
+    match stopped.as_deref() {
+        Some(reason) if reason == "completed" || reason.starts_with("early stopping") => {
+            Status::Done
+        }
+        _ if folder.checkpoint().is_file() => Status::Resumable,
+        _ => Status::Fresh,
+    }
+}
+
+/// The best accuracy a finished point reached: its final validation accuracy where it
+/// has a validation set, else its final test accuracy.
+pub fn accuracy(dir: &Path, point: &Point) -> Option<f64> {
+    let text = std::fs::read_to_string(RunFolder::new(&Plan::folder(dir, point)).summary()).ok()?;
+    let summary: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let last = &summary["final"];
+    last["val"]["accuracy"]
+        .as_f64()
+        .or_else(|| last["test"]["accuracy"].as_f64())
+}
+
+/// The points that failed, by name.
+pub type Failures = Vec<String>;
+
+/// Runs every point of `plan` that has not finished, `jobs` at a time.
+pub fn run(plan: &Plan, dir: &Path, jobs: usize, force: bool) -> Result<Failures, CliError> {
+    let binary = std::env::current_exe().map_err(CliError::Stdout)?;
+    let runs = dir.join("runs");
+    std::fs::create_dir_all(&runs).map_err(|source| CliError::Write {
+        path: runs.clone(),
+        source,
+    })?;
+    let mut waiting: Vec<(usize, Status)> = Vec::new();
+    for (index, point) in plan.points.iter().enumerate() {
+        let status = if force {
+            Status::Fresh
+        } else {
+            status(dir, point)
+        };
+        if status == Status::Fresh {
+            remove_dir(&Plan::folder(dir, point))?;
+        }
+        if status != Status::Done {
+            waiting.push((index, status));
+        }
+    }
+    let total = plan.points.len();
+    let mut done = total - waiting.len();
+    waiting.reverse(); // popped from the end: the plan's order
+    let progress = Progress::new(total);
+    let interrupt = Interrupt::install()?;
+    let mut running: Vec<(usize, Child)> = Vec::new();
+    let mut failures = Failures::new();
+    let mut best = best_so_far(plan, dir);
+    progress.show(done, running.len(), waiting.len(), &best);
+    while !waiting.is_empty() || !running.is_empty() {
+        while running.len() < jobs && !interrupt.requested() {
+            let Some((index, status)) = waiting.pop() else {
+                break;
+            };
+            running.push((index, spawn(&binary, plan, dir, index, status)?));
+            progress.show(done, running.len(), waiting.len(), &best);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let mut still = Vec::with_capacity(running.len());
+        for (index, mut child) in running {
+            match child.try_wait().map_err(CliError::Stdout)? {
+                None => still.push((index, child)),
+                Some(exit) => {
+                    let name = &plan.points[index].name;
+                    if exit.success() {
+                        done += 1;
+                        best = best_so_far(plan, dir);
+                        progress.finished(name, accuracy(dir, &plan.points[index]));
+                    } else {
+                        failures.push(name.clone());
+                        progress.failed(name, &dir.join("runs").join(format!("{name}.out")));
+                    }
+                }
+            }
+        }
+        running = still;
+        progress.show(done, running.len(), waiting.len(), &best);
+        if interrupt.requested() && running.is_empty() {
+            break;
+        }
+    }
+    progress.clear();
+    if interrupt.requested() {
+        return Err(CliError::Interrupted(format!(
+            "sweep interrupted with {done} of {total} runs done; the same command continues it"
+        )));
+    }
+    Ok(failures)
+}
+
+/// The best accuracy among finished points, with its point's name.
+fn best_so_far(plan: &Plan, dir: &Path) -> String {
+    plan.points
+        .iter()
+        .filter_map(|point| accuracy(dir, point).map(|acc| (acc, &point.name)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or_else(String::new, |(acc, name)| {
+            format!("; best acc {acc:.4} ({name})")
+        })
+}
+
+/// Starts point `index`: a fresh run, or the resume of its run folder.
+fn spawn(
+    binary: &Path,
+    plan: &Plan,
+    dir: &Path,
+    index: usize,
+    status: Status,
+) -> Result<Child, CliError> {
+    let point = &plan.points[index];
+    let folder = Plan::folder(dir, point);
+    let output_path = dir.join("runs").join(format!("{}.out", point.name));
+    let output = File::create(&output_path).map_err(|source| CliError::Write {
+        path: output_path.clone(),
+        source,
+    })?;
+    let errors = output.try_clone().map_err(|source| CliError::Write {
+        path: output_path.clone(),
+        source,
+    })?;
+    let args = match status {
+        Status::Resumable => vec![
+            "train".to_string(),
+            "--resume".into(),
+            folder.display().to_string(),
+            "--threads".into(),
+            plan.threads.to_string(),
+            "--quiet".into(),
+        ],
+        _ => plan.command(dir, point),
+    };
+    Command::new(binary)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(errors)
+        .spawn()
+        .map_err(|source| CliError::Write {
+            path: binary.to_path_buf(),
+            source,
+        })
+}
+
+fn remove_dir(path: &PathBuf) -> Result<(), CliError> {
+    match std::fs::remove_dir_all(path) {
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(CliError::Write {
+            path: path.clone(),
+            source,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// One line for the whole sweep on a terminal (runs done / running / left, best accuracy);
+/// elsewhere, one line per finished run.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(
+                Some(total as u64),
+                ProgressDrawTarget::stderr_with_hz(5),
+            );
+            // Cannot fail: a constant template.
+            bar.set_style(
+                ProgressStyle::with_template("sweep [{bar:30.green}] {msg} ({elapsed})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Self { bar }
+    }
+
+    fn show(&self, done: usize, running: usize, left: usize, best: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            bar.set_message(format!("{done} done, {running} running, {left} left{best}"));
+        }
+    }
+
+    fn finished(&self, name: &str, accuracy: Option<f64>) {
+        let accuracy = accuracy.map_or_else(String::new, |a| format!(": acc {a:.4}"));
+        self.line(&format!("sweep: {name} finished{accuracy}"));
+    }
+
+    fn failed(&self, name: &str, output: &Path) {
+        self.line(&format!("sweep: {name} failed (see {})", output.display()));
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| tell(text)),
+            None => tell(text),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
