@@ -31,7 +31,7 @@ up() {
     fi
     chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
     mkdir -p /run/munge /var/log/munge /var/lib/munge
-    chown munge:munge /run/munge /var/log/munge /var/lib/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge "$dir/munge"
     if ! pgrep -x munged >/dev/null; then
         su -s /bin/sh munge -c "munged --pid-file=$dir/munge/munged.pid" ||
             runuser -u munge -- munged --pid-file="$dir/munge/munged.pid"
