@@ -13,6 +13,7 @@ set -euo pipefail
 
 dir=${NABLA_SLURM_DIR:-/tmp/nabla-slurm}
 conf=$dir/slurm.conf
+munge_pid=/run/munge/nabla-munged.pid
 
 install() {
     if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
@@ -23,19 +24,21 @@ install() {
 
 up() {
     install
-    mkdir -p "$dir"/{state,spool,log,munge}
+    mkdir -p "$dir"/{state,spool,log}
     # munge: a key, its run directory owned by munge, the daemon as munge.
     if [ ! -s /etc/munge/munge.key ]; then
         mkdir -p /etc/munge
         dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key status=none
     fi
     chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
+    # Its pid file goes in its own /run/munge: munged runs as munge, which may not be
+    # able to reach $dir (a mktemp directory is private to root).
     mkdir -p /run/munge /var/log/munge /var/lib/munge
-    chown munge:munge /run/munge /var/log/munge /var/lib/munge "$dir/munge"
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge
     if ! pgrep -x munged >/dev/null; then
-        su -s /bin/sh munge -c "munged --pid-file=$dir/munge/munged.pid" ||
-            runuser -u munge -- munged --pid-file="$dir/munge/munged.pid"
-        echo started >"$dir/munge/started-by-us"
+        su -s /bin/sh munge -c "munged --pid-file=$munge_pid" ||
+            runuser -u munge -- munged --pid-file="$munge_pid"
+        echo started >"$dir/munged-started-by-us"
     fi
     local host cpus
     host=$(hostname)
@@ -86,9 +89,9 @@ down() {
             kill "$(cat "$dir/$daemon.pid")" 2>/dev/null || true
         fi
     done
-    if [ -f "$dir/munge/started-by-us" ] && [ -s "$dir/munge/munged.pid" ]; then
-        kill "$(cat "$dir/munge/munged.pid")" 2>/dev/null || true
-        rm -f "$dir/munge/started-by-us"
+    if [ -f "$dir/munged-started-by-us" ] && [ -s "$munge_pid" ]; then
+        kill "$(cat "$munge_pid")" 2>/dev/null || true
+        rm -f "$dir/munged-started-by-us"
     fi
     sleep 0.5
     echo "slurm-local: down"
