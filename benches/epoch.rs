@@ -4,6 +4,12 @@
 //! `openblas/mnist-dense-f32/BATCH`: full MNIST held as f32 instead of 8-bit pixels (the
 //! measurement behind keeping pixels compact). Group `load`: reading the bundled data.
 //!
+//! Group `sliced_step`: the per-core step (`--gemm sliced`) against OpenBLAS's threads
+//! (`--gemm openblas`) on all cores, one epoch of full MNIST at batch 50, 256 and 1000,
+//! and of the first 3,000 rows at batch 1; ids `sliced_step/{sliced,openblas}/BATCH`,
+//! run back to back per batch size. The crossover behind `auto`
+//! ([`nabla::threads::SLICED_MAX_BATCH`]) comes from here.
+//!
 //! ```text
 //! cargo bench --bench epoch            # about 2 minutes
 //! ```
@@ -81,6 +87,56 @@ fn epochs(c: &mut Criterion) {
     group.finish();
 }
 
+/// Seconds of training (evaluation excluded) of `iterations` epochs of 784-256-10 ReLU
+/// f32 on `dataset` at `batch`, with the GEMMs parallelised as `threading`.
+fn training_seconds(
+    start: &MultiLayerPerceptron<f32>,
+    dataset: &Dataset<f32>,
+    batch: usize,
+    threading: GemmThreading,
+    iterations: u64,
+) -> Duration {
+    threads::set_gemm_threading(threading, threads::available_cores());
+    let mut model = start.clone();
+    let config = TrainConfig::new(iterations as usize, 0.01, batch, 10701);
+    let history = train::train_with(&mut model, dataset, &config, &mut ()).unwrap();
+    Duration::from_secs_f64(history.epochs.iter().map(|e| e.train_seconds).sum())
+}
+
+fn sliced_step(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let mnist: Dataset<f32> = data::mnist(&root.join("mnist")).expect("bundled MNIST");
+    let start = MultiLayerPerceptron::<f32>::from_sizes(
+        &[784, 256, 10],
+        ActivationKind::Relu,
+        Init::Uniform,
+        10701,
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("sliced_step");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(6));
+    for batch in [1, 50, 256, 1000] {
+        let rows = if batch == 1 { 3000 } else { usize::MAX };
+        let dataset = mnist.head(rows, 1);
+        group.throughput(Throughput::Elements(dataset.train_y.len() as u64));
+        for threading in [GemmThreading::Sliced, GemmThreading::OpenBlas] {
+            group.bench_with_input(
+                BenchmarkId::new(threading.name(), batch),
+                &batch,
+                |b, &batch| {
+                    b.iter_custom(|iterations| {
+                        training_seconds(&start, &dataset, batch, threading, iterations)
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+    threads::set_gemm_threading(GemmThreading::OpenBlas, threads::available_cores());
+}
+
 fn loading(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
     let mut group = c.benchmark_group("load");
@@ -96,5 +152,5 @@ fn loading(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, epochs, loading);
+criterion_group!(benches, epochs, sliced_step, loading);
 criterion_main!(benches);

@@ -43,6 +43,7 @@ extern crate blas_src;
 pub mod atomic_file;
 pub(crate) mod buffer;
 pub mod checkpoint;
+pub(crate) mod crew;
 pub mod data;
 pub mod float;
 #[doc(hidden)]

@@ -20,23 +20,67 @@ extern "C" {
 /// Who parallelises a GEMM.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GemmThreading {
-    /// One OpenBLAS call, threaded by OpenBLAS itself (the default).
+    /// Chosen for each training run from its shape (see [`auto_threading`]): `sliced`
+    /// where it was measured to win, `openblas` elsewhere (the default).
     #[default]
+    Auto,
+    /// One OpenBLAS call, threaded by OpenBLAS itself.
     OpenBlas,
-    /// Column blocks of the product on rayon's pool, each a one-thread OpenBLAS call.
+    /// Column blocks of each product on rayon's pool, each a one-thread OpenBLAS call.
     Split,
+    /// Each core owns a slice of every wide layer's units for a whole training step,
+    /// with one-thread OpenBLAS calls (plain gradient descent only; other optimizers use
+    /// `openblas`).
+    Sliced,
 }
 
 impl GemmThreading {
     /// Every choice, in the order the command line lists them.
-    pub const ALL: [GemmThreading; 2] = [Self::OpenBlas, Self::Split];
+    pub const ALL: [GemmThreading; 4] = [Self::Auto, Self::OpenBlas, Self::Split, Self::Sliced];
 
-    /// The name the command line uses (`openblas`, `split`).
+    /// The name the command line uses (`auto`, `openblas`, `split`, `sliced`).
     pub fn name(self) -> &'static str {
         match self {
+            Self::Auto => "auto",
             Self::OpenBlas => "openblas",
             Self::Split => "split",
+            Self::Sliced => "sliced",
         }
+    }
+
+    /// Threads OpenBLAS itself uses under this choice, out of `threads`: all of them for
+    /// `openblas` (and `auto`, until a run resolves it), one where nabla's own threads
+    /// share the work.
+    fn blas_threads(self, threads: usize) -> usize {
+        match self {
+            Self::Auto | Self::OpenBlas => threads,
+            Self::Split | Self::Sliced => 1,
+        }
+    }
+}
+
+/// The largest batch for which `auto` picks the per-core step: measured by `cargo bench
+/// --bench epoch` (group `sliced_step`) on a 2-core machine, where the sliced step wins
+/// at batch 1, 50 and 256 and OpenBLAS's threads tie or win from about 1,000 rows.
+pub const SLICED_MAX_BATCH: usize = 512;
+
+/// What `auto` resolves to for a run of plain gradient descent (`plain_sgd`) on
+/// `threads` threads with batches of `batch` rows, when the network can be sliced
+/// (`sliceable`): `sliced` up to [`SLICED_MAX_BATCH`] rows, `openblas` otherwise. Other
+/// choices are returned as they are, except `sliced` where the step cannot be sliced.
+pub fn auto_threading(
+    requested: GemmThreading,
+    plain_sgd: bool,
+    sliceable: bool,
+    batch: usize,
+    threads: usize,
+) -> GemmThreading {
+    let can_slice = plain_sgd && sliceable && threads > 1;
+    match requested {
+        GemmThreading::Auto if can_slice && batch <= SLICED_MAX_BATCH => GemmThreading::Sliced,
+        GemmThreading::Auto => GemmThreading::OpenBlas,
+        GemmThreading::Sliced if !can_slice => GemmThreading::OpenBlas,
+        other => other,
     }
 }
 
@@ -96,27 +140,39 @@ pub fn set_threads(threads: usize, gemm: GemmThreading) -> Result<(), ThreadsErr
     }
 }
 
-static GEMM_THREADING: AtomicU8 = AtomicU8::new(GemmThreading::OpenBlas as u8);
+static GEMM_THREADING: AtomicU8 = AtomicU8::new(GemmThreading::Auto as u8);
+/// The thread count of the last [`set_gemm_threading`]; 0 until then (rayon's pool size
+/// is used).
+static GEMM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Chooses who parallelises GEMMs from now on. With `Split`, OpenBLAS itself is set to
-/// one thread so that the two pools never oversubscribe the cores; with `OpenBlas`, it
-/// gets `threads`. (Benchmarks switch modes with this; programs call [`set_threads`].)
+/// Chooses who parallelises GEMMs from now on. With `Split` and `Sliced`, OpenBLAS itself
+/// is set to one thread so that the two pools never oversubscribe the cores; with
+/// `OpenBlas` (and `Auto`), it gets `threads`. (Benchmarks switch modes with this; programs call [`set_threads`].)
 #[doc(hidden)]
 pub fn set_gemm_threading(threading: GemmThreading, threads: usize) {
     GEMM_THREADING.store(threading as u8, Ordering::Relaxed);
-    set_blas_threads(match threading {
-        GemmThreading::OpenBlas => threads,
-        GemmThreading::Split => 1,
-    });
+    GEMM_THREADS.store(threads, Ordering::Relaxed);
+    set_blas_threads(threading.blas_threads(threads));
+}
+
+/// Sets OpenBLAS's threads for a training run that resolved its threading to
+/// `threading` (see [`auto_threading`]): the threads given to [`set_threads`] (or
+/// rayon's pool size, if it was never called) for `openblas`, one otherwise.
+pub(crate) fn prepare_blas_for(threading: GemmThreading) {
+    let threads = match GEMM_THREADS.load(Ordering::Relaxed) {
+        0 => rayon::current_num_threads(),
+        threads => threads,
+    };
+    set_blas_threads(threading.blas_threads(threads));
 }
 
 /// The current GEMM threading mode.
 pub fn gemm_threading() -> GemmThreading {
-    if GEMM_THREADING.load(Ordering::Relaxed) == GemmThreading::Split as u8 {
-        GemmThreading::Split
-    } else {
-        GemmThreading::OpenBlas
-    }
+    let stored = GEMM_THREADING.load(Ordering::Relaxed);
+    GemmThreading::ALL
+        .into_iter()
+        .find(|threading| *threading as u8 == stored)
+        .unwrap_or_default()
 }
 
 /// Threads OpenBLAS uses for one GEMM.

@@ -210,6 +210,8 @@ fn training_allocates_nothing_after_the_first_batch() {
     for (mode, threading) in [
         ("openblas", GemmThreading::OpenBlas),
         ("split", GemmThreading::Split),
+        ("sliced", GemmThreading::Sliced),
+        ("auto", GemmThreading::Auto),
     ] {
         threads::set_threads(2, threading).unwrap();
         for (name, hidden, activation, dense, config) in cases {

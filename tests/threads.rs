@@ -1,4 +1,5 @@
-//! The column-split GEMM (`--gemm split`) against the plain-loop reference.
+//! The column-split GEMM (`--gemm split`) against the plain-loop reference, and the
+//! per-core step (`--gemm sliced`) against the one-thread plain step.
 //!
 //! Its own test binary: the thread settings are process-wide, and switching them here
 //! must not change which path the other tests take. The tests here take turns
@@ -169,8 +170,9 @@ fn train_in_pool<F: Float>(
 /// What the README promises about thread counts, measured on 2 epochs of 1,000 subset
 /// rows: the same settings give the same bits; OpenBLAS's own threading sums some
 /// products in another order for another thread count (here 2e-7 relative in f32 and
-/// 4e-16 in f64, far inside the bounds below); the split GEMM is exactly the one-thread
-/// OpenBLAS result for any pool size.
+/// 4e-16 in f64, far inside the bounds below); the split GEMM and the per-core step give
+/// the one-thread OpenBLAS result to within rounding for any pool size (bit for bit with
+/// the Cooperlake kernel; 2.5e-7 in f32 and 0 in f64 with the Haswell kernel).
 #[test]
 fn results_and_thread_counts() {
     let _settings = exclusive();
@@ -198,18 +200,213 @@ fn results_and_thread_counts() {
             "f64, 1 vs {blas_threads} OpenBLAS threads: {difference:e}"
         );
     }
-    for pool in [1, 2, 3, 4] {
+    // nabla's own threads (the split GEMM, the per-core step) run one-thread OpenBLAS
+    // calls on slices of each product. A slice selects elements of the product; OpenBLAS
+    // may still pick another micro-kernel path for a slice's shape (edge blocks, small
+    // matrices), so the results equal the one-thread run to within rounding, and with
+    // some kernels (Cooperlake's, here) bit for bit.
+    for (pool, threading) in [2, 3, 4]
+        .into_iter()
+        .flat_map(|pool| [(pool, GemmThreading::Split), (pool, GemmThreading::Sliced)])
+    {
+        let setting = format!("{threading}, {pool} threads");
+        let first = train_in_pool::<f32>(pool, pool, threading);
         assert_eq!(
-            train_in_pool::<f32>(pool, 1, GemmThreading::Split),
-            one32,
-            "f32 split, {pool} threads"
+            first,
+            train_in_pool::<f32>(pool, pool, threading),
+            "f32 {setting}: two runs differ"
         );
-        assert_eq!(
-            train_in_pool::<f64>(pool, 1, GemmThreading::Split),
-            one64,
-            "f64 split, {pool} threads"
+        assert_close("f32", &setting, &one32, &first, 1e-6);
+        assert_close(
+            "f64",
+            &setting,
+            &one64,
+            &train_in_pool::<f64>(pool, pool, threading),
+            1e-14,
         );
     }
+    assert_eq!(
+        train_in_pool::<f32>(1, 1, GemmThreading::Split),
+        one32,
+        "split on one thread"
+    );
+}
+
+/// Asserts that `other` is within `tolerance` (largest difference over largest value)
+/// of the one-thread run `one`, and says how close it is.
+fn assert_close<F: Float>(
+    dtype: &str,
+    setting: &str,
+    one: &[Vec<F>],
+    other: &[Vec<F>],
+    tolerance: f64,
+) {
+    let difference = largest_relative_difference(one, other);
+    let equal = if one == other { " (bit for bit)" } else { "" };
+    eprintln!("{dtype} {setting} vs one thread: {difference:e}{equal}");
+    assert!(
+        difference <= tolerance,
+        "{dtype} {setting} vs one thread: {difference:e} > {tolerance:e}"
+    );
+}
+
+/// A synthetic problem: `rows` rows of `features` values in [-1, 1), labels from a seeded
+/// stream, `classes` classes (odd sizes, so that the last batch is partial).
+fn synthetic<F: Float>(features: usize, classes: usize, seed: u64) -> nabla::Dataset<F> {
+    let labels = |rows: usize, seed: u64| {
+        let mut rng = nabla::init::rng(seed);
+        ndarray::Array1::from_shape_simple_fn(rows, || rng.random_range(0..classes))
+    };
+    nabla::Dataset::new(
+        nabla::Features::Dense(random(203, features, seed)),
+        labels(203, seed + 1),
+        nabla::Features::Dense(random(61, features, seed + 2)),
+        labels(61, seed + 3),
+        classes,
+    )
+    .unwrap()
+}
+
+/// Trains `sizes` with `activation` for 2 epochs (shuffled batches of 50, weight decay) in
+/// a pool of `pool` threads under `threading`; returns every parameter, the per-epoch
+/// losses, and the threading the run resolved to.
+fn train_sizes<F: Float>(
+    sizes: &[usize],
+    activation: nabla::ActivationKind,
+    pool: usize,
+    threading: GemmThreading,
+) -> (Vec<Vec<F>>, Vec<f64>, GemmThreading) {
+    let data = synthetic::<F>(sizes[0], sizes[sizes.len() - 1], sizes.len() as u64);
+    let config = nabla::train::TrainConfig {
+        shuffle: true,
+        weight_decay: 1e-3,
+        ..nabla::train::TrainConfig::new(2, 0.05, 50, 7)
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(pool)
+        .build()
+        .unwrap()
+        .install(|| {
+            threads::set_gemm_threading(threading, pool);
+            let mut model = nabla::MultiLayerPerceptron::<F>::from_sizes(
+                sizes,
+                activation,
+                nabla::Init::Uniform,
+                5,
+            )
+            .unwrap();
+            let mut trainer = nabla::train::Trainer::new(&mut model, &data, &config).unwrap();
+            let resolved = trainer.threading();
+            while trainer.run_epoch(&mut ()).unwrap() {}
+            let history = trainer.finish();
+            let losses = history
+                .epochs
+                .iter()
+                .flat_map(|epoch| [epoch.train.loss, epoch.test.loss])
+                .collect();
+            let parameters = model
+                .linear_layers()
+                .flat_map(|l| [l.weights().iter().copied().collect(), l.bias().to_vec()])
+                .collect();
+            (parameters, losses, resolved)
+        })
+}
+
+/// The per-core step (`--gemm sliced`) against the plain step with one-thread OpenBLAS,
+/// for 1 to 3 hidden layers of odd widths (split into uneven parts, 16-unit aligned),
+/// every activation, f32 and f64, on 2 and 3 cores: within 1e-6 relative in f32 and
+/// 1e-14 in f64 (measured: at most 1.0e-7 and 1.9e-16 with the Cooperlake kernel, bit
+/// for bit with one hidden layer there; 1.0e-7 and 0 with the Haswell kernel).
+#[test]
+fn the_sliced_step_equals_the_one_thread_step() {
+    let _settings = exclusive();
+    fn check<F: Float>() {
+        let networks: [&[usize]; 3] = [&[45, 97, 7], &[45, 131, 67, 7], &[45, 67, 150, 75, 7]];
+        for sizes in networks {
+            for activation in nabla::ActivationKind::ALL {
+                let plain = train_sizes::<F>(sizes, activation, 1, GemmThreading::OpenBlas);
+                assert_eq!(plain.2, GemmThreading::OpenBlas);
+                for cores in [2, 3] {
+                    let sliced = train_sizes::<F>(sizes, activation, cores, GemmThreading::Sliced);
+                    let setting = format!("{} {sizes:?} {activation}, {cores} cores", F::NAME);
+                    assert_eq!(sliced.2, GemmThreading::Sliced, "{setting}: not sliced");
+                    let tolerance = if F::NAME == "f32" { 1e-6 } else { 1e-14 };
+                    assert_close(F::NAME, &setting, &plain.0, &sliced.0, tolerance);
+                    let losses =
+                        largest_relative_difference(std::slice::from_ref(&plain.1), &[sliced.1]);
+                    assert!(
+                        losses <= tolerance,
+                        "{setting}: losses differ by {losses:e}"
+                    );
+                }
+            }
+        }
+    }
+    check::<f32>();
+    check::<f64>();
+    threads::set_gemm_threading(GemmThreading::OpenBlas, threads::available_cores());
+}
+
+/// `auto` picks the per-core step only where it applies: plain gradient descent, more
+/// than one thread, a hidden layer wide enough to split, batches up to the crossover.
+#[test]
+fn auto_resolves_by_optimizer_width_threads_and_batch() {
+    use nabla::threads::{auto_threading, SLICED_MAX_BATCH};
+    let auto = GemmThreading::Auto;
+    assert_eq!(
+        auto_threading(auto, true, true, 50, 2),
+        GemmThreading::Sliced
+    );
+    assert_eq!(
+        auto_threading(auto, true, true, SLICED_MAX_BATCH, 2),
+        GemmThreading::Sliced
+    );
+    assert_eq!(
+        auto_threading(auto, true, true, SLICED_MAX_BATCH + 1, 2),
+        GemmThreading::OpenBlas
+    );
+    assert_eq!(
+        auto_threading(auto, false, true, 50, 2),
+        GemmThreading::OpenBlas
+    );
+    assert_eq!(
+        auto_threading(auto, true, false, 50, 2),
+        GemmThreading::OpenBlas
+    );
+    assert_eq!(
+        auto_threading(auto, true, true, 50, 1),
+        GemmThreading::OpenBlas
+    );
+    // An explicit choice stays, except a per-core step that cannot apply.
+    assert_eq!(
+        auto_threading(GemmThreading::Split, true, true, 50, 2),
+        GemmThreading::Split
+    );
+    assert_eq!(
+        auto_threading(GemmThreading::Sliced, false, true, 50, 2),
+        GemmThreading::OpenBlas
+    );
+    // A network too narrow to split, and one that the step does not handle, stay plain.
+    let _settings = exclusive();
+    let narrow = train_sizes::<f64>(
+        &[45, 40, 7],
+        nabla::ActivationKind::Relu,
+        2,
+        GemmThreading::Sliced,
+    );
+    assert_eq!(
+        narrow.2,
+        GemmThreading::OpenBlas,
+        "40 units cannot be split in two blocks of 32"
+    );
+    let wide = train_sizes::<f64>(
+        &[45, 64, 7],
+        nabla::ActivationKind::Relu,
+        2,
+        GemmThreading::Auto,
+    );
+    assert_eq!(wide.2, GemmThreading::Sliced);
+    threads::set_gemm_threading(GemmThreading::OpenBlas, threads::available_cores());
 }
 
 /// Orthogonal initialisation goes through LAPACK's QR (OpenBLAS, threaded): its weights

@@ -176,9 +176,13 @@ pub struct TrainArgs {
     /// the cores are reduced to the cores, with a warning).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Who parallelises the GEMMs: openblas (OpenBLAS's own threads) or split (column
-    /// blocks on nabla's threads, each a one-thread OpenBLAS call).
-    #[arg(long, default_value = "openblas")]
+    /// Who parallelises the GEMMs: auto (sliced for plain gradient descent with batches
+    /// up to 512 rows on more than one thread, openblas otherwise; the run header says
+    /// which), openblas (OpenBLAS's own threads), split (each product's column blocks on
+    /// nabla's threads) or sliced (each core owns a slice of every hidden layer for the
+    /// whole step; plain gradient descent only, other optimizers use openblas). Every
+    /// choice but openblas uses one-thread OpenBLAS calls.
+    #[arg(long, default_value = "auto")]
     pub gemm: GemmThreading,
     /// Write one CSV row per epoch here (flushed after each epoch).
     #[arg(long, value_name = "FILE.csv")]

@@ -184,10 +184,10 @@ impl RunInFloatReturning for &PlotArgs {
         let Some(path) = &self.model else {
             return Ok(Vec::new());
         };
-        let mut model = checkpoint::load::<F>(path)?;
+        let model = checkpoint::load::<F>(path)?;
         let dataset = DataChoice::from_args(&self.data)?.load::<F>(nabla::DEFAULT_SEED)?;
         check_fit(&model, &dataset)?;
-        let predictions = predict(&mut model, &dataset.test_x);
+        let predictions = predict(&model, &dataset.test_x);
         Ok(
             ClassificationReport::new(dataset.test_y.view(), predictions.view(), dataset.classes)
                 .confusion,

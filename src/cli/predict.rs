@@ -16,7 +16,7 @@ pub fn run(args: &PredictArgs) -> Result<(), CliError> {
 
 impl RunInFloat for &PredictArgs {
     fn run<F: Float>(self) -> Result<(), CliError> {
-        let mut model = checkpoint::load::<F>(&self.model)?;
+        let model = checkpoint::load::<F>(&self.model)?;
         let rows = load_csv_features::<F>(&self.input)?;
         let features = model.in_features();
         let rows = match rows.ncols() {
@@ -31,7 +31,7 @@ impl RunInFloat for &PredictArgs {
                 })
             }
         };
-        let predictions = train::predict(&mut model, &Features::Dense(rows));
+        let predictions = train::predict(&model, &Features::Dense(rows));
         let mut text = String::with_capacity(predictions.len() * 2);
         for label in predictions {
             text.push_str(&label.to_string());

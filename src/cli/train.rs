@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nabla::checkpoint::{self, ModelFormat};
+use nabla::threads::{self, GemmThreading};
 use nabla::train::{History, Stop, Trainer, TrainingState};
-use nabla::{threads, Dataset, Float, MultiLayerPerceptron};
+use nabla::{Dataset, Float, MultiLayerPerceptron};
 use serde::{Deserialize, Serialize};
 
 use super::args::TrainArgs;
@@ -166,14 +167,21 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
         log,
         Some(Interrupt::install()?),
     );
-    if !settings.quiet {
-        reporter.say(&header(settings, &dataset, &model, epochs_done));
-    }
     let started = Instant::now();
     let mut trainer = match state {
         Some(state) => Trainer::resume(&mut model, &dataset, &run.train, state)?,
         None => Trainer::new(&mut model, &dataset, &run.train)?,
     };
+    if !settings.quiet {
+        let threading = trainer.threading();
+        reporter.say(&header(
+            settings,
+            &dataset,
+            trainer.model(),
+            epochs_done,
+            threading,
+        ));
+    }
     // The whole loop on rayon's pool, once (see `Trainer::run_epoch`).
     let outcome = rayon::scope(|_| train_epochs(settings, &mut trainer, &mut reporter, &run_json));
     reporter.finish();
@@ -268,6 +276,7 @@ fn header<F: Float>(
     dataset: &Dataset<F>,
     model: &MultiLayerPerceptron<F>,
     epochs_done: usize,
+    threading: GemmThreading,
 ) -> String {
     let run = &settings.run;
     let config = &run.train;
@@ -279,7 +288,7 @@ fn header<F: Float>(
         .as_ref()
         .map_or_else(String::new, |v| format!(" / {} validation", v.y.len()));
     let mut line = format!(
-        "nabla: {} ({} train{validation} / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} threads",
+        "nabla: {} ({} train{validation} / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} threads (gemm {threading}{})",
         run.data.name,
         dataset.train_y.len(),
         dataset.test_y.len(),
@@ -291,6 +300,7 @@ fn header<F: Float>(
         config.epochs,
         config.seed,
         settings.threads,
+        if settings.gemm == GemmThreading::Auto { ", auto" } else { "" },
     );
     if config.optimizer != nabla::optim::OptimizerKind::Sgd {
         line.push_str(&format!(", {}", config.optimizer));

@@ -17,6 +17,14 @@ pub(crate) enum Rows<'a> {
 }
 
 impl Rows<'_> {
+    /// The selected rows at positions `part` of this selection.
+    pub(crate) fn part(&self, part: Range<usize>) -> Rows<'_> {
+        match self {
+            Rows::Range(range) => Rows::Range(range.start + part.start..range.start + part.end),
+            Rows::Indices(indices) => Rows::Indices(&indices[part]),
+        }
+    }
+
     /// The number of rows selected.
     pub(crate) fn len(&self) -> usize {
         match self {

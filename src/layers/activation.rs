@@ -202,6 +202,51 @@ impl<F: Float> Kernel for Backward<'_, F> {
     }
 }
 
+/// `x = f(x)` in place, `(batch, features)`, on the calling thread.
+struct ForwardInPlace<'a, F> {
+    x: ArrayViewMut2<'a, F>,
+}
+
+impl<F: Float> Kernel for ForwardInPlace<'_, F> {
+    fn run<const K: u8>(self) {
+        Zip::from(self.x).for_each(|x| *x = const { kind::<K>() }.value(*x));
+    }
+}
+
+/// `dL/dx = dL/dy * f'(x)` from `y = f(x)`, in place over `dL/dy`, on the calling thread.
+struct BackwardInPlace<'a, F> {
+    y: ArrayView2<'a, F>,
+    grad: ArrayViewMut2<'a, F>,
+}
+
+impl<F: Float> Kernel for BackwardInPlace<'_, F> {
+    fn run<const K: u8>(self) {
+        Zip::from(self.grad)
+            .and(&self.y)
+            .for_each(|g, &y| *g *= const { kind::<K>() }.derivative_from_output(y));
+    }
+}
+
+impl ActivationKind {
+    /// `x = f(x)` elementwise over `x: (batch, features)`, in place and on the calling
+    /// thread (for the per-core paths, whose parts are already one per core). The values
+    /// equal the layer's `forward` bit for bit.
+    pub(crate) fn apply_in_place<F: Float>(self, x: ArrayViewMut2<'_, F>) {
+        specialised(self, ForwardInPlace { x });
+    }
+
+    /// `grad = grad * f'(x)` elementwise from the outputs `y = f(x)`, both `(batch,
+    /// features)`, in place and on the calling thread; equals the layer's `backward`.
+    pub(crate) fn scale_by_derivative<F: Float>(
+        self,
+        grad: ArrayViewMut2<'_, F>,
+        y: ArrayView2<'_, F>,
+    ) {
+        assert_eq!(grad.dim(), y.dim(), "scale_by_derivative: shapes differ");
+        specialised(self, BackwardInPlace { y, grad });
+    }
+}
+
 impl<F: Float> Module<F> for Activation<F> {
     fn forward(&mut self, input: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
         // x: (batch, features) -> y: (batch, features)

@@ -181,12 +181,51 @@ impl<F: Float> Linear<F> {
     }
 }
 
-/// `d_bias = column sums of grad_output: (batch, out)`.
-fn column_sums_into<F: Float>(grad_output: ArrayView2<'_, F>, d_bias: &mut Array1<F>) {
+/// Mutable views of a layer's parameters and bias-gradient scratch, for the per-core
+/// step, which splits them between cores (see `network::sliced`).
+pub(crate) struct LinearViews<'a, F> {
+    /// `W: (out, in)`.
+    pub(crate) weights: ArrayViewMut2<'a, F>,
+    /// `b: (out)`.
+    pub(crate) bias: ArrayViewMut1<'a, F>,
+    /// Scratch for dL/db `(out)`.
+    pub(crate) d_bias: ArrayViewMut1<'a, F>,
+}
+
+impl<F: Float> Linear<F> {
+    /// `output = input W^T + b` into a buffer the caller owns: `input: (batch, in)`,
+    /// `output: (batch, out)`. Reads the layer only, so that several threads can run it
+    /// at once (evaluation); the values equal `forward`'s.
+    pub(crate) fn forward_into(&self, input: ArrayView2<'_, F>, mut output: ArrayViewMut2<'_, F>) {
+        output.assign(&self.bias);
+        gemm(F::one(), input, self.weights.t(), F::one(), output);
+    }
+
+    /// The parameters and the bias-gradient scratch as mutable views.
+    pub(crate) fn views_mut(&mut self) -> LinearViews<'_, F> {
+        LinearViews {
+            weights: self.weights.view_mut(),
+            bias: self.bias.view_mut(),
+            d_bias: self.d_bias.view_mut(),
+        }
+    }
+}
+
+/// `d_bias = column sums of grad_output: (batch, out)`, summed row after row (the order
+/// every path uses, so that they agree bit for bit).
+pub(crate) fn column_sums<F: Float>(
+    grad_output: ArrayView2<'_, F>,
+    mut d_bias: ArrayViewMut1<'_, F>,
+) {
     d_bias.fill(F::zero());
     for row in grad_output.axis_iter(Axis(0)) {
-        *d_bias += &row;
+        d_bias += &row;
     }
+}
+
+/// `d_bias = column sums of grad_output: (batch, out)`.
+fn column_sums_into<F: Float>(grad_output: ArrayView2<'_, F>, d_bias: &mut Array1<F>) {
+    column_sums(grad_output, d_bias.view_mut());
 }
 
 /// `grad_input = grad_output W: (batch, in)` into its buffer, or `(0, in)` when disabled.

@@ -9,6 +9,7 @@ use ndarray::ArrayView2;
 
 pub use activation::{Activation, ActivationKind};
 pub use linear::Linear;
+pub(crate) use linear::{column_sums, LinearViews};
 
 use crate::float::Float;
 use crate::module::{Module, Parameter};

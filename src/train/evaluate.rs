@@ -1,23 +1,24 @@
 //! Loss, accuracy and predictions of a model on a whole data set, in chunks of rows.
 
-use ndarray::{s, Array1, ArrayView1};
+use ndarray::{s, Array1, ArrayView1, ArrayViewMut1, Axis};
 
 use crate::data::{Features, Rows};
 use crate::float::Float;
 use crate::loss::SoftmaxCrossEntropy;
 use crate::math::argmax;
-use crate::network::MultiLayerPerceptron;
+use crate::network::{MultiLayerPerceptron, Scratch};
+use crate::threads::with_one_blas_thread;
 
 use super::history::Evaluation;
 
 /// Rows per forward pass when evaluating: large enough for efficient GEMMs, small
-/// enough that the activations stay a few megabytes.
+/// enough that a chunk's input and activations stay in a core's cache.
 pub const EVAL_CHUNK_ROWS: usize = 1000;
 
 /// Mean cross-entropy, accuracy and the predicted classes of `model` on `x: (rows, in)`
 /// with `labels: (rows)`, computed in chunks of [`EVAL_CHUNK_ROWS`] rows.
 pub fn evaluate<F: Float>(
-    model: &mut MultiLayerPerceptron<F>,
+    model: &MultiLayerPerceptron<F>,
     x: &Features<F>,
     labels: ArrayView1<'_, usize>,
 ) -> (Evaluation, Array1<usize>) {
@@ -28,49 +29,55 @@ pub fn evaluate<F: Float>(
 
 /// The predicted class of every row of `x: (rows, in)`, in chunks of
 /// [`EVAL_CHUNK_ROWS`] rows.
-pub fn predict<F: Float>(model: &mut MultiLayerPerceptron<F>, x: &Features<F>) -> Array1<usize> {
-    let mut predictions = Array1::zeros(x.nrows());
-    for_each_chunk(model, x, |range, logits| {
-        for (prediction, row) in predictions
-            .slice_mut(s![range])
-            .iter_mut()
-            .zip(logits.rows())
-        {
-            *prediction = argmax(row.iter().copied());
-        }
-    });
-    predictions
-}
-
-/// Runs `model` over `x` in chunks of [`EVAL_CHUNK_ROWS`] rows, handing each chunk's
-/// row range and logits `(chunk, classes)` to `visit`.
-fn for_each_chunk<F: Float>(
-    model: &mut MultiLayerPerceptron<F>,
-    x: &Features<F>,
-    mut visit: impl FnMut(std::ops::Range<usize>, ndarray::ArrayView2<'_, F>),
-) {
-    let rows = x.nrows();
-    for start in (0..rows).step_by(EVAL_CHUNK_ROWS) {
-        let range = start..(start + EVAL_CHUNK_ROWS).min(rows);
-        let chunk = Rows::Range(range.clone());
-        let logits = model.forward_with(chunk.len(), |input| x.copy_rows_into(&chunk, input));
-        visit(range, logits);
-    }
+pub fn predict<F: Float>(model: &MultiLayerPerceptron<F>, x: &Features<F>) -> Array1<usize> {
+    let mut evaluator = Evaluator::new();
+    evaluator.run(model, x, None);
+    evaluator.predictions
 }
 
 /// Evaluation with buffers kept between calls: after the first call on a data set,
 /// evaluating it again allocates nothing.
+///
+/// The chunks are shared out between the cores, each core running its chunks through
+/// the whole network with one-thread GEMMs (converting 8-bit pixels into its own input
+/// buffer on the way): no core waits for another until the end. Each chunk's results are
+/// kept and summed in chunk order, so the loss, the accuracy and the predictions do not
+/// depend on the number of threads.
 #[derive(Debug, Default)]
 pub struct Evaluator<F> {
-    loss: SoftmaxCrossEntropy<F>,
+    parts: Vec<Part<F>>,
+    chunks: Vec<ChunkResult>,
     predictions: Array1<usize>,
+}
+
+/// One core's buffers.
+#[derive(Debug, Default)]
+struct Part<F> {
+    scratch: Scratch<F>,
+    loss: SoftmaxCrossEntropy<F>,
+}
+
+/// One chunk's summed loss (when labels are given) and correct predictions.
+#[derive(Clone, Copy, Debug, Default)]
+struct ChunkResult {
+    loss: f64,
+    correct: usize,
+}
+
+/// What a part reads: the model, the features and the labels (if any).
+#[derive(Clone, Copy)]
+struct Inputs<'a, F> {
+    model: &'a MultiLayerPerceptron<F>,
+    x: &'a Features<F>,
+    labels: Option<ArrayView1<'a, usize>>,
 }
 
 impl<F: Float> Evaluator<F> {
     /// An evaluator with empty buffers.
     pub fn new() -> Self {
         Self {
-            loss: SoftmaxCrossEntropy::new(),
+            parts: Vec::new(),
+            chunks: Vec::new(),
             predictions: Array1::zeros(0),
         }
     }
@@ -78,35 +85,61 @@ impl<F: Float> Evaluator<F> {
     /// Loss and accuracy of `model` on `x: (rows, in)`, `labels: (rows)`; the predicted
     /// classes are kept (see [`Evaluator::predictions`]). Each chunk's mean loss is
     /// weighted by its rows, so the result is the mean over all rows.
+    ///
+    /// # Panics
+    /// If `labels` does not have one entry per row of `x`.
+    #[track_caller]
     pub fn evaluate(
         &mut self,
-        model: &mut MultiLayerPerceptron<F>,
+        model: &MultiLayerPerceptron<F>,
         x: &Features<F>,
         labels: ArrayView1<'_, usize>,
     ) -> Evaluation {
-        let rows = x.nrows();
-        if self.predictions.len() != rows {
-            self.predictions = Array1::zeros(rows);
-        }
-        let (mut total_loss, mut correct) = (0.0, 0usize);
-        let (loss, predictions) = (&mut self.loss, &mut self.predictions);
-        for_each_chunk(model, x, |range, logits| {
-            let chunk_labels = labels.slice(s![range.clone()]);
-            for (row, (prediction, &label)) in logits.rows().into_iter().zip(
-                predictions
-                    .slice_mut(s![range.clone()])
-                    .into_iter()
-                    .zip(chunk_labels),
-            ) {
-                *prediction = argmax(row.iter().copied());
-                correct += usize::from(*prediction == label);
-            }
-            total_loss += loss.forward(logits, chunk_labels).to_f64() * range.len() as f64;
+        assert_eq!(
+            labels.len(),
+            x.nrows(),
+            "Evaluator: one label per row is needed"
+        );
+        self.run(model, x, Some(labels));
+        let (total_loss, correct) = self.chunks.iter().fold((0.0, 0), |(loss, correct), chunk| {
+            (loss + chunk.loss, correct + chunk.correct)
         });
-        let count = rows.max(1) as f64;
+        let count = x.nrows().max(1) as f64;
         Evaluation {
             loss: total_loss / count,
             accuracy: correct as f64 / count,
+        }
+    }
+
+    /// Runs every chunk, filling `predictions` and (with labels) the chunk results.
+    fn run(
+        &mut self,
+        model: &MultiLayerPerceptron<F>,
+        x: &Features<F>,
+        labels: Option<ArrayView1<'_, usize>>,
+    ) {
+        let rows = x.nrows();
+        let chunks = rows.div_ceil(EVAL_CHUNK_ROWS);
+        if self.predictions.len() != rows {
+            self.predictions = Array1::zeros(rows);
+        }
+        self.chunks.clear();
+        self.chunks.resize(chunks, ChunkResult::default());
+        let parts = rayon::current_num_threads().min(chunks).max(1);
+        if self.parts.len() < parts {
+            self.parts.resize_with(parts, Part::default);
+        }
+        let inputs = Inputs { model, x, labels };
+        let (parts, results, predictions) = (
+            &mut self.parts[..parts],
+            &mut self.chunks[..],
+            self.predictions.view_mut(),
+        );
+        if parts.len() == 1 {
+            run_chunks(inputs, &mut parts[0], 0, results, predictions);
+        } else {
+            // One-thread GEMMs: the parallelism is across chunks.
+            with_one_blas_thread(|| share_out(inputs, parts, 0, results, predictions));
         }
     }
 
@@ -118,5 +151,75 @@ impl<F: Float> Evaluator<F> {
     /// The predicted classes of the last evaluation, taken out.
     pub fn into_predictions(self) -> Array1<usize> {
         self.predictions
+    }
+}
+
+/// Shares chunks `first..first + results.len()` between `parts` (contiguous runs of
+/// chunks, halving recursively with `rayon::join`; nothing is allocated).
+fn share_out<F: Float>(
+    inputs: Inputs<'_, F>,
+    parts: &mut [Part<F>],
+    first: usize,
+    results: &mut [ChunkResult],
+    predictions: ArrayViewMut1<'_, usize>,
+) {
+    if parts.len() == 1 {
+        run_chunks(inputs, &mut parts[0], first, results, predictions);
+        return;
+    }
+    let left_parts = parts.len() / 2;
+    let left_chunks = results.len() * left_parts / parts.len();
+    let left_rows = (left_chunks * EVAL_CHUNK_ROWS).min(predictions.len());
+    let (parts_left, parts_right) = parts.split_at_mut(left_parts);
+    let (results_left, results_right) = results.split_at_mut(left_chunks);
+    let (predictions_left, predictions_right) = predictions.split_at(Axis(0), left_rows);
+    rayon::join(
+        || share_out(inputs, parts_left, first, results_left, predictions_left),
+        || {
+            share_out(
+                inputs,
+                parts_right,
+                first + left_chunks,
+                results_right,
+                predictions_right,
+            )
+        },
+    );
+}
+
+/// Runs chunks `first..first + results.len()` on this thread; `predictions` holds their
+/// rows.
+fn run_chunks<F: Float>(
+    inputs: Inputs<'_, F>,
+    part: &mut Part<F>,
+    first: usize,
+    results: &mut [ChunkResult],
+    mut predictions: ArrayViewMut1<'_, usize>,
+) {
+    let rows = inputs.x.nrows();
+    let offset = first * EVAL_CHUNK_ROWS;
+    for (index, result) in results.iter_mut().enumerate() {
+        let start = (first + index) * EVAL_CHUNK_ROWS;
+        let range = start..(start + EVAL_CHUNK_ROWS).min(rows);
+        let chunk = Rows::Range(range.clone());
+        let logits = inputs.model.infer(
+            range.len(),
+            |input| inputs.x.copy_rows_into(&chunk, input),
+            &mut part.scratch,
+        );
+        let mut chunk_predictions =
+            predictions.slice_mut(s![range.start - offset..range.end - offset]);
+        for (prediction, row) in chunk_predictions.iter_mut().zip(logits.rows()) {
+            *prediction = argmax(row.iter().copied());
+        }
+        if let Some(labels) = inputs.labels {
+            let chunk_labels = labels.slice(s![range.clone()]);
+            result.correct = chunk_predictions
+                .iter()
+                .zip(chunk_labels)
+                .filter(|(prediction, label)| prediction == label)
+                .count();
+            result.loss = part.loss.forward(logits, chunk_labels).to_f64() * range.len() as f64;
+        }
     }
 }

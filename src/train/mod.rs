@@ -36,9 +36,10 @@ use crate::data::Dataset;
 use crate::float::Float;
 use crate::loss::SoftmaxCrossEntropy;
 use crate::module::Module;
-use crate::network::MultiLayerPerceptron;
+use crate::network::{MultiLayerPerceptron, SlicedStep};
 use crate::optim::schedule::Scheduler;
 use crate::optim::{Adam, Optimizer, OptimizerKind, Sgd};
+use crate::threads::{self, GemmThreading};
 use batches::BatchSource;
 
 /// The assignment's `train_network`: `epochs` epochs of in-order batch gradient descent.
@@ -96,6 +97,10 @@ pub struct Trainer<'a, F: Float> {
     partial: Option<EpochStats>,
     stop: Option<Stop>,
     grad_input: bool,
+    /// How this run's GEMMs are parallelised (`auto` resolved).
+    threading: GemmThreading,
+    /// The per-core step, when `threading` is `sliced`.
+    sliced: Option<SlicedStep<F>>,
 }
 
 impl<'a, F: Float> Trainer<'a, F> {
@@ -142,6 +147,18 @@ impl<'a, F: Float> Trainer<'a, F> {
                 )
             }
         };
+        let cores = rayon::current_num_threads();
+        let threading = threads::auto_threading(
+            threads::gemm_threading(),
+            optimizer.plain_update().is_some(),
+            SlicedStep::applies(model, cores),
+            config.batch_size.min(rows),
+            cores,
+        );
+        let sliced = match threading {
+            GemmThreading::Sliced => SlicedStep::new(model, cores),
+            _ => None,
+        };
         let grad_input = model.computes_grad_input();
         model.set_compute_grad_input(false);
         Ok(Self {
@@ -164,6 +181,8 @@ impl<'a, F: Float> Trainer<'a, F> {
             partial: None,
             stop: None,
             grad_input,
+            threading,
+            sliced,
         })
     }
 
@@ -194,6 +213,13 @@ impl<'a, F: Float> Trainer<'a, F> {
     /// The model being trained.
     pub fn model(&self) -> &MultiLayerPerceptron<F> {
         self.model
+    }
+
+    /// How this run's GEMMs are parallelised: the thread setting's choice, with `auto`
+    /// resolved for this network, batch size and optimizer (see
+    /// [`threads::auto_threading`]).
+    pub fn threading(&self) -> GemmThreading {
+        self.threading
     }
 
     /// Why the run ended, once it has.
@@ -240,15 +266,21 @@ impl<'a, F: Float> Trainer<'a, F> {
         if self.position == 0 {
             self.batches.start_epoch();
         }
+        threads::prepare_blas_for(self.threading);
         let started = Instant::now();
         let dataset = self.dataset;
         for index in self.position..batches {
             let start = index * batch_size;
             let end = (start + batch_size).min(rows);
             let (rows, labels) = self.batches.select(dataset, start..end);
-            let logits = self.model.forward_with(rows.len(), |input| {
-                dataset.train_x.copy_rows_into(&rows, input)
-            });
+            let logits = match &mut self.sliced {
+                Some(step) => step.forward_with(self.model, rows.len(), |part, input| {
+                    dataset.train_x.copy_rows_into(&rows.part(part), input)
+                }),
+                None => self.model.forward_with(rows.len(), |input| {
+                    dataset.train_x.copy_rows_into(&rows, input)
+                }),
+            };
             let value = self.loss.forward(logits, labels).to_f64();
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
@@ -257,9 +289,12 @@ impl<'a, F: Float> Trainer<'a, F> {
                     loss: value,
                 });
             }
-            match fused {
-                Some(update) => self.model.backward_and_step(self.loss.backward(), update),
-                None => {
+            match (fused, &mut self.sliced) {
+                (Some(update), Some(step)) => {
+                    step.backward_and_step(self.model, self.loss.backward(), update)
+                }
+                (Some(update), None) => self.model.backward_and_step(self.loss.backward(), update),
+                (None, _) => {
                     self.model.backward(self.loss.backward());
                     self.optimizer.step(self.model);
                 }

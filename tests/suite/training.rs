@@ -607,8 +607,7 @@ fn chunked_evaluation_equals_one_pass() {
     let data = small_mnist_like(2501, 9);
     let mut network = model(4);
     let x = data.train_x.to_dense();
-    let (evaluation, predictions) =
-        train::evaluate(&mut network, &data.train_x, data.train_y.view());
+    let (evaluation, predictions) = train::evaluate(&network, &data.train_x, data.train_y.view());
     let logits = network.forward(x.view()).to_owned();
     let mut loss = SoftmaxCrossEntropy::new();
     let expected_loss = loss.forward(logits.view(), data.train_y.view());
@@ -640,8 +639,5 @@ fn chunked_evaluation_equals_one_pass() {
         .filter(|(p, l)| p == l)
         .count();
     assert_eq!(evaluation.accuracy, correct as f64 / 2501.0);
-    assert_eq!(
-        train::predict(&mut network, &data.train_x).to_vec(),
-        expected
-    );
+    assert_eq!(train::predict(&network, &data.train_x).to_vec(), expected);
 }

@@ -662,7 +662,7 @@ fn early_stopping_stops_and_keeps_the_best_epoch() {
     );
     // The model holds the best epoch's weights: evaluating it gives that epoch's numbers.
     let validation = data.validation.as_ref().unwrap();
-    let (evaluation, _) = train::evaluate(&mut network, &validation.x, validation.y.view());
+    let (evaluation, _) = train::evaluate(&network, &validation.x, validation.y.view());
     assert_eq!(evaluation, best_stats.val.unwrap());
     // With restore_best off, the model keeps the last epoch's weights.
     let mut last_network =
@@ -671,7 +671,7 @@ fn early_stopping_stops_and_keeps_the_best_epoch() {
     config.restore_best = false;
     let history = train::train_with(&mut last_network, &data, &config, &mut ()).unwrap();
     assert!(!history.restored_best);
-    let (evaluation, _) = train::evaluate(&mut last_network, &validation.x, validation.y.view());
+    let (evaluation, _) = train::evaluate(&last_network, &validation.x, validation.y.view());
     assert_eq!(evaluation, history.epochs.last().unwrap().val.unwrap());
 }
 

@@ -187,10 +187,10 @@ impl RunInFloatReturning for &BestRun {
     type Output = String;
 
     fn run<F: Float>(self) -> Result<String, CliError> {
-        let mut model = checkpoint::load::<F>(&self.model)?;
+        let model = checkpoint::load::<F>(&self.model)?;
         let dataset = self.data.load::<F>(self.seed)?;
         check_fit(&model, &dataset)?;
-        let predictions = predict(&mut model, &dataset.test_x);
+        let predictions = predict(&model, &dataset.test_x);
         confusion_svg(
             &ClassificationReport::new(dataset.test_y.view(), predictions.view(), dataset.classes)
                 .confusion,

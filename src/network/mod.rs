@@ -16,6 +16,12 @@ use crate::math::argmax;
 use crate::module::{Module, Parameter};
 use crate::optim::PlainUpdate;
 
+mod inference;
+mod sliced;
+
+pub(crate) use inference::Scratch;
+pub(crate) use sliced::SlicedStep;
+
 /// Why a list of layers does not make a network.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ModelError {
