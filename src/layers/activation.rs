@@ -75,13 +75,12 @@ impl ActivationKind {
     #[inline(always)]
     pub fn value<F: Float>(self, x: F) -> F {
         match self {
+            // 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) below, both from e = e^-|x|
+            // (never overflows), written as selects so that the loops vectorise.
             Self::Sigmoid => {
-                if x >= F::zero() {
-                    F::one() / (F::one() + (-x).exp())
-                } else {
-                    let e = x.exp();
-                    e / (F::one() + e)
-                }
+                let e = (-x.abs()).exp_non_positive();
+                let numerator = if x >= F::zero() { F::one() } else { e };
+                numerator / (F::one() + e)
             }
             Self::Relu => {
                 if x > F::zero() {

@@ -129,7 +129,7 @@ impl<F: Float> Linear<F> {
         fill_input(self.input.resize(batch, self.weights.ncols()));
         let mut output = self.output.resize(batch, self.weights.nrows());
         // The bias goes in first and the product is added to it (beta = 1): no extra pass.
-        output.assign(&self.bias);
+        fill_rows_with(output.view_mut(), self.bias.view());
         gemm(
             F::one(),
             self.input.view(),
@@ -197,7 +197,7 @@ impl<F: Float> Linear<F> {
     /// `output: (batch, out)`. Reads the layer only, so that several threads can run it
     /// at once (evaluation); the values equal `forward`'s.
     pub(crate) fn forward_into(&self, input: ArrayView2<'_, F>, mut output: ArrayViewMut2<'_, F>) {
-        output.assign(&self.bias);
+        fill_rows_with(output.view_mut(), self.bias.view());
         gemm(F::one(), input, self.weights.t(), F::one(), output);
     }
 
@@ -218,8 +218,33 @@ pub(crate) fn column_sums<F: Float>(
     mut d_bias: ArrayViewMut1<'_, F>,
 ) {
     d_bias.fill(F::zero());
+    if let Some(sums) = d_bias.as_slice_mut() {
+        // The usual case: a contiguous sum, rows added as plain slices (no broadcast).
+        for row in grad_output.rows() {
+            match row.as_slice() {
+                Some(row) => sums.iter_mut().zip(row).for_each(|(sum, &g)| *sum += g),
+                None => sums.iter_mut().zip(row).for_each(|(sum, &g)| *sum += g),
+            }
+        }
+        return;
+    }
     for row in grad_output.axis_iter(Axis(0)) {
         d_bias += &row;
+    }
+}
+
+/// Every row of `output: (batch, out)` set to `bias: (out)` (the GEMM's initial
+/// accumulator), row by row as plain slices where the layouts allow.
+pub(crate) fn fill_rows_with<F: Float>(mut output: ArrayViewMut2<'_, F>, bias: ArrayView1<'_, F>) {
+    let Some(bias) = bias.as_slice() else {
+        output.assign(&bias);
+        return;
+    };
+    for mut row in output.rows_mut() {
+        match row.as_slice_mut() {
+            Some(row) => row.copy_from_slice(bias),
+            None => row.iter_mut().zip(bias).for_each(|(value, &b)| *value = b),
+        }
     }
 }
 

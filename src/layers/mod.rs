@@ -9,7 +9,7 @@ use ndarray::ArrayView2;
 
 pub use activation::{Activation, ActivationKind};
 pub use linear::Linear;
-pub(crate) use linear::{column_sums, LinearViews};
+pub(crate) use linear::{column_sums, fill_rows_with, LinearViews};
 
 use crate::float::Float;
 use crate::module::{Module, Parameter};

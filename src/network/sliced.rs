@@ -37,7 +37,7 @@ use crate::buffer::Buffer;
 use crate::crew::Crew;
 use crate::float::Float;
 use crate::gemm::gemm;
-use crate::layers::{column_sums, ActivationKind, Layer, LinearViews};
+use crate::layers::{column_sums, fill_rows_with, ActivationKind, Layer, LinearViews};
 use crate::module::ParameterKind;
 use crate::optim::PlainUpdate;
 
@@ -391,7 +391,7 @@ impl<F: Float> Units for ForwardSlice<'_, F> {
 impl<F: Float> ForwardSlice<'_, F> {
     /// `H[:, s] = f(input W[s, :]^T + b[s])`; `input: (batch, in)`.
     fn run(mut self, input: ArrayView2<'_, F>, activation: Option<ActivationKind>) {
-        self.output.assign(&self.bias);
+        fill_rows_with(self.output.view_mut(), self.bias.view());
         gemm(
             F::one(),
             input,

@@ -13,7 +13,7 @@ use super::history::Evaluation;
 
 /// Rows per forward pass when evaluating: large enough for efficient GEMMs, small
 /// enough that a chunk's input and activations stay in a core's cache.
-pub const EVAL_CHUNK_ROWS: usize = 1000;
+pub const EVAL_CHUNK_ROWS: usize = 256;
 
 /// Mean cross-entropy, accuracy and the predicted classes of `model` on `x: (rows, in)`
 /// with `labels: (rows)`, computed in chunks of [`EVAL_CHUNK_ROWS`] rows.

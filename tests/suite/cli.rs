@@ -438,7 +438,7 @@ fn divergence_is_a_clear_error_and_the_log_keeps_the_finished_epochs() {
         ])
         .args([
             "--lr",
-            "7e34",
+            "1.2e35",
             "--momentum",
             "0.99",
             "--epochs",
