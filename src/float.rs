@@ -112,7 +112,7 @@ fn exp_non_positive_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
     // 2^k as two normal halves, so that results down to the subnormals round once.
     let half = k_bits >> 1;
