@@ -34,6 +34,13 @@ impl Rows<'_> {
     }
 }
 
+/// `values[i] = pixels[i] / 255`.
+fn convert_pixels<F: Float>(values: &mut [F], pixels: &[u8]) {
+    for (value, &pixel) in values.iter_mut().zip(pixels) {
+        *value = F::from_pixel(pixel);
+    }
+}
+
 /// A `(rows, features)` matrix of inputs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Features<F> {
@@ -73,9 +80,18 @@ impl<F: Float> Features<F> {
             (Features::Dense(x), Rows::Range(range)) => {
                 target.assign(&x.slice(s![range.clone(), ..]))
             }
-            (Features::Pixels(pixels), Rows::Range(range)) => Zip::from(target)
-                .and(pixels.slice(s![range.clone(), ..]))
-                .for_each(|value, &pixel| *value = F::from_pixel(pixel)),
+            (Features::Pixels(pixels), Rows::Range(range)) => {
+                let source = pixels.slice(s![range.clone(), ..]);
+                for (mut row, pixels) in target.rows_mut().into_iter().zip(source.rows()) {
+                    match (row.as_slice_mut(), pixels.as_slice()) {
+                        // Plain slices: the conversion loop vectorises.
+                        (Some(row), Some(pixels)) => convert_pixels(row, pixels),
+                        _ => Zip::from(row)
+                            .and(pixels)
+                            .for_each(|value, &pixel| *value = F::from_pixel(pixel)),
+                    }
+                }
+            }
             (_, Rows::Indices(indices)) => {
                 for (row, &index) in target.rows_mut().into_iter().zip(indices.iter()) {
                     self.copy_rows_into(&Rows::Range(index..index + 1), row.insert_axis(Axis(0)));
