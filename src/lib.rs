@@ -58,6 +58,7 @@ pub mod names;
 pub mod network;
 pub mod optim;
 pub mod reference;
+pub mod sklearn;
 pub mod threads;
 pub mod train;
 

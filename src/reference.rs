@@ -113,6 +113,7 @@ pub fn activation_forward<F: Float>(kind: ActivationKind, x: ArrayView2<'_, F>) 
         ActivationKind::Sigmoid => F::one() / (F::one() + (-v).exp()),
         ActivationKind::Relu => v.max(F::zero()),
         ActivationKind::Tanh => v.tanh(),
+        ActivationKind::Identity => v,
     })
 }
 
@@ -134,6 +135,7 @@ pub fn activation_backward<F: Float>(
                 }
             }
             ActivationKind::Tanh => F::one() - y * y,
+            ActivationKind::Identity => F::one(),
         };
         grad_input[index] = g * derivative;
     }

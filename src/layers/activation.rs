@@ -68,6 +68,8 @@ activation_kinds! {
     Relu = "relu", cost CHEAP_ELEMENT;
     /// The hyperbolic tangent.
     Tanh = "tanh", cost TRANSCENDENTAL_ELEMENT;
+    /// `f(x) = x` (scikit-learn's `'identity'`): a linear hidden layer.
+    Identity = "identity", cost CHEAP_ELEMENT;
 }
 
 impl ActivationKind {
@@ -90,6 +92,7 @@ impl ActivationKind {
                 }
             }
             Self::Tanh => x.tanh(),
+            Self::Identity => x,
         }
     }
 
@@ -106,6 +109,7 @@ impl ActivationKind {
                 }
             }
             Self::Tanh => F::one() - y * y,
+            Self::Identity => F::one(),
         }
     }
 }

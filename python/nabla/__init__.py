@@ -1,0 +1,11 @@
+"""nabla from Python: scikit-learn's ``MLPClassifier`` on nabla's Rust engine.
+
+    from nabla import MLPClassifier   # instead of sklearn.neural_network
+
+Same parameters, attributes and methods as scikit-learn's; see ``MLPClassifier``'s
+docstring for the few differences.
+"""
+
+from ._sklearn import MLPClassifier
+
+__all__ = ["MLPClassifier"]

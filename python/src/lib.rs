@@ -1,0 +1,487 @@
+//! `nabla._core`: one Python class, [`Core`], over the library's
+//! [`nabla::sklearn::SklearnMlp`] in f32 or f64 (the dtype of the coefficients it is
+//! made with). Every numeric step runs here with the GIL released; the Python layer
+//! (`nabla/_sklearn.py`) only validates and converts.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use numpy::{Element, IntoPyArray, PyArray1, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use nabla::sklearn::{FitEnd, FitHooks, LearningRate, Output, Progress, Settings, SklearnError, SklearnMlp, Solver, SolverKind};
+use nabla::threads::{self, GemmThreading};
+use nabla::{ActivationKind, Float};
+
+/// The network in one of the two float types.
+#[derive(Clone)]
+enum Engine {
+    F32(SklearnMlp<f32>),
+    F64(SklearnMlp<f64>),
+}
+
+/// Runs `$body` with `$mlp` bound to the engine's network, whatever its float type
+/// (`$F` names the type).
+macro_rules! with_engine {
+    ($engine:expr, $mlp:ident, $F:ident => $body:expr) => {
+        match $engine {
+            Engine::F32($mlp) => {
+                #[allow(dead_code)]
+                type $F = f32;
+                $body
+            }
+            Engine::F64($mlp) => {
+                #[allow(dead_code)]
+                type $F = f64;
+                $body
+            }
+        }
+    };
+}
+
+fn value_error(error: SklearnError) -> PyErr {
+    PyValueError::new_err(error.to_string())
+}
+
+/// The engine of `nabla.MLPClassifier`: a network, its solver state and its progress.
+#[pyclass(module = "nabla._core")]
+struct Core {
+    engine: Engine,
+}
+
+/// Arrays of one float type from Python lists of coefficient and intercept arrays.
+fn parameter_arrays<'py, F: Float + Element>(
+    coefs: &Bound<'py, PyList>,
+    intercepts: &Bound<'py, PyList>,
+) -> PyResult<Vec<(Array2<F>, Array1<F>)>> {
+    if coefs.len() != intercepts.len() || coefs.is_empty() {
+        return Err(PyValueError::new_err(format!(
+            "coefs_ has {} layers and intercepts_ {}: they must match, and be at least one",
+            coefs.len(),
+            intercepts.len()
+        )));
+    }
+    coefs
+        .iter()
+        .zip(intercepts.iter())
+        .map(|(w, b)| {
+            let w: PyReadonlyArray2<'py, F> = w.extract()?;
+            let b: PyReadonlyArray1<'py, F> = b.extract()?;
+            Ok((w.as_array().to_owned(), b.as_array().to_owned()))
+        })
+        .collect()
+}
+
+fn views<F>(parameters: &[(Array2<F>, Array1<F>)]) -> Vec<(ArrayView2<'_, F>, ArrayView1<'_, F>)> {
+    parameters.iter().map(|(w, b)| (w.view(), b.view())).collect()
+}
+
+fn activation_of(name: &str) -> PyResult<ActivationKind> {
+    Ok(match name {
+        "logistic" => ActivationKind::Sigmoid,
+        "relu" => ActivationKind::Relu,
+        "tanh" => ActivationKind::Tanh,
+        "identity" => ActivationKind::Identity,
+        other => return Err(PyValueError::new_err(format!("unknown activation {other:?}"))),
+    })
+}
+
+fn output_of(name: &str) -> PyResult<Output> {
+    match name {
+        "softmax" => Ok(Output::Softmax),
+        "logistic" => Ok(Output::Logistic),
+        other => Err(PyValueError::new_err(format!("unknown output activation {other:?}"))),
+    }
+}
+
+fn is_float32(array: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let array = array.cast::<PyUntypedArray>()?;
+    Ok(array.dtype().is_equiv_to(&numpy::dtype::<f32>(array.py())))
+}
+
+/// `Settings` from the estimator's parameters (a dict with scikit-learn's names; the
+/// batch size resolved).
+fn settings_of(settings: &Bound<'_, PyDict>) -> PyResult<Settings> {
+    fn get<'py, T: FromPyObjectOwned<'py>>(settings: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
+        settings
+            .get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("setting {key} missing")))?
+            .extract()
+            .map_err(Into::into)
+    }
+    let solver = match get::<String>(settings, "solver")?.as_str() {
+        "sgd" => SolverKind::Sgd,
+        "adam" => SolverKind::Adam,
+        other => return Err(PyValueError::new_err(format!("solver {other:?} is not a stochastic solver"))),
+    };
+    let learning_rate = match get::<String>(settings, "learning_rate")?.as_str() {
+        "constant" => LearningRate::Constant,
+        "invscaling" => LearningRate::InvScaling,
+        "adaptive" => LearningRate::Adaptive,
+        other => return Err(PyValueError::new_err(format!("unknown learning_rate {other:?}"))),
+    };
+    Ok(Settings {
+        solver,
+        alpha: get(settings, "alpha")?,
+        batch_size: get(settings, "batch_size")?,
+        learning_rate,
+        learning_rate_init: get(settings, "learning_rate_init")?,
+        power_t: get(settings, "power_t")?,
+        max_iter: get(settings, "max_iter")?,
+        shuffle: get(settings, "shuffle")?,
+        tol: get(settings, "tol")?,
+        momentum: get(settings, "momentum")?,
+        nesterovs_momentum: get(settings, "nesterovs_momentum")?,
+        beta_1: get(settings, "beta_1")?,
+        beta_2: get(settings, "beta_2")?,
+        epsilon: get(settings, "epsilon")?,
+        n_iter_no_change: get(settings, "n_iter_no_change")?,
+    })
+}
+
+/// The hooks of a fit: Python's shuffle and print, called between epochs with the GIL
+/// taken back; a pending KeyboardInterrupt stops the loop.
+struct PythonHooks {
+    shuffle: Option<Py<PyAny>>,
+    verbose: Option<Py<PyAny>>,
+    error: Option<PyErr>,
+}
+
+impl FitHooks for PythonHooks {
+    fn shuffle(&mut self, order: &mut [usize]) {
+        let Some(shuffle) = &self.shuffle else { return };
+        Python::attach(|py| {
+            let result = shuffle
+                .call1(py, (order.to_vec(),))
+                .and_then(|next| next.extract::<Vec<usize>>(py));
+            match result {
+                Ok(next) if next.len() == order.len() && next.iter().all(|&i| i < order.len()) => {
+                    order.copy_from_slice(&next)
+                }
+                Ok(_) => {
+                    self.error.get_or_insert_with(|| PyValueError::new_err("shuffle returned a wrong order"));
+                }
+                Err(error) => {
+                    self.error.get_or_insert(error);
+                }
+            }
+        });
+    }
+
+    fn message(&mut self, line: &str) -> bool {
+        Python::attach(|py| {
+            if let Some(verbose) = &self.verbose {
+                if let Err(error) = verbose.call1(py, (line,)) {
+                    self.error.get_or_insert(error);
+                }
+            }
+            if let Err(error) = py.check_signals() {
+                self.error.get_or_insert(error);
+            }
+        });
+        self.error.is_none()
+    }
+}
+
+fn progress_dict<'py>(py: Python<'py>, progress: &Progress) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("n_iter_", progress.n_iter)?;
+    dict.set_item("t_", progress.t)?;
+    dict.set_item("loss_", progress.loss)?;
+    dict.set_item("loss_curve_", progress.loss_curve.clone())?;
+    dict.set_item("best_loss_", progress.best_loss)?;
+    dict.set_item("validation_scores_", progress.validation_scores.clone())?;
+    dict.set_item("best_validation_score_", progress.best_validation_score)?;
+    dict.set_item("_no_improvement_count", progress.no_improvement_count)?;
+    Ok(dict)
+}
+
+fn progress_of(dict: &Bound<'_, PyDict>) -> PyResult<Progress> {
+    fn get<'py, T: FromPyObjectOwned<'py>>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
+        dict.get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("state entry {key} missing")))?
+            .extract()
+            .map_err(Into::into)
+    }
+    Ok(Progress {
+        n_iter: get(dict, "n_iter_")?,
+        t: get(dict, "t_")?,
+        loss: get(dict, "loss_")?,
+        loss_curve: get(dict, "loss_curve_")?,
+        best_loss: get(dict, "best_loss_")?,
+        validation_scores: get(dict, "validation_scores_")?,
+        best_validation_score: get(dict, "best_validation_score_")?,
+        no_improvement_count: get(dict, "_no_improvement_count")?,
+    })
+}
+
+fn arrays_out<'py, F: Float + Element>(py: Python<'py>, parameters: &[(Array2<F>, Array1<F>)]) -> (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>) {
+    parameters
+        .iter()
+        .map(|(w, b)| (w.clone().into_pyarray(py).into_any(), b.clone().into_pyarray(py).into_any()))
+        .unzip()
+}
+
+fn buffers_out<'py, F: Float + Element>(py: Python<'py>, buffers: &[Vec<F>]) -> Vec<Bound<'py, PyArray1<F>>> {
+    buffers.iter().map(|b| b.clone().into_pyarray(py)).collect()
+}
+
+fn buffers_in<F: Float + Element>(list: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<F>>> {
+    list.try_iter()?
+        .map(|item| {
+            let array: PyReadonlyArray1<'_, F> = item?.extract()?;
+            Ok(array.as_array().to_vec())
+        })
+        .collect()
+}
+
+/// The solver's state as a dict of plain values and arrays (for pickling).
+fn solver_dict<'py, F: Float + Element>(py: Python<'py>, solver: &Solver<F>) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    match solver {
+        Solver::Sgd { learning_rate, momentum, nesterov, schedule, learning_rate_init, power_t, velocities } => {
+            dict.set_item("kind", "sgd")?;
+            dict.set_item("learning_rate", learning_rate)?;
+            dict.set_item("momentum", momentum)?;
+            dict.set_item("nesterov", nesterov)?;
+            let schedule = match schedule {
+                LearningRate::Constant => "constant",
+                LearningRate::InvScaling => "invscaling",
+                LearningRate::Adaptive => "adaptive",
+            };
+            dict.set_item("schedule", schedule)?;
+            dict.set_item("learning_rate_init", learning_rate_init)?;
+            dict.set_item("power_t", power_t)?;
+            dict.set_item("velocities", buffers_out(py, velocities))?;
+        }
+        Solver::Adam { learning_rate_init, learning_rate, beta_1, beta_2, epsilon, t, ms, vs } => {
+            dict.set_item("kind", "adam")?;
+            dict.set_item("learning_rate_init", learning_rate_init)?;
+            dict.set_item("learning_rate", learning_rate)?;
+            dict.set_item("beta_1", beta_1)?;
+            dict.set_item("beta_2", beta_2)?;
+            dict.set_item("epsilon", epsilon)?;
+            dict.set_item("t", t)?;
+            dict.set_item("ms", buffers_out(py, ms))?;
+            dict.set_item("vs", buffers_out(py, vs))?;
+        }
+    }
+    Ok(dict)
+}
+
+fn solver_of<F: Float + Element>(dict: &Bound<'_, PyDict>) -> PyResult<Solver<F>> {
+    let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+        dict.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("solver state entry {key} missing")))
+    };
+    let kind: String = item("kind")?.extract()?;
+    Ok(match kind.as_str() {
+        "sgd" => {
+            let schedule = match item("schedule")?.extract::<String>()?.as_str() {
+                "invscaling" => LearningRate::InvScaling,
+                "adaptive" => LearningRate::Adaptive,
+                _ => LearningRate::Constant,
+            };
+            Solver::Sgd {
+                learning_rate: item("learning_rate")?.extract()?,
+                momentum: item("momentum")?.extract()?,
+                nesterov: item("nesterov")?.extract()?,
+                schedule,
+                learning_rate_init: item("learning_rate_init")?.extract()?,
+                power_t: item("power_t")?.extract()?,
+                velocities: buffers_in(&item("velocities")?)?,
+            }
+        }
+        _ => Solver::Adam {
+            learning_rate_init: item("learning_rate_init")?.extract()?,
+            learning_rate: item("learning_rate")?.extract()?,
+            beta_1: item("beta_1")?.extract()?,
+            beta_2: item("beta_2")?.extract()?,
+            epsilon: item("epsilon")?.extract()?,
+            t: item("t")?.extract()?,
+            ms: buffers_in(&item("ms")?)?,
+            vs: buffers_in(&item("vs")?)?,
+        },
+    })
+}
+
+fn engine_new<F: Float + Element>(
+    coefs: &Bound<'_, PyList>,
+    intercepts: &Bound<'_, PyList>,
+    activation: ActivationKind,
+    output: Output,
+    early_stopping: bool,
+) -> PyResult<SklearnMlp<F>> {
+    let parameters = parameter_arrays::<F>(coefs, intercepts)?;
+    SklearnMlp::new(&views(&parameters), activation, output, early_stopping).map_err(value_error)
+}
+
+#[pymethods]
+impl Core {
+    /// A network with the given `coefs` (in, out) and `intercepts` per layer (their
+    /// dtype, float32 or float64, is the network's), hidden `activation` and `output`
+    /// (`'softmax'` or `'logistic'`).
+    #[new]
+    fn new(
+        coefs: &Bound<'_, PyList>,
+        intercepts: &Bound<'_, PyList>,
+        activation: &str,
+        output: &str,
+        early_stopping: bool,
+    ) -> PyResult<Self> {
+        let (activation, output) = (activation_of(activation)?, output_of(output)?);
+        let first = coefs.get_item(0)?;
+        let engine = if is_float32(&first)? {
+            Engine::F32(engine_new(coefs, intercepts, activation, output, early_stopping)?)
+        } else {
+            Engine::F64(engine_new(coefs, intercepts, activation, output, early_stopping)?)
+        };
+        Ok(Self { engine })
+    }
+
+    /// `'float32'` or `'float64'`.
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        match self.engine {
+            Engine::F32(_) => "float32",
+            Engine::F64(_) => "float64",
+        }
+    }
+
+    /// `(coefs_, intercepts_)`: lists of arrays, `(in, out)` and `(out,)` per layer.
+    fn parameters<'py>(&self, py: Python<'py>) -> (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>) {
+        with_engine!(&self.engine, mlp, F => arrays_out::<F>(py, &mlp.parameters()))
+    }
+
+    /// Replaces the weights with `coefs` / `intercepts` (same shapes; converted to the
+    /// network's dtype by the caller).
+    fn set_parameters(&mut self, coefs: &Bound<'_, PyList>, intercepts: &Bound<'_, PyList>) -> PyResult<()> {
+        with_engine!(&mut self.engine, mlp, F => {
+            let parameters = parameter_arrays::<F>(coefs, intercepts)?;
+            mlp.set_parameters(&views(&parameters)).map_err(value_error)
+        })
+    }
+
+    /// The fitted counters and curves, by scikit-learn's attribute names.
+    fn progress<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        with_engine!(&self.engine, mlp, F => progress_dict(py, &mlp.progress))
+    }
+
+    /// `_fit_stochastic` on `x` (rows, features) and the indicator matrix `y` (rows,
+    /// outputs), both of the network's dtype; `x_val`/`y_val` for early stopping;
+    /// `settings` by scikit-learn's names; `shuffle(order) -> order` draws each epoch's
+    /// order, `verbose(line)` prints. Returns how it ended: `'max_iter'`, `'converged'`,
+    /// `'incremental'`; raises what a hook raised (KeyboardInterrupt included).
+    #[pyo3(signature = (x, y, x_val, y_val, settings, incremental, shuffle=None, verbose=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn fit(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        x_val: Option<&Bound<'_, PyAny>>,
+        y_val: Option<&Bound<'_, PyAny>>,
+        settings: &Bound<'_, PyDict>,
+        incremental: bool,
+        shuffle: Option<Py<PyAny>>,
+        verbose: Option<Py<PyAny>>,
+    ) -> PyResult<&'static str> {
+        let settings = settings_of(settings)?;
+        let mut hooks = PythonHooks { shuffle, verbose, error: None };
+        let end = with_engine!(&mut self.engine, mlp, F => {
+            let x: PyReadonlyArray2<'_, F> = x.extract()?;
+            let y: PyReadonlyArray2<'_, F> = y.extract()?;
+            let validation = match (x_val, y_val) {
+                (Some(x_val), Some(y_val)) => Some((x_val.extract::<PyReadonlyArray2<'_, F>>()?, y_val.extract::<PyReadonlyArray2<'_, F>>()?)),
+                _ => None,
+            };
+            let (x, y) = (x.as_array(), y.as_array());
+            let validation = validation.as_ref().map(|(a, b)| (a.as_array(), b.as_array()));
+            py.detach(|| mlp.fit(x, y, validation, &settings, incremental, &mut hooks))
+        });
+        if let Some(error) = hooks.error {
+            if error.is_instance_of::<PyKeyboardInterrupt>(py) {
+                return Ok("interrupted");
+            }
+            return Err(error);
+        }
+        Ok(match end.map_err(value_error)? {
+            FitEnd::MaxIterReached => "max_iter",
+            FitEnd::Converged => "converged",
+            FitEnd::Incremental => "incremental",
+            FitEnd::Interrupted => "interrupted",
+        })
+    }
+
+    /// The output probabilities `(rows, outputs)` of `x` (rows, features).
+    fn predict_proba<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        with_engine!(&self.engine, mlp, F => {
+            let x: PyReadonlyArray2<'_, F> = x.extract()?;
+            let x = x.as_array();
+            let probabilities = py.detach(|| mlp.predict_proba(x)).map_err(value_error)?;
+            Ok(probabilities.into_pyarray(py).into_any())
+        })
+    }
+
+    /// Everything the network holds, as plain values and arrays (for pickling).
+    fn export<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        with_engine!(&self.engine, mlp, F => {
+            let (coefs, intercepts) = arrays_out::<F>(py, &mlp.parameters());
+            let (best_coefs, best_intercepts) = arrays_out::<F>(py, mlp.best_parameters());
+            dict.set_item("coefs", coefs)?;
+            dict.set_item("intercepts", intercepts)?;
+            dict.set_item("best_coefs", best_coefs)?;
+            dict.set_item("best_intercepts", best_intercepts)?;
+            dict.set_item("output", mlp.output().name())?;
+            dict.set_item("progress", progress_dict(py, &mlp.progress)?)?;
+            match mlp.solver() {
+                Some(solver) => dict.set_item("solver", solver_dict(py, solver)?)?,
+                None => dict.set_item("solver", py.None())?,
+            }
+        });
+        Ok(dict)
+    }
+
+    /// A network from [`Core::export`]'s dict and the hidden `activation`.
+    #[staticmethod]
+    fn restore(state: &Bound<'_, PyDict>, activation: &str) -> PyResult<Self> {
+        let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+            state.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("state entry {key} missing")))
+        };
+        let coefs = item("coefs")?;
+        let coefs = coefs.cast::<PyList>()?;
+        let intercepts = item("intercepts")?;
+        let intercepts = intercepts.cast::<PyList>()?;
+        let activation = activation_of(activation)?;
+        let output = output_of(&item("output")?.extract::<String>()?)?;
+        let mut core = Self::new(coefs, intercepts, "relu", output.name(), false)?;
+        let progress = progress_of(item("progress")?.cast::<PyDict>()?)?;
+        let solver = item("solver")?;
+        let best_coefs = item("best_coefs")?;
+        let best_intercepts = item("best_intercepts")?;
+        with_engine!(&mut core.engine, mlp, F => {
+            let mut fresh = engine_new::<F>(coefs, intercepts, activation, output, false)?;
+            fresh.progress = progress;
+            fresh.set_best_parameters(parameter_arrays::<F>(best_coefs.cast::<PyList>()?, best_intercepts.cast::<PyList>()?)?);
+            if !solver.is_none() {
+                fresh.set_solver(Some(solver_of::<F>(solver.cast::<PyDict>()?)?));
+            }
+            *mlp = fresh;
+        });
+        Ok(core)
+    }
+}
+
+/// Sets nabla's thread counts for this process: every available core, GEMM threading
+/// chosen per fit (`auto`). Called when the module is imported.
+fn init_threads() {
+    // The pool may exist already (another nabla import in this process): keep it.
+    let _ = threads::set_threads(threads::available_cores(), GemmThreading::Auto);
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    init_threads();
+    m.add_class::<Core>()?;
+    Ok(())
+}

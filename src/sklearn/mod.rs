@@ -1,0 +1,654 @@
+//! scikit-learn's `MLPClassifier` training algorithm (its stochastic solvers), on
+//! nabla's layers and GEMMs: the engine behind the Python package's
+//! `nabla.MLPClassifier`, which only validates and converts around it.
+//!
+//! What it reproduces, from scikit-learn's `_multilayer_perceptron.py` and
+//! `_stochastic_optimizers.py`: the loss (mean cross-entropy plus `alpha / (2 batch) *
+//! sum W^2`, biases excluded), the gradients `(dW + alpha W) / batch` and `db / batch`,
+//! the SGD (momentum, Nesterov; `constant`, `invscaling`, `adaptive` rates) and Adam
+//! updates ([`solver`]), the epoch loop with in-order or shuffled batches, `loss_curve_`,
+//! `t_`, and the `tol` / `n_iter_no_change` rule on the training loss or on the
+//! validation accuracy (early stopping, which keeps the best weights). Initial weights,
+//! the validation split and the shuffling order come from the caller (the Python layer
+//! draws them from scikit-learn's `random_state`, so that they are scikit-learn's own).
+//!
+//! Shapes: `x: (rows, features)`, `targets: (rows, outputs)` (the label-indicator
+//! matrix), coefficients `(in, out)` per layer as scikit-learn stores them (nabla's
+//! linear layers keep `(out, in)`; the conversion is a transpose at the boundary).
+
+mod output;
+mod solver;
+
+use std::ops::Range;
+
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::buffer::Buffer;
+use crate::float::Float;
+use crate::layers::{ActivationKind, Layer, Linear};
+use crate::module::Module;
+use crate::network::{ModelError, MultiLayerPerceptron, Scratch, SlicedStep};
+use crate::optim::PlainUpdate;
+use crate::threads::{self, GemmThreading};
+
+pub use output::Output;
+pub use solver::Solver;
+
+/// `'sgd'` or `'adam'`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SolverKind {
+    /// Stochastic gradient descent.
+    Sgd,
+    /// Adam.
+    Adam,
+}
+
+/// SGD's learning-rate schedule (`learning_rate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LearningRate {
+    /// `learning_rate_init` throughout.
+    Constant,
+    /// `learning_rate_init / (t + 1)^power_t` after each epoch, `t` the samples seen.
+    InvScaling,
+    /// Divided by 5 whenever `n_iter_no_change` epochs bring no progress.
+    Adaptive,
+}
+
+/// The hyperparameters of one `fit` or `partial_fit` call, with scikit-learn's names
+/// and meanings. The caller validates them (scikit-learn's parameter constraints).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// `solver`.
+    pub solver: SolverKind,
+    /// L2 strength `alpha`.
+    pub alpha: f64,
+    /// Rows per batch, already resolved (`'auto'` is `min(200, rows)`); clipped to the rows.
+    pub batch_size: usize,
+    /// SGD's schedule.
+    pub learning_rate: LearningRate,
+    /// `learning_rate_init`.
+    pub learning_rate_init: f64,
+    /// `power_t`.
+    pub power_t: f64,
+    /// `max_iter`: epochs at most.
+    pub max_iter: usize,
+    /// Whether to ask the caller for a new sample order before each epoch.
+    pub shuffle: bool,
+    /// `tol`.
+    pub tol: f64,
+    /// `momentum`.
+    pub momentum: f64,
+    /// `nesterovs_momentum`.
+    pub nesterovs_momentum: bool,
+    /// Adam's `beta_1`.
+    pub beta_1: f64,
+    /// Adam's `beta_2`.
+    pub beta_2: f64,
+    /// Adam's `epsilon`.
+    pub epsilon: f64,
+    /// `n_iter_no_change`.
+    pub n_iter_no_change: usize,
+}
+
+/// The fitted counters and curves, named after scikit-learn's attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// `n_iter_`: epochs of the last call.
+    pub n_iter: usize,
+    /// `t_`: samples seen in all.
+    pub t: u64,
+    /// `loss_`: the last epoch's mean loss.
+    pub loss: Option<f64>,
+    /// `loss_curve_`.
+    pub loss_curve: Vec<f64>,
+    /// `best_loss_` (`None` with early stopping, as scikit-learn).
+    pub best_loss: Option<f64>,
+    /// `validation_scores_` (`None` without early stopping).
+    pub validation_scores: Option<Vec<f64>>,
+    /// `best_validation_score_` (`None` without early stopping).
+    pub best_validation_score: Option<f64>,
+    /// `_no_improvement_count`.
+    pub no_improvement_count: usize,
+}
+
+impl Progress {
+    /// The state before the first epoch (`_initialize`), with or without early stopping.
+    pub fn new(early_stopping: bool) -> Self {
+        Self {
+            n_iter: 0,
+            t: 0,
+            loss: None,
+            loss_curve: Vec::new(),
+            best_loss: (!early_stopping).then_some(f64::INFINITY),
+            validation_scores: early_stopping.then(Vec::new),
+            best_validation_score: early_stopping.then_some(f64::NEG_INFINITY),
+            no_improvement_count: 0,
+        }
+    }
+}
+
+/// What the epoch loop asks of its caller: the sample order of the next epoch (with
+/// `shuffle`) and what to do with each epoch's messages (scikit-learn's `verbose`
+/// lines). Both are called between epochs only.
+pub trait FitHooks {
+    /// Replaces `order` (the last epoch's order, `0..rows` at first) with the next one.
+    fn shuffle(&mut self, order: &mut [usize]);
+    /// A line scikit-learn prints in verbose mode. Returns `false` to stop training
+    /// (an interrupt).
+    fn message(&mut self, line: &str) -> bool;
+}
+
+/// How a `fit` call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FitEnd {
+    /// `max_iter` epochs without meeting the stopping rule (scikit-learn warns).
+    MaxIterReached,
+    /// The `tol` / `n_iter_no_change` rule stopped it.
+    Converged,
+    /// One epoch of `partial_fit`.
+    Incremental,
+    /// The hooks asked to stop.
+    Interrupted,
+}
+
+/// Why a call failed.
+#[derive(Debug, Error)]
+pub enum SklearnError {
+    /// Coefficient and intercept shapes that do not chain into a network.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A layer's coefficients and intercepts disagree, or there are none.
+    #[error("layer {layer}: coefs_ has shape {coefs:?} but intercepts_ has {intercepts} entries")]
+    Shapes {
+        /// The layer.
+        layer: usize,
+        /// `coefs_[layer].shape`.
+        coefs: (usize, usize),
+        /// `intercepts_[layer].len()`.
+        intercepts: usize,
+    },
+    /// Data whose width or row count does not fit the model.
+    #[error("{what} has shape {found:?}, expected {expected}")]
+    DataShape {
+        /// Which array.
+        what: &'static str,
+        /// Its shape.
+        found: (usize, usize),
+        /// What was expected, in words.
+        expected: String,
+    },
+    /// scikit-learn's check after fitting.
+    #[error("Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed.")]
+    NonFinite,
+}
+
+/// A network trained as scikit-learn's `MLPClassifier` trains it, with its solver state
+/// and progress (what a fitted estimator holds).
+#[derive(Clone, Debug)]
+pub struct SklearnMlp<F: Float> {
+    model: MultiLayerPerceptron<F>,
+    activation: ActivationKind,
+    output: Output,
+    solver: Option<Solver<F>>,
+    /// The fitted counters and curves.
+    pub progress: Progress,
+    /// `(coefs, intercepts)` of the best validation score (`_best_coefs`).
+    best: Vec<(Array2<F>, Array1<F>)>,
+    probabilities: Buffer<F>,
+}
+
+impl<F: Float> SklearnMlp<F> {
+    /// A network with the given `(coefs (in, out), intercepts (out))` per layer, hidden
+    /// `activation` and `output`, before its first epoch.
+    pub fn new(
+        parameters: &[(ArrayView2<'_, F>, ArrayView1<'_, F>)],
+        activation: ActivationKind,
+        output: Output,
+        early_stopping: bool,
+    ) -> Result<Self, SklearnError> {
+        let model = network(parameters, activation)?;
+        let mut mlp = Self {
+            model,
+            activation,
+            output,
+            solver: None,
+            progress: Progress::new(early_stopping),
+            best: Vec::new(),
+            probabilities: Buffer::new(),
+        };
+        mlp.best = mlp.parameters();
+        Ok(mlp)
+    }
+
+    /// Replaces the weights (scikit-learn continues from `coefs_` / `intercepts_` as
+    /// they are, values a user assigned included); the shapes must stay.
+    pub fn set_parameters(
+        &mut self,
+        parameters: &[(ArrayView2<'_, F>, ArrayView1<'_, F>)],
+    ) -> Result<(), SklearnError> {
+        let model = network(parameters, self.activation)?;
+        let same = model.linear_layers().count() == self.model.linear_layers().count()
+            && model
+                .linear_layers()
+                .zip(self.model.linear_layers())
+                .all(|(a, b)| a.weights().dim() == b.weights().dim());
+        if !same {
+            return Err(SklearnError::DataShape {
+                what: "coefs_",
+                found: parameters.first().map_or((0, 0), |(w, _)| w.dim()),
+                expected: "the shapes of the fitted layers".to_string(),
+            });
+        }
+        for (target, source) in self.model.linear_layers_mut().zip(model.linear_layers()) {
+            target.weights_mut().assign(&source.weights());
+            target.bias_mut().assign(&source.bias());
+        }
+        Ok(())
+    }
+
+    /// `(coefs_ (in, out), intercepts_ (out))` per layer.
+    pub fn parameters(&self) -> Vec<(Array2<F>, Array1<F>)> {
+        self.model
+            .linear_layers()
+            .map(|linear| (linear.weights().t().to_owned(), linear.bias().to_owned()))
+            .collect()
+    }
+
+    /// The output activation.
+    pub fn output(&self) -> Output {
+        self.output
+    }
+
+    /// The solver's state (`None` before the first epoch).
+    pub fn solver(&self) -> Option<&Solver<F>> {
+        self.solver.as_ref()
+    }
+
+    /// Restores a solver state (from a pickled estimator).
+    pub fn set_solver(&mut self, solver: Option<Solver<F>>) {
+        self.solver = solver;
+    }
+
+    /// The best weights seen by early stopping, `(coefs, intercepts)` per layer.
+    pub fn best_parameters(&self) -> &[(Array2<F>, Array1<F>)] {
+        &self.best
+    }
+
+    /// Restores the best weights (from a pickled estimator).
+    pub fn set_best_parameters(&mut self, best: Vec<(Array2<F>, Array1<F>)>) {
+        self.best = best;
+    }
+
+    /// The output probabilities `(rows, outputs)` of `x: (rows, features)`, in chunks
+    /// shared between the cores (each with one-thread GEMMs).
+    pub fn predict_proba(&self, x: ArrayView2<'_, F>) -> Result<Array2<F>, SklearnError> {
+        self.check_features("X", x)?;
+        let mut out = Array2::zeros((x.nrows(), self.model.out_features()));
+        const CHUNK: usize = crate::train::EVAL_CHUNK_ROWS;
+        threads::with_one_blas_thread(|| {
+            out.axis_chunks_iter_mut(Axis(0), CHUNK)
+                .into_par_iter()
+                .enumerate()
+                .for_each_init(Scratch::default, |scratch, (index, mut chunk)| {
+                    let start = index * CHUNK;
+                    let rows = start..start + chunk.nrows();
+                    let logits = self.model.infer(
+                        rows.len(),
+                        |mut input| input.assign(&x.slice(s![rows.clone(), ..])),
+                        scratch,
+                    );
+                    chunk.assign(&logits);
+                    self.output.apply(chunk);
+                });
+        });
+        Ok(out)
+    }
+
+    /// Fraction of rows of `x` whose prediction matches `targets` (scikit-learn's
+    /// `score`: accuracy, every label of a row for multilabel); NaN if an output is not
+    /// finite.
+    pub fn score(&self, x: ArrayView2<'_, F>, targets: ArrayView2<'_, F>) -> Result<f64, SklearnError> {
+        let probabilities = self.predict_proba(x)?;
+        if probabilities.iter().any(|p| !p.is_finite()) {
+            return Ok(f64::NAN);
+        }
+        let correct = self.output.correct_rows(probabilities.view(), targets);
+        Ok(correct as f64 / x.nrows().max(1) as f64)
+    }
+
+    /// scikit-learn's `_fit_stochastic`: epochs over `x` / `targets` until `max_iter`,
+    /// the stopping rule, or one epoch when `incremental` (`partial_fit`). With
+    /// `validation` (early stopping), the rule watches its accuracy and the best weights
+    /// are restored at the end. A new solver is made unless `incremental` finds one.
+    pub fn fit(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        targets: ArrayView2<'_, F>,
+        validation: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
+        settings: &Settings,
+        incremental: bool,
+        hooks: &mut (dyn FitHooks + Send),
+    ) -> Result<FitEnd, SklearnError> {
+        self.check_data(x, targets)?;
+        if let Some((x_val, y_val)) = validation {
+            self.check_data(x_val, y_val)?;
+        }
+        if !incremental || self.solver.is_none() {
+            let mut sizes = Vec::new();
+            self.model.visit_parameters(&mut |parameter| sizes.push(parameter.value.len()));
+            self.solver = Some(Solver::new(settings, &sizes));
+        }
+        let end = if rayon::current_thread_index().is_some() {
+            self.epochs(x, targets, validation, settings, incremental, hooks)
+        } else {
+            // On a worker of the pool, as the trainer runs: the kernels' joins stay cheap.
+            rayon::scope(|_| self.epochs(x, targets, validation, settings, incremental, hooks))
+        };
+        if validation.is_some() {
+            let best = std::mem::take(&mut self.best);
+            for (linear, (coefs, intercepts)) in self.model.linear_layers_mut().zip(&best) {
+                linear.weights_mut().assign(&coefs.t());
+                linear.bias_mut().assign(intercepts);
+            }
+            self.best = best;
+        }
+        let finite = self
+            .model
+            .linear_layers()
+            .all(|linear| linear.weights().iter().chain(linear.bias()).all(|v| v.is_finite()));
+        if !finite {
+            return Err(SklearnError::NonFinite);
+        }
+        Ok(end)
+    }
+
+    /// The epoch loop of [`SklearnMlp::fit`].
+    fn epochs(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        targets: ArrayView2<'_, F>,
+        validation: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
+        settings: &Settings,
+        incremental: bool,
+        hooks: &mut (dyn FitHooks + Send),
+    ) -> FitEnd {
+        let rows = x.nrows();
+        let batch_size = settings.batch_size.clamp(1, rows.max(1));
+        let mut order: Vec<usize> = (0..rows).collect();
+        let mut step = TrainingStep::new(&mut self.model, settings, batch_size);
+        self.progress.n_iter = 0;
+        let mut end = FitEnd::MaxIterReached;
+        for _ in 0..settings.max_iter {
+            if settings.shuffle {
+                hooks.shuffle(&mut order);
+            }
+            let mut accumulated = 0.0;
+            let mut start = 0;
+            while start < rows {
+                let batch = start..(start + batch_size).min(rows);
+                let selection = if settings.shuffle {
+                    Selection::Indices(&order[batch.clone()])
+                } else {
+                    Selection::Range(batch.clone())
+                };
+                // Cannot fail: `fit` made the solver.
+                let solver = self.solver.as_mut().expect("fit makes the solver first");
+                let loss = step.run(
+                    &mut self.model,
+                    self.output,
+                    solver,
+                    &mut self.probabilities,
+                    x,
+                    targets,
+                    selection,
+                    settings.alpha,
+                );
+                accumulated += loss * batch.len() as f64;
+                start = batch.end;
+            }
+            self.progress.n_iter += 1;
+            let loss = accumulated / rows.max(1) as f64;
+            self.progress.loss = Some(loss);
+            self.progress.t += rows as u64;
+            self.progress.loss_curve.push(loss);
+            let mut keep_going = hooks.message(&format!(
+                "Iteration {}, loss = {:.8}",
+                self.progress.n_iter, loss
+            ));
+            keep_going &= self.update_no_improvement_count(validation, settings.tol, hooks);
+            let solver = self.solver.as_mut().expect("fit makes the solver first");
+            solver.epoch_ended(self.progress.t);
+            if self.progress.no_improvement_count > settings.n_iter_no_change {
+                let what = if validation.is_some() {
+                    "Validation score"
+                } else {
+                    "Training loss"
+                };
+                let (stop, tail) = solver.no_progress();
+                let message = format!(
+                    "{what} did not improve more than tol={:.6} for {} consecutive epochs.{tail}",
+                    settings.tol, settings.n_iter_no_change
+                );
+                keep_going &= hooks.message(&message);
+                if stop {
+                    end = FitEnd::Converged;
+                    break;
+                }
+                self.progress.no_improvement_count = 0;
+            }
+            if incremental {
+                end = FitEnd::Incremental;
+                break;
+            }
+            if !keep_going {
+                end = FitEnd::Interrupted;
+                break;
+            }
+        }
+        threads::prepare_blas_for(threads::gemm_threading());
+        end
+    }
+
+    /// scikit-learn's `_update_no_improvement_count`: on the validation accuracy (and
+    /// then keeping the best weights) or on the training loss.
+    fn update_no_improvement_count(
+        &mut self,
+        validation: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
+        tol: f64,
+        hooks: &mut (dyn FitHooks + Send),
+    ) -> bool {
+        let progress = &mut self.progress;
+        let Some((x_val, y_val)) = validation else {
+            let last = progress.loss_curve[progress.loss_curve.len() - 1];
+            let best = progress.best_loss.unwrap_or(f64::INFINITY);
+            if last > best - tol {
+                progress.no_improvement_count += 1;
+            } else {
+                progress.no_improvement_count = 0;
+            }
+            if last < best {
+                progress.best_loss = Some(last);
+            }
+            return true;
+        };
+        // Shapes were checked by `fit`.
+        let score = self.score(x_val, y_val).unwrap_or(f64::NAN);
+        let progress = &mut self.progress;
+        progress.validation_scores.get_or_insert_with(Vec::new).push(score);
+        let keep_going = hooks.message(&format!("Validation score: {score:.6}"));
+        let best = progress.best_validation_score.unwrap_or(f64::NEG_INFINITY);
+        if score < best + tol {
+            progress.no_improvement_count += 1;
+        } else {
+            progress.no_improvement_count = 0;
+        }
+        if score > best {
+            progress.best_validation_score = Some(score);
+            self.best = self.parameters();
+        }
+        keep_going
+    }
+
+    fn check_features(&self, what: &'static str, x: ArrayView2<'_, F>) -> Result<(), SklearnError> {
+        if x.ncols() != self.model.in_features() {
+            return Err(SklearnError::DataShape {
+                what,
+                found: x.dim(),
+                expected: format!("{} features", self.model.in_features()),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_data(&self, x: ArrayView2<'_, F>, targets: ArrayView2<'_, F>) -> Result<(), SklearnError> {
+        self.check_features("X", x)?;
+        if targets.dim() != (x.nrows(), self.model.out_features()) {
+            return Err(SklearnError::DataShape {
+                what: "the targets",
+                found: targets.dim(),
+                expected: format!("({}, {})", x.nrows(), self.model.out_features()),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The network for `(coefs (in, out), intercepts)` per layer: linear layers with
+/// `activation` between them.
+fn network<F: Float>(
+    parameters: &[(ArrayView2<'_, F>, ArrayView1<'_, F>)],
+    activation: ActivationKind,
+) -> Result<MultiLayerPerceptron<F>, SklearnError> {
+    let mut layers = Vec::new();
+    for (index, (coefs, intercepts)) in parameters.iter().enumerate() {
+        if coefs.ncols() != intercepts.len() {
+            return Err(SklearnError::Shapes {
+                layer: index,
+                coefs: coefs.dim(),
+                intercepts: intercepts.len(),
+            });
+        }
+        if index > 0 {
+            layers.push(Layer::activation(activation));
+        }
+        layers.push(Layer::Linear(Linear::from_params(
+            coefs.t().to_owned(),
+            intercepts.to_owned(),
+        )));
+    }
+    let mut model = MultiLayerPerceptron::new(layers)?;
+    model.set_compute_grad_input(false);
+    Ok(model)
+}
+
+/// Which rows of the data a batch takes.
+#[derive(Clone, Debug)]
+enum Selection<'a> {
+    Range(Range<usize>),
+    Indices(&'a [usize]),
+}
+
+impl Selection<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Selection::Range(range) => range.len(),
+            Selection::Indices(indices) => indices.len(),
+        }
+    }
+
+    /// Copies rows `part` of the batch from `source` into `target: (part.len(), cols)`.
+    fn copy<F: Float>(&self, source: ArrayView2<'_, F>, part: Range<usize>, mut target: ArrayViewMut2<'_, F>) {
+        match self {
+            Selection::Range(range) => {
+                let rows = range.start + part.start..range.start + part.end;
+                target.assign(&source.slice(s![rows, ..]));
+            }
+            Selection::Indices(indices) => {
+                for (mut row, &index) in target.rows_mut().into_iter().zip(&indices[part]) {
+                    row.assign(&source.row(index));
+                }
+            }
+        }
+    }
+}
+
+/// One batch's forward pass, loss and update, on the per-core step when the update is
+/// plain gradient descent and the machine has the cores for it.
+struct TrainingStep<F> {
+    sliced: Option<SlicedStep<F>>,
+}
+
+impl<F: Float> TrainingStep<F> {
+    fn new(model: &mut MultiLayerPerceptron<F>, settings: &Settings, batch_size: usize) -> Self {
+        let cores = rayon::current_num_threads();
+        let plain = settings.solver == SolverKind::Sgd && settings.momentum == 0.0;
+        let threading = threads::auto_threading(
+            threads::gemm_threading(),
+            plain,
+            SlicedStep::applies(model, cores),
+            batch_size,
+            cores,
+        );
+        let sliced = match threading {
+            GemmThreading::Sliced => SlicedStep::new(model, cores),
+            _ => None,
+        };
+        threads::prepare_blas_for(threading);
+        Self { sliced }
+    }
+
+    /// Trains on the selected rows; returns the batch's loss (before the update), L2
+    /// term included.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        model: &mut MultiLayerPerceptron<F>,
+        output: Output,
+        solver: &mut Solver<F>,
+        probabilities: &mut Buffer<F>,
+        x: ArrayView2<'_, F>,
+        targets: ArrayView2<'_, F>,
+        selection: Selection<'_>,
+        alpha: f64,
+    ) -> f64 {
+        let batch = selection.len();
+        let plain = solver.plain(alpha, batch);
+        let sliced = if plain.is_some() { self.sliced.as_mut() } else { None };
+        let logits = match sliced {
+            Some(step) => step.forward_with(model, batch, |part, input| selection.copy(x, part, input)),
+            None => model.forward_with(batch, |input| selection.copy(x, 0..batch, input)),
+        };
+        let mut delta = probabilities.resize(batch, logits.ncols());
+        delta.assign(&logits);
+        output.apply(delta.view_mut());
+        let target_rows: Array2<F>;
+        let batch_targets = match &selection {
+            Selection::Range(range) => targets.slice(s![range.clone(), ..]),
+            Selection::Indices(indices) => {
+                target_rows = targets.select(Axis(0), indices);
+                target_rows.view()
+            }
+        };
+        let mut loss = output.loss(delta.view(), batch_targets);
+        if alpha != 0.0 {
+            loss += 0.5 * alpha * model.l2_penalty().to_f64() / batch as f64;
+        }
+        delta -= &batch_targets;
+        match (plain, self.sliced.as_mut()) {
+            (Some((lr, decay)), sliced) => {
+                let update = PlainUpdate::new(F::from_f64(lr), F::from_f64(decay));
+                match sliced {
+                    Some(step) => step.backward_and_step(model, delta.view(), update),
+                    None => model.backward_and_step(delta.view(), update),
+                }
+            }
+            (None, _) => {
+                model.backward(delta.view());
+                solver.step(model, alpha, batch);
+            }
+        }
+        loss
+    }
+}
