@@ -60,9 +60,11 @@ impl GemmThreading {
 }
 
 /// The largest batch for which `auto` picks the per-core step: measured by `cargo bench
-/// --bench epoch` (group `sliced_step`) on a 2-core machine, where the sliced step wins
-/// at batch 1, 50 and 256 and OpenBLAS's threads tie or win from about 1,000 rows.
-pub const SLICED_MAX_BATCH: usize = 512;
+/// --bench epoch` (group `sliced_step`, one epoch each way, back to back) on a 2-core
+/// AVX-512 machine, where the sliced step was faster at batch 1, 50 and 256 (1.2x, 2.0x,
+/// 1.15x in a busy period; 1.0x, 1.5x, 1.24x in another) and level at 1,000 (1.04x,
+/// 1.01x). Larger batches were not measured, and keep OpenBLAS's threads.
+pub const SLICED_MAX_BATCH: usize = 1024;
 
 /// What `auto` resolves to for a run of plain gradient descent (`plain_sgd`) on
 /// `threads` threads with batches of `batch` rows, when the network can be sliced

@@ -93,7 +93,7 @@ pub struct TrainArgs {
         value_name = "N[,N...]"
     )]
     pub hidden: Vec<usize>,
-    /// Activation of the hidden layers: sigmoid, relu or tanh.
+    /// Activation of the hidden layers: sigmoid, relu, tanh or identity.
     #[arg(long, default_value = "sigmoid")]
     pub activation: ActivationKind,
     /// Learning rate (> 0).
@@ -177,7 +177,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Who parallelises the GEMMs: auto (sliced for plain gradient descent with batches
-    /// up to 512 rows on more than one thread, openblas otherwise; the run header says
+    /// up to 1,024 rows on more than one thread, openblas otherwise; the run header says
     /// which), openblas (OpenBLAS's own threads), split (each product's column blocks on
     /// nabla's threads) or sliced (each core owns a slice of every hidden layer for the
     /// whole step; plain gradient descent only, other optimizers use openblas). Every
