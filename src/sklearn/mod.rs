@@ -309,7 +309,11 @@ impl<F: Float> SklearnMlp<F> {
     /// Fraction of rows of `x` whose prediction matches `targets` (scikit-learn's
     /// `score`: accuracy, every label of a row for multilabel); NaN if an output is not
     /// finite.
-    pub fn score(&self, x: ArrayView2<'_, F>, targets: ArrayView2<'_, F>) -> Result<f64, SklearnError> {
+    pub fn score(
+        &self,
+        x: ArrayView2<'_, F>,
+        targets: ArrayView2<'_, F>,
+    ) -> Result<f64, SklearnError> {
         let probabilities = self.predict_proba(x)?;
         if probabilities.iter().any(|p| !p.is_finite()) {
             return Ok(f64::NAN);
@@ -337,7 +341,8 @@ impl<F: Float> SklearnMlp<F> {
         }
         if !incremental || self.solver.is_none() {
             let mut sizes = Vec::new();
-            self.model.visit_parameters(&mut |parameter| sizes.push(parameter.value.len()));
+            self.model
+                .visit_parameters(&mut |parameter| sizes.push(parameter.value.len()));
             self.solver = Some(Solver::new(settings, &sizes));
         }
         let end = if rayon::current_thread_index().is_some() {
@@ -354,10 +359,13 @@ impl<F: Float> SklearnMlp<F> {
             }
             self.best = best;
         }
-        let finite = self
-            .model
-            .linear_layers()
-            .all(|linear| linear.weights().iter().chain(linear.bias()).all(|v| v.is_finite()));
+        let finite = self.model.linear_layers().all(|linear| {
+            linear
+                .weights()
+                .iter()
+                .chain(linear.bias())
+                .all(|v| v.is_finite())
+        });
         if !finite {
             return Err(SklearnError::NonFinite);
         }
@@ -476,7 +484,10 @@ impl<F: Float> SklearnMlp<F> {
         // Shapes were checked by `fit`.
         let score = self.score(x_val, y_val).unwrap_or(f64::NAN);
         let progress = &mut self.progress;
-        progress.validation_scores.get_or_insert_with(Vec::new).push(score);
+        progress
+            .validation_scores
+            .get_or_insert_with(Vec::new)
+            .push(score);
         let keep_going = hooks.message(&format!("Validation score: {score:.6}"));
         let best = progress.best_validation_score.unwrap_or(f64::NEG_INFINITY);
         if score < best + tol {
@@ -502,7 +513,11 @@ impl<F: Float> SklearnMlp<F> {
         Ok(())
     }
 
-    fn check_data(&self, x: ArrayView2<'_, F>, targets: ArrayView2<'_, F>) -> Result<(), SklearnError> {
+    fn check_data(
+        &self,
+        x: ArrayView2<'_, F>,
+        targets: ArrayView2<'_, F>,
+    ) -> Result<(), SklearnError> {
         self.check_features("X", x)?;
         if targets.dim() != (x.nrows(), self.model.out_features()) {
             return Err(SklearnError::DataShape {
@@ -559,7 +574,12 @@ impl Selection<'_> {
     }
 
     /// Copies rows `part` of the batch from `source` into `target: (part.len(), cols)`.
-    fn copy<F: Float>(&self, source: ArrayView2<'_, F>, part: Range<usize>, mut target: ArrayViewMut2<'_, F>) {
+    fn copy<F: Float>(
+        &self,
+        source: ArrayView2<'_, F>,
+        part: Range<usize>,
+        mut target: ArrayViewMut2<'_, F>,
+    ) {
         match self {
             Selection::Range(range) => {
                 let rows = range.start + part.start..range.start + part.end;
@@ -615,9 +635,15 @@ impl<F: Float> TrainingStep<F> {
     ) -> f64 {
         let batch = selection.len();
         let plain = solver.plain(alpha, batch);
-        let sliced = if plain.is_some() { self.sliced.as_mut() } else { None };
+        let sliced = if plain.is_some() {
+            self.sliced.as_mut()
+        } else {
+            None
+        };
         let logits = match sliced {
-            Some(step) => step.forward_with(model, batch, |part, input| selection.copy(x, part, input)),
+            Some(step) => {
+                step.forward_with(model, batch, |part, input| selection.copy(x, part, input))
+            }
             None => model.forward_with(batch, |input| selection.copy(x, 0..batch, input)),
         };
         let mut delta = probabilities.resize(batch, logits.ncols());

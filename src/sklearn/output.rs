@@ -50,7 +50,11 @@ impl Output {
     /// The batch's mean loss, `-(1/batch) sum y log p` (softmax) or `-(1/batch) sum (y
     /// log p + (1 - y) log(1 - p))` (logistic), with `p` clipped to `[eps, 1 - eps]` and
     /// `0 log 0 = 0`, as scikit-learn's `log_loss` and `binary_log_loss`. Summed in f64.
-    pub fn loss<F: Float>(self, probabilities: ArrayView2<'_, F>, targets: ArrayView2<'_, F>) -> f64 {
+    pub fn loss<F: Float>(
+        self,
+        probabilities: ArrayView2<'_, F>,
+        targets: ArrayView2<'_, F>,
+    ) -> f64 {
         let eps = F::epsilon();
         let high = F::one() - eps;
         let xlogy = |x: F, y: F| {

@@ -10,7 +10,7 @@
 //! that [`Module::backward`](crate::module::Module::backward) leaves on each layer.
 
 use crate::float::Float;
-use crate::module::{Module, Parameter, ParameterKind};
+use crate::module::{Module, ParameterKind};
 
 use super::{LearningRate, Settings, SolverKind};
 
@@ -61,7 +61,12 @@ impl<F: Float> Solver<F> {
     /// A new solver as `settings` says, with zero buffers of the sizes of `sizes` (each
     /// parameter's length, in the model's order).
     pub fn new(settings: &Settings, sizes: &[usize]) -> Self {
-        let zeros = || sizes.iter().map(|&n| vec![F::zero(); n]).collect::<Vec<_>>();
+        let zeros = || {
+            sizes
+                .iter()
+                .map(|&n| vec![F::zero(); n])
+                .collect::<Vec<_>>()
+        };
         match settings.solver {
             SolverKind::Sgd => Solver::Sgd {
                 learning_rate: settings.learning_rate_init,
@@ -114,9 +119,12 @@ impl<F: Float> Solver<F> {
     pub fn step<M: Module<F> + ?Sized>(&mut self, model: &mut M, alpha: f64, batch: usize) {
         let alpha = F::from_f64(alpha);
         let rows = F::from_f64(batch as f64);
-        let gradient = |parameter: &Parameter<'_, F>, i: usize| match parameter.key.kind {
-            ParameterKind::Weight => (parameter.grad[i] + alpha * parameter.value[i]) / rows,
-            ParameterKind::Bias => parameter.grad[i] / rows,
+        let gradient = move |weight: bool, w: F, sum: F| {
+            if weight {
+                (sum + alpha * w) / rows
+            } else {
+                sum / rows
+            }
         };
         let mut index = 0;
         match self {
@@ -127,14 +135,19 @@ impl<F: Float> Solver<F> {
                 velocities,
                 ..
             } => {
-                let (lr, mu, nesterov) = (F::from_f64(*learning_rate), F::from_f64(*momentum), *nesterov);
+                let (lr, mu, nesterov) = (
+                    F::from_f64(*learning_rate),
+                    F::from_f64(*momentum),
+                    *nesterov,
+                );
                 model.visit_parameters(&mut |parameter| {
-                    let velocity = &mut velocities[index];
-                    for i in 0..parameter.value.len() {
-                        let g = gradient(&parameter, i);
-                        let v = mu * velocity[i] - lr * g;
-                        velocity[i] = v;
-                        parameter.value[i] += if nesterov { mu * v - lr * g } else { v };
+                    let weight = parameter.key.kind == ParameterKind::Weight;
+                    let values = parameter.value.iter_mut().zip(parameter.grad);
+                    for ((w, &sum), velocity) in values.zip(velocities[index].iter_mut()) {
+                        let g = gradient(weight, *w, sum);
+                        let v = mu * *velocity - lr * g;
+                        *velocity = v;
+                        *w += if nesterov { mu * v - lr * g } else { v };
                     }
                     index += 1;
                 });
@@ -158,12 +171,14 @@ impl<F: Float> Solver<F> {
                     (F::from_f64(1.0 - *beta_1), F::from_f64(1.0 - *beta_2));
                 let (lr, eps) = (F::from_f64(*learning_rate), F::from_f64(*epsilon));
                 model.visit_parameters(&mut |parameter| {
-                    let (m, v) = (&mut ms[index], &mut vs[index]);
-                    for i in 0..parameter.value.len() {
-                        let g = gradient(&parameter, i);
-                        m[i] = b1 * m[i] + one_minus_b1 * g;
-                        v[i] = b2 * v[i] + one_minus_b2 * (g * g);
-                        parameter.value[i] += -lr * m[i] / (v[i].sqrt() + eps);
+                    let weight = parameter.key.kind == ParameterKind::Weight;
+                    let values = parameter.value.iter_mut().zip(parameter.grad);
+                    let moments = ms[index].iter_mut().zip(vs[index].iter_mut());
+                    for ((w, &sum), (m, v)) in values.zip(moments) {
+                        let g = gradient(weight, *w, sum);
+                        *m = b1 * *m + one_minus_b1 * g;
+                        *v = b2 * *v + one_minus_b2 * (g * g);
+                        *w += -lr * *m / (v.sqrt() + eps);
                     }
                     index += 1;
                 });
@@ -200,7 +215,10 @@ impl<F: Float> Solver<F> {
                     (true, " Learning rate too small. Stopping.".to_string())
                 } else {
                     *learning_rate /= 5.0;
-                    (false, format!(" Setting learning rate to {:.6}", learning_rate))
+                    (
+                        false,
+                        format!(" Setting learning rate to {:.6}", learning_rate),
+                    )
                 }
             }
             _ => (true, " Stopping.".to_string()),
