@@ -4,12 +4,18 @@
 //! (`nabla/_sklearn.py`) only validates and converts.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
-use numpy::{Element, IntoPyArray, PyArray1, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    Element, IntoPyArray, PyArray1, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use nabla::sklearn::{FitEnd, FitHooks, LearningRate, Output, Progress, Settings, SklearnError, SklearnMlp, Solver, SolverKind};
+use nabla::sklearn::{
+    FitEnd, FitHooks, LearningRate, Output, Progress, Settings, SklearnError, SklearnMlp, Solver,
+    SolverKind,
+};
 use nabla::threads::{self, GemmThreading};
 use nabla::{ActivationKind, Float};
 
@@ -73,7 +79,10 @@ fn parameter_arrays<'py, F: Float + Element>(
 }
 
 fn views<F>(parameters: &[(Array2<F>, Array1<F>)]) -> Vec<(ArrayView2<'_, F>, ArrayView1<'_, F>)> {
-    parameters.iter().map(|(w, b)| (w.view(), b.view())).collect()
+    parameters
+        .iter()
+        .map(|(w, b)| (w.view(), b.view()))
+        .collect()
 }
 
 fn activation_of(name: &str) -> PyResult<ActivationKind> {
@@ -82,7 +91,11 @@ fn activation_of(name: &str) -> PyResult<ActivationKind> {
         "relu" => ActivationKind::Relu,
         "tanh" => ActivationKind::Tanh,
         "identity" => ActivationKind::Identity,
-        other => return Err(PyValueError::new_err(format!("unknown activation {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown activation {other:?}"
+            )))
+        }
     })
 }
 
@@ -90,7 +103,9 @@ fn output_of(name: &str) -> PyResult<Output> {
     match name {
         "softmax" => Ok(Output::Softmax),
         "logistic" => Ok(Output::Logistic),
-        other => Err(PyValueError::new_err(format!("unknown output activation {other:?}"))),
+        other => Err(PyValueError::new_err(format!(
+            "unknown output activation {other:?}"
+        ))),
     }
 }
 
@@ -102,7 +117,10 @@ fn is_float32(array: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// `Settings` from the estimator's parameters (a dict with scikit-learn's names; the
 /// batch size resolved).
 fn settings_of(settings: &Bound<'_, PyDict>) -> PyResult<Settings> {
-    fn get<'py, T: FromPyObjectOwned<'py>>(settings: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
+    fn get<'py, T: FromPyObjectOwned<'py>>(
+        settings: &Bound<'py, PyDict>,
+        key: &str,
+    ) -> PyResult<T> {
         settings
             .get_item(key)?
             .ok_or_else(|| PyValueError::new_err(format!("setting {key} missing")))?
@@ -112,13 +130,21 @@ fn settings_of(settings: &Bound<'_, PyDict>) -> PyResult<Settings> {
     let solver = match get::<String>(settings, "solver")?.as_str() {
         "sgd" => SolverKind::Sgd,
         "adam" => SolverKind::Adam,
-        other => return Err(PyValueError::new_err(format!("solver {other:?} is not a stochastic solver"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "solver {other:?} is not a stochastic solver"
+            )))
+        }
     };
     let learning_rate = match get::<String>(settings, "learning_rate")?.as_str() {
         "constant" => LearningRate::Constant,
         "invscaling" => LearningRate::InvScaling,
         "adaptive" => LearningRate::Adaptive,
-        other => return Err(PyValueError::new_err(format!("unknown learning_rate {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown learning_rate {other:?}"
+            )))
+        }
     };
     Ok(Settings {
         solver,
@@ -159,7 +185,9 @@ impl FitHooks for PythonHooks {
                     order.copy_from_slice(&next)
                 }
                 Ok(_) => {
-                    self.error.get_or_insert_with(|| PyValueError::new_err("shuffle returned a wrong order"));
+                    self.error.get_or_insert_with(|| {
+                        PyValueError::new_err("shuffle returned a wrong order")
+                    });
                 }
                 Err(error) => {
                     self.error.get_or_insert(error);
@@ -215,14 +243,25 @@ fn progress_of(dict: &Bound<'_, PyDict>) -> PyResult<Progress> {
     })
 }
 
-fn arrays_out<'py, F: Float + Element>(py: Python<'py>, parameters: &[(Array2<F>, Array1<F>)]) -> (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>) {
+fn arrays_out<'py, F: Float + Element>(
+    py: Python<'py>,
+    parameters: &[(Array2<F>, Array1<F>)],
+) -> (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>) {
     parameters
         .iter()
-        .map(|(w, b)| (w.clone().into_pyarray(py).into_any(), b.clone().into_pyarray(py).into_any()))
+        .map(|(w, b)| {
+            (
+                w.clone().into_pyarray(py).into_any(),
+                b.clone().into_pyarray(py).into_any(),
+            )
+        })
         .unzip()
 }
 
-fn buffers_out<'py, F: Float + Element>(py: Python<'py>, buffers: &[Vec<F>]) -> Vec<Bound<'py, PyArray1<F>>> {
+fn buffers_out<'py, F: Float + Element>(
+    py: Python<'py>,
+    buffers: &[Vec<F>],
+) -> Vec<Bound<'py, PyArray1<F>>> {
     buffers.iter().map(|b| b.clone().into_pyarray(py)).collect()
 }
 
@@ -236,10 +275,21 @@ fn buffers_in<F: Float + Element>(list: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<F
 }
 
 /// The solver's state as a dict of plain values and arrays (for pickling).
-fn solver_dict<'py, F: Float + Element>(py: Python<'py>, solver: &Solver<F>) -> PyResult<Bound<'py, PyDict>> {
+fn solver_dict<'py, F: Float + Element>(
+    py: Python<'py>,
+    solver: &Solver<F>,
+) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     match solver {
-        Solver::Sgd { learning_rate, momentum, nesterov, schedule, learning_rate_init, power_t, velocities } => {
+        Solver::Sgd {
+            learning_rate,
+            momentum,
+            nesterov,
+            schedule,
+            learning_rate_init,
+            power_t,
+            velocities,
+        } => {
             dict.set_item("kind", "sgd")?;
             dict.set_item("learning_rate", learning_rate)?;
             dict.set_item("momentum", momentum)?;
@@ -254,7 +304,16 @@ fn solver_dict<'py, F: Float + Element>(py: Python<'py>, solver: &Solver<F>) -> 
             dict.set_item("power_t", power_t)?;
             dict.set_item("velocities", buffers_out(py, velocities))?;
         }
-        Solver::Adam { learning_rate_init, learning_rate, beta_1, beta_2, epsilon, t, ms, vs } => {
+        Solver::Adam {
+            learning_rate_init,
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+            t,
+            ms,
+            vs,
+        } => {
             dict.set_item("kind", "adam")?;
             dict.set_item("learning_rate_init", learning_rate_init)?;
             dict.set_item("learning_rate", learning_rate)?;
@@ -271,7 +330,8 @@ fn solver_dict<'py, F: Float + Element>(py: Python<'py>, solver: &Solver<F>) -> 
 
 fn solver_of<F: Float + Element>(dict: &Bound<'_, PyDict>) -> PyResult<Solver<F>> {
     let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
-        dict.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("solver state entry {key} missing")))
+        dict.get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("solver state entry {key} missing")))
     };
     let kind: String = item("kind")?.extract()?;
     Ok(match kind.as_str() {
@@ -331,9 +391,21 @@ impl Core {
         let (activation, output) = (activation_of(activation)?, output_of(output)?);
         let first = coefs.get_item(0)?;
         let engine = if is_float32(&first)? {
-            Engine::F32(engine_new(coefs, intercepts, activation, output, early_stopping)?)
+            Engine::F32(engine_new(
+                coefs,
+                intercepts,
+                activation,
+                output,
+                early_stopping,
+            )?)
         } else {
-            Engine::F64(engine_new(coefs, intercepts, activation, output, early_stopping)?)
+            Engine::F64(engine_new(
+                coefs,
+                intercepts,
+                activation,
+                output,
+                early_stopping,
+            )?)
         };
         Ok(Self { engine })
     }
@@ -354,7 +426,11 @@ impl Core {
 
     /// Replaces the weights with `coefs` / `intercepts` (same shapes; converted to the
     /// network's dtype by the caller).
-    fn set_parameters(&mut self, coefs: &Bound<'_, PyList>, intercepts: &Bound<'_, PyList>) -> PyResult<()> {
+    fn set_parameters(
+        &mut self,
+        coefs: &Bound<'_, PyList>,
+        intercepts: &Bound<'_, PyList>,
+    ) -> PyResult<()> {
         with_engine!(&mut self.engine, mlp, F => {
             let parameters = parameter_arrays::<F>(coefs, intercepts)?;
             mlp.set_parameters(&views(&parameters)).map_err(value_error)
@@ -386,7 +462,11 @@ impl Core {
         verbose: Option<Py<PyAny>>,
     ) -> PyResult<&'static str> {
         let settings = settings_of(settings)?;
-        let mut hooks = PythonHooks { shuffle, verbose, error: None };
+        let mut hooks = PythonHooks {
+            shuffle,
+            verbose,
+            error: None,
+        };
         let end = with_engine!(&mut self.engine, mlp, F => {
             let x: PyReadonlyArray2<'_, F> = x.extract()?;
             let y: PyReadonlyArray2<'_, F> = y.extract()?;
@@ -413,7 +493,11 @@ impl Core {
     }
 
     /// The output probabilities `(rows, outputs)` of `x` (rows, features).
-    fn predict_proba<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn predict_proba<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         with_engine!(&self.engine, mlp, F => {
             let x: PyReadonlyArray2<'_, F> = x.extract()?;
             let x = x.as_array();
@@ -446,7 +530,9 @@ impl Core {
     #[staticmethod]
     fn restore(state: &Bound<'_, PyDict>, activation: &str) -> PyResult<Self> {
         let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
-            state.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("state entry {key} missing")))
+            state
+                .get_item(key)?
+                .ok_or_else(|| PyValueError::new_err(format!("state entry {key} missing")))
         };
         let coefs = item("coefs")?;
         let coefs = coefs.cast::<PyList>()?;

@@ -12,7 +12,7 @@ use crate::float::Float;
 use crate::init::{self, Init};
 use crate::layers::{ActivationKind, Layer, Linear};
 use crate::limits::{check_memory, product, sum, TooLarge};
-use crate::math::argmax;
+use crate::math::{argmax, sum_of_squares};
 use crate::module::{Module, Parameter};
 use crate::optim::PlainUpdate;
 
@@ -321,7 +321,10 @@ impl<F: Float> MultiLayerPerceptron<F> {
     /// `sum W^2` over every linear layer's weights (biases excluded).
     pub fn l2_penalty(&self) -> F {
         self.linear_layers()
-            .map(|linear| linear.weights().iter().map(|&w| w * w).sum::<F>())
+            .map(|linear| match linear.weights().as_slice() {
+                Some(weights) => sum_of_squares(weights),
+                None => linear.weights().iter().map(|&w| w * w).sum::<F>(),
+            })
             .fold(F::zero(), |total, layer_sum| total + layer_sum)
     }
 }

@@ -5,6 +5,7 @@ mod gradient_check;
 mod initialisation;
 mod reference_equivalence;
 mod reliability;
+mod sklearn;
 mod sweep;
 mod training;
 mod util;
