@@ -1,4 +1,5 @@
-"""nabla from Python: scikit-learn's ``MLPClassifier`` on nabla's Rust engine.
+"""nabla from Python: scikit-learn's ``MLPClassifier`` and ``MLPRegressor`` on nabla's
+Rust engine.
 
     from nabla import MLPClassifier   # instead of sklearn.neural_network
 
@@ -6,6 +7,6 @@ Same parameters, attributes and methods as scikit-learn's; see ``MLPClassifier``
 docstring for the few differences.
 """
 
-from ._sklearn import MLPClassifier
+from ._sklearn import MLPClassifier, MLPRegressor
 
-__all__ = ["MLPClassifier"]
+__all__ = ["MLPClassifier", "MLPRegressor"]

@@ -1,4 +1,5 @@
-"""``nabla.MLPClassifier``: scikit-learn's ``MLPClassifier`` on nabla's engine.
+"""``nabla.MLPClassifier`` and ``nabla.MLPRegressor``: scikit-learn's MLPs on nabla's
+engine.
 
 This layer validates and converts with scikit-learn's own utilities and holds no
 training logic: the epochs, the loss, the gradients, the SGD and Adam updates, the
@@ -17,10 +18,11 @@ import warnings
 from itertools import pairwise
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as _ScikitLearnMLPClassifier
+from sklearn.neural_network import MLPRegressor as _ScikitLearnMLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils import shuffle as _shuffle
@@ -38,7 +40,199 @@ from ._core import Core
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 
-class MLPClassifier(ClassifierMixin, BaseEstimator):
+class _MultilayerPerceptron(BaseEstimator):
+    """What both estimators share: the fit around the engine, the weights and progress
+    mirrored as scikit-learn's attributes, prediction, pickling. Subclasses say how
+    targets are validated and encoded and which output activation they use."""
+
+    # -- fitting --------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model to data matrix ``X`` (n_samples, n_features) and targets ``y``."""
+        return self._fit(X, y, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                "%s is not stochastic." % self.solver
+            )
+        return True
+
+    def _fit(self, X, y, incremental):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                f"solver={self.solver!r} is not supported by nabla: use 'sgd' or 'adam'."
+            )
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(
+                "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
+            )
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        stratify = y if self._stratify and y.shape[1] == 1 else None
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
+        random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype, random_state)
+        else:
+            self._push_parameters()
+        X = np.asarray(X, dtype=self._core.dtype)
+        y = np.asarray(y, dtype=self._core.dtype)
+
+        if self.early_stopping:
+            X, X_val, y, y_val = train_test_split(
+                X,
+                y,
+                random_state=random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+        else:
+            X_val = y_val = None
+
+        n_samples = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than "
+                    "sample size. It is going to be clipped"
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        shuffle = None
+        if self.shuffle:
+
+            def shuffle(order):
+                return _shuffle(np.asarray(order), random_state=random_state).tolist()
+
+        settings = dict(
+            solver=self.solver,
+            alpha=float(self.alpha),
+            batch_size=batch_size,
+            learning_rate=self.learning_rate,
+            learning_rate_init=float(self.learning_rate_init),
+            power_t=float(self.power_t),
+            max_iter=int(self.max_iter),
+            shuffle=bool(self.shuffle),
+            tol=float(self.tol),
+            momentum=float(self.momentum),
+            nesterovs_momentum=bool(self.nesterovs_momentum),
+            beta_1=float(self.beta_1),
+            beta_2=float(self.beta_2),
+            epsilon=float(self.epsilon),
+            n_iter_no_change=int(self.n_iter_no_change),
+        )
+        try:
+            end = self._core.fit(
+                X,
+                y,
+                X_val,
+                y_val,
+                settings,
+                incremental,
+                shuffle,
+                print if self.verbose else None,
+            )
+        finally:
+            self._pull_state()
+        if end == "max_iter":
+            warnings.warn(
+                "Stochastic Optimizer: Maximum iterations (%d) "
+                "reached and the optimization hasn't converged yet." % self.max_iter,
+                ConvergenceWarning,
+            )
+        elif end == "interrupted":
+            warnings.warn("Training interrupted by user.")
+        return self
+
+    def _initialize(self, y, layer_units, dtype, random_state):
+        """scikit-learn's ``_initialize``: the output activation and the initial weights,
+        drawn from ``random_state`` as scikit-learn draws them."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        coefs, intercepts = [], []
+        for fan_in, fan_out in pairwise(layer_units):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = random_state.uniform(-bound, bound, fan_out)
+            coefs.append(coef.astype(dtype, copy=False))
+            intercepts.append(intercept.astype(dtype, copy=False))
+        self._core = Core(
+            coefs, intercepts, self.activation, self.out_activation_, self.early_stopping
+        )
+        self._core_activation = self.activation
+        self._pull_state()
+
+    def _push_parameters(self):
+        """Hands ``coefs_`` / ``intercepts_`` as they are now (a user may have assigned
+        them) to the engine, with the hidden activation set now."""
+        if self._core_activation != self.activation:
+            self._core = Core.restore(self._core.export(), self.activation)
+            self._core_activation = self.activation
+        dtype = self._core.dtype
+        self._core.set_parameters(
+            [np.asarray(c, dtype=dtype) for c in self.coefs_],
+            [np.asarray(b, dtype=dtype) for b in self.intercepts_],
+        )
+
+    def _pull_state(self):
+        """Mirrors the engine's weights and progress as scikit-learn's attributes."""
+        self.coefs_, self.intercepts_ = self._core.parameters()
+        for name, value in self._core.progress().items():
+            setattr(self, name, value)
+
+    # -- prediction -----------------------------------------------------------------
+
+    def _forward(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        self._push_parameters()
+        y_pred = self._core.predict_proba(np.asarray(X, dtype=self._core.dtype))
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return y_pred
+
+    # -- scikit-learn plumbing ------------------------------------------------------
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        core = state.pop("_core", None)
+        if core is not None:
+            state["_core_state"] = core.export()
+        return state
+
+    def __setstate__(self, state):
+        core_state = state.pop("_core_state", None)
+        super().__setstate__(state)
+        if core_state is not None:
+            self._core = Core.restore(core_state, self._core_activation)
+
+
+class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
     """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by nabla.
 
     The parameters, their defaults and meanings, the fitted attributes and the methods
@@ -114,20 +308,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
 
-    # -- fitting --------------------------------------------------------------------
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Fit the model to data matrix ``X`` (n_samples, n_features) and labels ``y``."""
-        return self._fit(X, y, incremental=False)
-
-    def _check_solver(self):
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError(
-                "partial_fit is only available for stochastic optimizers. "
-                "%s is not stochastic." % self.solver
-            )
-        return True
+    _stratify = True
 
     @available_if(lambda estimator: estimator._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -141,111 +322,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self._label_binarizer.fit(classes)
         return self._fit(X, y, incremental=True)
 
-    def _fit(self, X, y, incremental):
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise ValueError(
-                f"solver={self.solver!r} is not supported by nabla: use 'sgd' or 'adam'."
-            )
-        hidden_layer_sizes = self.hidden_layer_sizes
-        if not hasattr(hidden_layer_sizes, "__iter__"):
-            hidden_layer_sizes = [hidden_layer_sizes]
-        hidden_layer_sizes = list(hidden_layer_sizes)
-        if np.any(np.array(hidden_layer_sizes) <= 0):
-            raise ValueError(
-                "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
-            )
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
-
-        first_pass = not hasattr(self, "coefs_") or (
-            not self.warm_start and not incremental
-        )
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        if y.ndim == 1:
-            y = y.reshape((-1, 1))
-        self.n_outputs_ = y.shape[1]
-        layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
-        random_state = check_random_state(self.random_state)
-        if first_pass:
-            self._initialize(y, layer_units, X.dtype, random_state)
-        else:
-            self._push_parameters()
-        X = np.asarray(X, dtype=self._core.dtype)
-        y = np.asarray(y, dtype=self._core.dtype)
-
-        if self.early_stopping:
-            stratify = y if self.n_outputs_ == 1 else None
-            X, X_val, y, y_val = train_test_split(
-                X,
-                y,
-                random_state=random_state,
-                test_size=self.validation_fraction,
-                stratify=stratify,
-            )
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset."
-                )
-        else:
-            X_val = y_val = None
-
-        n_samples = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than "
-                    "sample size. It is going to be clipped"
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-
-        shuffle = None
-        if self.shuffle:
-
-            def shuffle(order):
-                return _shuffle(np.asarray(order), random_state=random_state).tolist()
-
-        settings = dict(
-            solver=self.solver,
-            alpha=float(self.alpha),
-            batch_size=batch_size,
-            learning_rate=self.learning_rate,
-            learning_rate_init=float(self.learning_rate_init),
-            power_t=float(self.power_t),
-            max_iter=int(self.max_iter),
-            shuffle=bool(self.shuffle),
-            tol=float(self.tol),
-            momentum=float(self.momentum),
-            nesterovs_momentum=bool(self.nesterovs_momentum),
-            beta_1=float(self.beta_1),
-            beta_2=float(self.beta_2),
-            epsilon=float(self.epsilon),
-            n_iter_no_change=int(self.n_iter_no_change),
-        )
-        try:
-            end = self._core.fit(
-                X,
-                y,
-                X_val,
-                y_val,
-                settings,
-                incremental,
-                shuffle,
-                print if self.verbose else None,
-            )
-        finally:
-            self._pull_state()
-        if end == "max_iter":
-            warnings.warn(
-                "Stochastic Optimizer: Maximum iterations (%d) "
-                "reached and the optimization hasn't converged yet." % self.max_iter,
-                ConvergenceWarning,
-            )
-        elif end == "interrupted":
-            warnings.warn("Training interrupted by user.")
-        return self
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -279,59 +357,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 )
         return X, self._label_binarizer.transform(y)
 
-    def _initialize(self, y, layer_units, dtype, random_state):
-        """scikit-learn's ``_initialize``: the output activation and the initial weights,
-        drawn from ``random_state`` as scikit-learn draws them."""
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.n_layers_ = len(layer_units)
-        if self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
-        else:
-            self.out_activation_ = "logistic"
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        coefs, intercepts = [], []
-        for fan_in, fan_out in pairwise(layer_units):
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            coef = random_state.uniform(-bound, bound, (fan_in, fan_out))
-            intercept = random_state.uniform(-bound, bound, fan_out)
-            coefs.append(coef.astype(dtype, copy=False))
-            intercepts.append(intercept.astype(dtype, copy=False))
-        self._core = Core(
-            coefs, intercepts, self.activation, self.out_activation_, self.early_stopping
-        )
-        self._core_activation = self.activation
-        self._pull_state()
-
-    def _push_parameters(self):
-        """Hands ``coefs_`` / ``intercepts_`` as they are now (a user may have assigned
-        them) to the engine, with the hidden activation set now."""
-        if self._core_activation != self.activation:
-            self._core = Core.restore(self._core.export(), self.activation)
-            self._core_activation = self.activation
-        dtype = self._core.dtype
-        self._core.set_parameters(
-            [np.asarray(c, dtype=dtype) for c in self.coefs_],
-            [np.asarray(b, dtype=dtype) for b in self.intercepts_],
-        )
-
-    def _pull_state(self):
-        """Mirrors the engine's weights and progress as scikit-learn's attributes."""
-        self.coefs_, self.intercepts_ = self._core.parameters()
-        for name, value in self._core.progress().items():
-            setattr(self, name, value)
-
-    # -- prediction -----------------------------------------------------------------
-
-    def _forward(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-        self._push_parameters()
-        y_pred = self._core.predict_proba(np.asarray(X, dtype=self._core.dtype))
-        if self.n_outputs_ == 1:
-            y_pred = y_pred.ravel()
-        return y_pred
-
     def predict(self, X):
         """The predicted classes of ``X`` (n_samples, n_features)."""
         y_pred = self._forward(X)
@@ -349,23 +374,107 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
-    # -- scikit-learn plumbing ------------------------------------------------------
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
 
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        core = state.pop("_core", None)
-        if core is not None:
-            state["_core_state"] = core.export()
-        return state
 
-    def __setstate__(self, state):
-        core_state = state.pop("_core_state", None)
-        super().__setstate__(state)
-        if core_state is not None:
-            self._core = Core.restore(core_state, self._core_activation)
+class MLPRegressor(RegressorMixin, _MultilayerPerceptron):
+    """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, trained by nabla.
 
+    As ``MLPClassifier`` (see its notes on the differences from scikit-learn), with the
+    identity output and half the squared error as the loss; ``loss='poisson'`` is
+    refused (``ValueError``). Targets are converted to the model's float type.
+    """
+
+    _parameter_constraints = dict(_ScikitLearnMLPRegressor._parameter_constraints)
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    _stratify = False
+
+    @available_if(lambda estimator: estimator._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """One epoch over ``X``, ``y``."""
+        return self._fit(X, y, incremental=True)
+
+    def _fit(self, X, y, incremental):
+        if self.loss != "squared_error":
+            raise ValueError(
+                f"loss={self.loss!r} is not supported by nabla: use 'squared_error'."
+            )
+        return super()._fit(X, y, incremental)
+
+    def _output_activation(self):
+        return "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def predict(self, X):
+        """The predictions ``(n_samples,)`` or ``(n_samples, n_outputs)`` for ``X``."""
+        return self._forward(X)

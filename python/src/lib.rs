@@ -49,7 +49,8 @@ fn value_error(error: SklearnError) -> PyErr {
     PyValueError::new_err(error.to_string())
 }
 
-/// The engine of `nabla.MLPClassifier`: a network, its solver state and its progress.
+/// The engine of `nabla.MLPClassifier` and `nabla.MLPRegressor`: a network, its solver
+/// state and its progress.
 #[pyclass(module = "nabla._core")]
 struct Core {
     engine: Engine,
@@ -103,6 +104,7 @@ fn output_of(name: &str) -> PyResult<Output> {
     match name {
         "softmax" => Ok(Output::Softmax),
         "logistic" => Ok(Output::Logistic),
+        "identity" => Ok(Output::Identity),
         other => Err(PyValueError::new_err(format!(
             "unknown output activation {other:?}"
         ))),
@@ -379,7 +381,7 @@ fn engine_new<F: Float + Element>(
 impl Core {
     /// A network with the given `coefs` (in, out) and `intercepts` per layer (their
     /// dtype, float32 or float64, is the network's), hidden `activation` and `output`
-    /// (`'softmax'` or `'logistic'`).
+    /// (`'softmax'`, `'logistic'` or `'identity'`).
     #[new]
     fn new(
         coefs: &Bound<'_, PyList>,
@@ -492,7 +494,8 @@ impl Core {
         })
     }
 
-    /// The output probabilities `(rows, outputs)` of `x` (rows, features).
+    /// The outputs `(rows, outputs)` of `x` (rows, features): probabilities, or a
+    /// regressor's predictions.
     fn predict_proba<'py>(
         &self,
         py: Python<'py>,

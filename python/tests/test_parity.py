@@ -9,11 +9,12 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.datasets import load_digits, make_multilabel_classification
+from sklearn.datasets import load_digits, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as ScikitLearnMLPClassifier
+from sklearn.neural_network import MLPRegressor as ScikitLearnMLPRegressor
 
-from nabla import MLPClassifier
+from nabla import MLPClassifier, MLPRegressor
 
 RTOL = 1e-10
 
@@ -50,7 +51,8 @@ def assert_same_fit(ours, theirs, rtol=RTOL, atol=1e-12):
     assert ours.out_activation_ == theirs.out_activation_
     assert ours.n_layers_ == theirs.n_layers_
     assert ours.n_outputs_ == theirs.n_outputs_
-    assert_array_equal(ours.classes_, theirs.classes_)
+    if hasattr(theirs, "classes_"):
+        assert_array_equal(ours.classes_, theirs.classes_)
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -232,3 +234,46 @@ def test_fit_releases_the_gil():
     # With the GIL held by fit, this loop would stall for the whole fit.
     assert elapsed > 0.05
     assert ticks >= elapsed / 0.002 / 10, (ticks, elapsed)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="sgd", momentum=0.0, shuffle=False),
+        dict(solver="sgd", momentum=0.9, activation="tanh"),
+        dict(solver="adam", early_stopping=True, validation_fraction=0.25),
+    ],
+    ids=["sgd", "nesterov-tanh", "adam-early-stopping"],
+)
+@pytest.mark.parametrize("n_targets", [1, 3])
+def test_regressor_equals_scikit_learn(params, n_targets):
+    X, y = make_regression(n_samples=200, n_features=8, n_targets=n_targets, noise=0.1, random_state=0)
+    y = y / 100.0
+    common = dict(hidden_layer_sizes=(20, 10), alpha=1e-3, learning_rate_init=0.01, max_iter=8, random_state=4, **params)
+    ours = quietly(MLPRegressor(**common).fit, X, y)
+    theirs = quietly(ScikitLearnMLPRegressor(**common).fit, X, y)
+    assert ours.out_activation_ == "identity"
+    assert_same_fit(ours, theirs)
+    assert ours.predict(X).shape == theirs.predict(X).shape
+    assert_allclose(ours.predict(X), theirs.predict(X), rtol=RTOL, atol=1e-12)
+    assert_allclose(ours.score(X, y), theirs.score(X, y), rtol=RTOL)
+    if params.get("early_stopping"):
+        # R^2 on the validation split, as scikit-learn's _score for regressors.
+        assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=RTOL)
+
+
+def test_regressor_partial_fit_equals_scikit_learn():
+    X, y = make_regression(n_samples=300, n_features=6, noise=0.5, random_state=1)
+    y = y / 50.0
+    params = dict(hidden_layer_sizes=(12,), solver="sgd", learning_rate_init=0.01, random_state=0)
+    fitted = []
+    for estimator in (MLPRegressor(**params), ScikitLearnMLPRegressor(**params)):
+        for first in range(0, 300, 60):
+            estimator.partial_fit(X[first : first + 60], y[first : first + 60])
+        fitted.append(estimator)
+    assert_same_fit(*fitted)
+
+
+def test_regressor_refuses_poisson():
+    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
+        MLPRegressor(loss="poisson").fit(np.ones((4, 2)), np.ones(4))

@@ -1,6 +1,7 @@
-//! scikit-learn's `MLPClassifier` training algorithm (its stochastic solvers), on
-//! nabla's layers and GEMMs: the engine behind the Python package's
-//! `nabla.MLPClassifier`, which only validates and converts around it.
+//! scikit-learn's `MLPClassifier` and `MLPRegressor` training algorithm (their stochastic
+//! solvers), on nabla's layers and GEMMs: the engine behind the Python package's
+//! `nabla.MLPClassifier` and `nabla.MLPRegressor`, which only validate and convert
+//! around it.
 //!
 //! What it reproduces, from scikit-learn's `_multilayer_perceptron.py` and
 //! `_stochastic_optimizers.py`: the loss (mean cross-entropy plus `alpha / (2 batch) *
@@ -8,12 +9,12 @@
 //! the SGD (momentum, Nesterov; `constant`, `invscaling`, `adaptive` rates) and Adam
 //! updates ([`solver`]), the epoch loop with in-order or shuffled batches, `loss_curve_`,
 //! `t_`, and the `tol` / `n_iter_no_change` rule on the training loss or on the
-//! validation accuracy (early stopping, which keeps the best weights). Initial weights,
+//! validation score (early stopping, which keeps the best weights). Initial weights,
 //! the validation split and the shuffling order come from the caller (the Python layer
 //! draws them from scikit-learn's `random_state`, so that they are scikit-learn's own).
 //!
-//! Shapes: `x: (rows, features)`, `targets: (rows, outputs)` (the label-indicator
-//! matrix), coefficients `(in, out)` per layer as scikit-learn stores them (nabla's
+//! Shapes: `x: (rows, features)`, `targets: (rows, outputs)` (a classifier's
+//! label-indicator matrix, a regressor's values), coefficients `(in, out)` per layer as scikit-learn stores them (nabla's
 //! linear layers keep `(out, in)`; the conversion is a transpose at the boundary).
 
 mod output;
@@ -184,8 +185,8 @@ pub enum SklearnError {
     NonFinite,
 }
 
-/// A network trained as scikit-learn's `MLPClassifier` trains it, with its solver state
-/// and progress (what a fitted estimator holds).
+/// A network trained as scikit-learn's MLPs train it, with its solver state and progress
+/// (what a fitted estimator holds).
 #[derive(Clone, Debug)]
 pub struct SklearnMlp<F: Float> {
     model: MultiLayerPerceptron<F>,
@@ -281,7 +282,8 @@ impl<F: Float> SklearnMlp<F> {
         self.best = best;
     }
 
-    /// The output probabilities `(rows, outputs)` of `x: (rows, features)`, in chunks
+    /// The outputs `(rows, outputs)` of `x: (rows, features)` (a classifier's
+    /// probabilities, a regressor's predictions), in chunks
     /// shared between the cores (each with one-thread GEMMs).
     pub fn predict_proba(&self, x: ArrayView2<'_, F>) -> Result<Array2<F>, SklearnError> {
         self.check_features("X", x)?;
@@ -306,20 +308,18 @@ impl<F: Float> SklearnMlp<F> {
         Ok(out)
     }
 
-    /// Fraction of rows of `x` whose prediction matches `targets` (scikit-learn's
-    /// `score`: accuracy, every label of a row for multilabel); NaN if an output is not
-    /// finite.
+    /// scikit-learn's `score` on `x` and `targets` (see [`Output::score`]: accuracy, or
+    /// R^2 for a regressor); NaN if an output is not finite.
     pub fn score(
         &self,
         x: ArrayView2<'_, F>,
         targets: ArrayView2<'_, F>,
     ) -> Result<f64, SklearnError> {
-        let probabilities = self.predict_proba(x)?;
-        if probabilities.iter().any(|p| !p.is_finite()) {
+        let outputs = self.predict_proba(x)?;
+        if outputs.iter().any(|p| !p.is_finite()) {
             return Ok(f64::NAN);
         }
-        let correct = self.output.correct_rows(probabilities.view(), targets);
-        Ok(correct as f64 / x.nrows().max(1) as f64)
+        Ok(self.output.score(outputs.view(), targets))
     }
 
     /// scikit-learn's `_fit_stochastic`: epochs over `x` / `targets` until `max_iter`,
@@ -459,7 +459,7 @@ impl<F: Float> SklearnMlp<F> {
         end
     }
 
-    /// scikit-learn's `_update_no_improvement_count`: on the validation accuracy (and
+    /// scikit-learn's `_update_no_improvement_count`: on the validation score (and
     /// then keeping the best weights) or on the training loss.
     fn update_no_improvement_count(
         &mut self,
