@@ -40,6 +40,14 @@ from ._core import Core
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 
+def _store_parameters(estimator, arguments):
+    """Keeps ``__init__``'s arguments as attributes, unchanged, as scikit-learn requires
+    (each estimator's signature stays explicit: ``get_params`` reads it)."""
+    for name, value in arguments.items():
+        if name != "self":
+            setattr(estimator, name, value)
+
+
 class _MultilayerPerceptron(BaseEstimator):
     """What both estimators share: the fit around the engine, the weights and progress
     mirrored as scikit-learn's attributes, prediction, pickling. Subclasses say how
@@ -284,29 +292,7 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
+        _store_parameters(self, locals())
 
     _stratify = True
 
@@ -418,30 +404,7 @@ class MLPRegressor(RegressorMixin, _MultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
     ):
-        self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
+        _store_parameters(self, locals())
 
     _stratify = False
 

@@ -9,6 +9,9 @@ use numpy::{
     PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -168,11 +171,12 @@ fn settings_of(settings: &Bound<'_, PyDict>) -> PyResult<Settings> {
 }
 
 /// The hooks of a fit: Python's shuffle and print, called between epochs with the GIL
-/// taken back; a pending KeyboardInterrupt stops the loop.
+/// taken back; a Ctrl-C (`interrupted`) stops the loop there.
 struct PythonHooks {
     shuffle: Option<Py<PyAny>>,
     verbose: Option<Py<PyAny>>,
     error: Option<PyErr>,
+    interrupted: Arc<AtomicBool>,
 }
 
 impl FitHooks for PythonHooks {
@@ -199,18 +203,25 @@ impl FitHooks for PythonHooks {
     }
 
     fn message(&mut self, line: &str) -> bool {
-        Python::attach(|py| {
-            if let Some(verbose) = &self.verbose {
-                if let Err(error) = verbose.call1(py, (line,)) {
-                    self.error.get_or_insert(error);
-                }
-            }
-            if let Err(error) = py.check_signals() {
+        if let Some(verbose) = &self.verbose {
+            if let Err(error) = Python::attach(|py| verbose.call1(py, (line,)).map(drop)) {
                 self.error.get_or_insert(error);
             }
-        });
-        self.error.is_none()
+        }
+        self.error.is_none() && !self.interrupted.load(Ordering::Relaxed)
     }
+}
+
+/// Runs `work` with a SIGINT flag raised alongside Python's own handler (which
+/// signal-hook chains, so Python still sees the Ctrl-C). The epoch loop runs on a worker
+/// thread, where Python cannot run its signal handlers; the flag reaches it there.
+fn watching_interrupts<R>(interrupted: &Arc<AtomicBool>, work: impl FnOnce() -> R) -> R {
+    let id = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(interrupted)).ok();
+    let result = work();
+    if let Some(id) = id {
+        signal_hook::low_level::unregister(id);
+    }
+    result
 }
 
 fn progress_dict<'py>(py: Python<'py>, progress: &Progress) -> PyResult<Bound<'py, PyDict>> {
@@ -464,10 +475,12 @@ impl Core {
         verbose: Option<Py<PyAny>>,
     ) -> PyResult<&'static str> {
         let settings = settings_of(settings)?;
+        let interrupted = Arc::new(AtomicBool::new(false));
         let mut hooks = PythonHooks {
             shuffle,
             verbose,
             error: None,
+            interrupted: Arc::clone(&interrupted),
         };
         let end = with_engine!(&mut self.engine, mlp, F => {
             let x: PyReadonlyArray2<'_, F> = x.extract()?;
@@ -478,9 +491,14 @@ impl Core {
             };
             let (x, y) = (x.as_array(), y.as_array());
             let validation = validation.as_ref().map(|(a, b)| (a.as_array(), b.as_array()));
-            py.detach(|| mlp.fit(x, y, validation, &settings, incremental, &mut hooks))
+            watching_interrupts(&interrupted, || {
+                py.detach(|| mlp.fit(x, y, validation, &settings, incremental, &mut hooks))
+            })
         });
-        if let Some(error) = hooks.error {
+        // Python's handler saw the Ctrl-C too: its KeyboardInterrupt is taken here, as
+        // scikit-learn catches it, and the fit ends with what it has.
+        let pending = py.check_signals();
+        if let Some(error) = hooks.error.or(pending.err()) {
             if error.is_instance_of::<PyKeyboardInterrupt>(py) {
                 return Ok("interrupted");
             }

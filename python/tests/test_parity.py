@@ -277,3 +277,41 @@ def test_regressor_partial_fit_equals_scikit_learn():
 def test_regressor_refuses_poisson():
     with pytest.raises(ValueError, match="loss='poisson' is not supported"):
         MLPRegressor(loss="poisson").fit(np.ones((4, 2)), np.ones(4))
+
+
+def test_ctrl_c_ends_the_fit_with_scikit_learns_warning(tmp_path):
+    """SIGINT during fit: the epoch ends, the fit returns what it has and warns, as
+    scikit-learn's (which catches KeyboardInterrupt)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import signal, warnings\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "import numpy as np\n"
+        "from nabla import MLPClassifier\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, y = rng.random((4000, 50)), rng.integers(0, 3, 4000)\n"
+        "model = MLPClassifier(hidden_layer_sizes=(64,), max_iter=100000, tol=0,\n"
+        "                      n_iter_no_change=10**9, verbose=True, random_state=0)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    model.fit(X, y)\n"
+        "print('DONE', model.n_iter_, len(model.loss_curve_), [str(w.message) for w in caught], flush=True)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True
+    )
+    for line in child.stdout:
+        if line.startswith("Iteration 3,"):
+            child.send_signal(signal.SIGINT)
+            break
+    rest = child.stdout.read()
+    assert child.wait(timeout=60) == 0, rest
+    done = [line for line in rest.splitlines() if line.startswith("DONE")]
+    assert done, rest
+    _, n_iter, curve, *_ = done[0].split(" ", 3)
+    assert 3 <= int(n_iter) < 100000 and n_iter == curve
+    assert "Training interrupted by user." in done[0]

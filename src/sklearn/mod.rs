@@ -598,6 +598,8 @@ impl Selection<'_> {
 /// plain gradient descent and the machine has the cores for it.
 struct TrainingStep<F> {
     sliced: Option<SlicedStep<F>>,
+    /// The targets of a shuffled batch, gathered.
+    target_rows: Buffer<F>,
 }
 
 impl<F: Float> TrainingStep<F> {
@@ -616,7 +618,10 @@ impl<F: Float> TrainingStep<F> {
             _ => None,
         };
         threads::prepare_blas_for(threading);
-        Self { sliced }
+        Self {
+            sliced,
+            target_rows: Buffer::new(),
+        }
     }
 
     /// Trains on the selected rows; returns the batch's loss (before the update), L2
@@ -649,12 +654,12 @@ impl<F: Float> TrainingStep<F> {
         let mut delta = probabilities.resize(batch, logits.ncols());
         delta.assign(&logits);
         output.apply(delta.view_mut());
-        let target_rows: Array2<F>;
         let batch_targets = match &selection {
             Selection::Range(range) => targets.slice(s![range.clone(), ..]),
-            Selection::Indices(indices) => {
-                target_rows = targets.select(Axis(0), indices);
-                target_rows.view()
+            Selection::Indices(_) => {
+                let rows = self.target_rows.resize(batch, targets.ncols());
+                selection.copy(targets, 0..batch, rows);
+                self.target_rows.view()
             }
         };
         let mut loss = output.loss(delta.view(), batch_targets);
