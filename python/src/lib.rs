@@ -569,9 +569,12 @@ impl Core {
         with_engine!(&mut core.engine, mlp, F => {
             let mut fresh = engine_new::<F>(coefs, intercepts, activation, output, false)?;
             fresh.progress = progress;
-            fresh.set_best_parameters(parameter_arrays::<F>(best_coefs.cast::<PyList>()?, best_intercepts.cast::<PyList>()?)?);
+            fresh.set_best_parameters(parameter_arrays::<F>(best_coefs.cast::<PyList>()?, best_intercepts.cast::<PyList>()?)?)
+                .map_err(value_error)?;
             if !solver.is_none() {
-                fresh.set_solver(Some(solver_of::<F>(solver.cast::<PyDict>()?)?));
+                fresh
+                    .set_solver(Some(solver_of::<F>(solver.cast::<PyDict>()?)?))
+                    .map_err(value_error)?;
             }
             *mlp = fresh;
         });

@@ -315,3 +315,16 @@ def test_ctrl_c_ends_the_fit_with_scikit_learns_warning(tmp_path):
     _, n_iter, curve, *_ = done[0].split(" ", 3)
     assert 3 <= int(n_iter) < 100000 and n_iter == curve
     assert "Training interrupted by user." in done[0]
+
+
+def test_a_damaged_pickle_is_refused_not_a_panic(digits):
+    X, y = digits
+    estimator = quietly(MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit, X, y)
+    state = estimator.__getstate__()
+    state["_core_state"]["solver"]["ms"] = state["_core_state"]["solver"]["ms"][:-1]
+    with pytest.raises(ValueError, match="solver state does not fit"):
+        MLPClassifier().__setstate__(state)
+    state = estimator.__getstate__()
+    state["_core_state"]["best_coefs"] = state["_core_state"]["best_coefs"][::-1]
+    with pytest.raises(ValueError, match="best weights"):
+        MLPClassifier().__setstate__(state)

@@ -180,6 +180,12 @@ pub enum SklearnError {
         /// What was expected, in words.
         expected: String,
     },
+    /// A solver state whose buffers do not match the network's parameters.
+    #[error("the solver state does not fit the network's {parameters} parameters")]
+    SolverState {
+        /// Parameters of the network.
+        parameters: usize,
+    },
     /// scikit-learn's check after fitting.
     #[error("Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed.")]
     NonFinite,
@@ -267,9 +273,21 @@ impl<F: Float> SklearnMlp<F> {
         self.solver.as_ref()
     }
 
-    /// Restores a solver state (from a pickled estimator).
-    pub fn set_solver(&mut self, solver: Option<Solver<F>>) {
+    /// Restores a solver state (from a pickled estimator), checked against this
+    /// network: one buffer per parameter, of the parameter's size.
+    pub fn set_solver(&mut self, solver: Option<Solver<F>>) -> Result<(), SklearnError> {
+        if let Some(solver) = &solver {
+            let mut sizes = Vec::new();
+            self.model
+                .visit_parameters(&mut |parameter| sizes.push(parameter.value.len()));
+            if !solver.fits(&sizes) {
+                return Err(SklearnError::SolverState {
+                    parameters: sizes.len(),
+                });
+            }
+        }
         self.solver = solver;
+        Ok(())
     }
 
     /// The best weights seen by early stopping, `(coefs, intercepts)` per layer.
@@ -278,8 +296,26 @@ impl<F: Float> SklearnMlp<F> {
     }
 
     /// Restores the best weights (from a pickled estimator).
-    pub fn set_best_parameters(&mut self, best: Vec<(Array2<F>, Array1<F>)>) {
+    pub fn set_best_parameters(
+        &mut self,
+        best: Vec<(Array2<F>, Array1<F>)>,
+    ) -> Result<(), SklearnError> {
+        let fits = best.len() == self.model.linear_layers().count()
+            && best
+                .iter()
+                .zip(self.model.linear_layers())
+                .all(|((w, b), linear)| {
+                    w.t().dim() == linear.weights().dim() && b.len() == linear.bias().len()
+                });
+        if !fits {
+            return Err(SklearnError::DataShape {
+                what: "the best weights",
+                found: best.first().map_or((0, 0), |(w, _)| w.dim()),
+                expected: "the shapes of the network's layers".to_string(),
+            });
+        }
         self.best = best;
+        Ok(())
     }
 
     /// The outputs `(rows, outputs)` of `x: (rows, features)` (a classifier's

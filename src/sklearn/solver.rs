@@ -90,6 +90,17 @@ impl<F: Float> Solver<F> {
         }
     }
 
+    /// Whether the buffers have the given sizes (one per parameter, in order).
+    pub fn fits(&self, sizes: &[usize]) -> bool {
+        let matches = |buffers: &[Vec<F>]| {
+            buffers.len() == sizes.len() && buffers.iter().zip(sizes).all(|(b, &n)| b.len() == n)
+        };
+        match self {
+            Solver::Sgd { velocities, .. } => matches(velocities),
+            Solver::Adam { ms, vs, .. } => matches(ms) && matches(vs),
+        }
+    }
+
     /// The current learning rate (`_optimizer.learning_rate`).
     pub fn learning_rate(&self) -> f64 {
         match self {
