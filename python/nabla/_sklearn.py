@@ -33,7 +33,12 @@ from sklearn.utils.multiclass import (
     type_of_target,
     unique_labels,
 )
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from ._core import Core
 
@@ -56,9 +61,10 @@ class _MultilayerPerceptron(BaseEstimator):
     # -- fitting --------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Fit the model to data matrix ``X`` (n_samples, n_features) and targets ``y``."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix ``X`` (n_samples, n_features) and targets ``y``,
+        rows weighted by ``sample_weight`` (n_samples,) when given."""
+        return self._fit(X, y, sample_weight, incremental=False)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -68,7 +74,7 @@ class _MultilayerPerceptron(BaseEstimator):
             )
         return True
 
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, sample_weight, incremental):
         if self.solver not in _STOCHASTIC_SOLVERS:
             raise ValueError(
                 f"solver={self.solver!r} is not supported by nabla: use 'sgd' or 'adam'."
@@ -88,6 +94,8 @@ class _MultilayerPerceptron(BaseEstimator):
             not self.warm_start and not incremental
         )
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         stratify = y if self._stratify and y.shape[1] == 1 else None
@@ -100,15 +108,21 @@ class _MultilayerPerceptron(BaseEstimator):
             self._push_parameters()
         X = np.asarray(X, dtype=self._core.dtype)
         y = np.asarray(y, dtype=self._core.dtype)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=self._core.dtype)
 
+        sample_weight_val = None
         if self.early_stopping:
-            X, X_val, y, y_val = train_test_split(
-                X,
-                y,
+            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+            split = train_test_split(
+                *arrays,
                 random_state=random_state,
                 test_size=self.validation_fraction,
                 stratify=stratify,
             )
+            X, X_val, y, y_val = split[:4]
+            if sample_weight is not None:
+                sample_weight, sample_weight_val = split[4:]
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' "
@@ -155,8 +169,10 @@ class _MultilayerPerceptron(BaseEstimator):
             end = self._core.fit(
                 X,
                 y,
+                sample_weight,
                 X_val,
                 y_val,
+                sample_weight_val,
                 settings,
                 incremental,
                 shuffle,
@@ -252,7 +268,7 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
     Differences from scikit-learn:
 
     - ``solver='lbfgs'`` is refused (``ValueError``); ``max_fun`` is accepted and unused.
-    - ``fit`` and ``partial_fit`` take no ``sample_weight``, and sparse input is refused.
+    - Sparse input is refused.
     - float32 data trains in float32 and float64 in float64, as in scikit-learn; data of
       the other dtype given to a fitted model (``predict``, ``partial_fit``, a warm start)
       is converted to the model's dtype, where scikit-learn would let NumPy upcast.
@@ -298,15 +314,16 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
 
     @available_if(lambda estimator: estimator._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over ``X``, ``y``; ``classes`` (every label) is needed at the first call."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``X``, ``y`` (rows weighted by ``sample_weight``, if given);
+        ``classes`` (every label) is needed at the first call."""
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -410,16 +427,16 @@ class MLPRegressor(RegressorMixin, _MultilayerPerceptron):
 
     @available_if(lambda estimator: estimator._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
-        """One epoch over ``X``, ``y``."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``X``, ``y`` (rows weighted by ``sample_weight``, if given)."""
+        return self._fit(X, y, sample_weight, incremental=True)
 
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, sample_weight, incremental):
         if self.loss != "squared_error":
             raise ValueError(
                 f"loss={self.loss!r} is not supported by nabla: use 'squared_error'."
             )
-        return super()._fit(X, y, incremental)
+        return super()._fit(X, y, sample_weight, incremental)
 
     def _output_activation(self):
         return "identity"

@@ -16,8 +16,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use nabla::sklearn::{
-    FitEnd, FitHooks, LearningRate, Output, Progress, Settings, SklearnError, SklearnMlp, Solver,
-    SolverKind,
+    FitEnd, FitHooks, LearningRate, Output, Progress, Samples, Settings, SklearnError, SklearnMlp,
+    Solver, SolverKind,
 };
 use nabla::threads::{self, GemmThreading};
 use nabla::{ActivationKind, Float};
@@ -168,6 +168,35 @@ fn settings_of(settings: &Bound<'_, PyDict>) -> PyResult<Settings> {
         epsilon: get(settings, "epsilon")?,
         n_iter_no_change: get(settings, "n_iter_no_change")?,
     })
+}
+
+/// Borrowed NumPy arrays of one fit's rows: inputs, targets, optional weights.
+struct Arrays<'py, F: Element> {
+    x: PyReadonlyArray2<'py, F>,
+    y: PyReadonlyArray2<'py, F>,
+    weights: Option<PyReadonlyArray1<'py, F>>,
+}
+
+impl<'py, F: Float + Element> Arrays<'py, F> {
+    fn extract(
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        weights: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            x: x.extract()?,
+            y: y.extract()?,
+            weights: weights.map(|w| w.extract()).transpose()?,
+        })
+    }
+
+    fn samples(&self) -> Samples<'_, F> {
+        Samples {
+            x: self.x.as_array(),
+            targets: self.y.as_array(),
+            weights: self.weights.as_ref().map(|w| w.as_array()),
+        }
+    }
 }
 
 /// The hooks of a fit: Python's shuffle and print, called between epochs with the GIL
@@ -455,20 +484,23 @@ impl Core {
         with_engine!(&self.engine, mlp, F => progress_dict(py, &mlp.progress))
     }
 
-    /// `_fit_stochastic` on `x` (rows, features) and the indicator matrix `y` (rows,
-    /// outputs), both of the network's dtype; `x_val`/`y_val` for early stopping;
+    /// `_fit_stochastic` on `x` (rows, features), the targets `y` (rows, outputs: a
+    /// classifier's indicator matrix) and `sample_weight` (rows, or None), all of the
+    /// network's dtype; `x_val`/`y_val`/`sample_weight_val` for early stopping;
     /// `settings` by scikit-learn's names; `shuffle(order) -> order` draws each epoch's
     /// order, `verbose(line)` prints. Returns how it ended: `'max_iter'`, `'converged'`,
-    /// `'incremental'`; raises what a hook raised (KeyboardInterrupt included).
-    #[pyo3(signature = (x, y, x_val, y_val, settings, incremental, shuffle=None, verbose=None))]
+    /// `'incremental'` or `'interrupted'` (Ctrl-C); raises what a hook raised.
+    #[pyo3(signature = (x, y, sample_weight, x_val, y_val, sample_weight_val, settings, incremental, shuffle=None, verbose=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         &mut self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         x_val: Option<&Bound<'_, PyAny>>,
         y_val: Option<&Bound<'_, PyAny>>,
+        sample_weight_val: Option<&Bound<'_, PyAny>>,
         settings: &Bound<'_, PyDict>,
         incremental: bool,
         shuffle: Option<Py<PyAny>>,
@@ -483,16 +515,14 @@ impl Core {
             interrupted: Arc::clone(&interrupted),
         };
         let end = with_engine!(&mut self.engine, mlp, F => {
-            let x: PyReadonlyArray2<'_, F> = x.extract()?;
-            let y: PyReadonlyArray2<'_, F> = y.extract()?;
+            let train = Arrays::<F>::extract(x, y, sample_weight)?;
             let validation = match (x_val, y_val) {
-                (Some(x_val), Some(y_val)) => Some((x_val.extract::<PyReadonlyArray2<'_, F>>()?, y_val.extract::<PyReadonlyArray2<'_, F>>()?)),
+                (Some(x_val), Some(y_val)) => Some(Arrays::<F>::extract(x_val, y_val, sample_weight_val)?),
                 _ => None,
             };
-            let (x, y) = (x.as_array(), y.as_array());
-            let validation = validation.as_ref().map(|(a, b)| (a.as_array(), b.as_array()));
+            let (train, validation) = (train.samples(), validation.as_ref().map(Arrays::samples));
             watching_interrupts(&interrupted, || {
-                py.detach(|| mlp.fit(x, y, validation, &settings, incremental, &mut hooks))
+                py.detach(|| mlp.fit(train, validation, &settings, incremental, &mut hooks))
             })
         });
         // Python's handler saw the Ctrl-C too: its KeyboardInterrupt is taken here, as

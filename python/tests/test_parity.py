@@ -328,3 +328,49 @@ def test_a_damaged_pickle_is_refused_not_a_panic(digits):
     state["_core_state"]["best_coefs"] = state["_core_state"]["best_coefs"][::-1]
     with pytest.raises(ValueError, match="best weights"):
         MLPClassifier().__setstate__(state)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="sgd", momentum=0.0),
+        dict(solver="sgd", momentum=0.9, shuffle=True),
+        dict(solver="adam", early_stopping=True, validation_fraction=0.2),
+    ],
+    ids=["sgd", "nesterov-shuffle", "adam-early-stopping"],
+)
+def test_sample_weight_equals_scikit_learn(digits, params):
+    X, y = digits
+    weights = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
+    common = dict(hidden_layer_sizes=(25,), alpha=1e-3, learning_rate_init=0.05, max_iter=5,
+                  shuffle=False, random_state=6, batch_size=64)
+    common.update(params)
+    if common["solver"] == "adam":
+        common["learning_rate_init"] = 0.005
+    ours = quietly(MLPClassifier(**common).fit, X, y, sample_weight=weights)
+    theirs = quietly(ScikitLearnMLPClassifier(**common).fit, X, y, sample_weight=weights)
+    assert_same_fit(ours, theirs)
+    if common.get("early_stopping"):
+        # Weighted accuracy on the weighted validation split, as scikit-learn's.
+        assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=RTOL)
+    assert ours.score(X, y, sample_weight=weights) == theirs.score(X, y, sample_weight=weights)
+    # The weights matter: an unweighted fit ends elsewhere.
+    plain = quietly(MLPClassifier(**common).fit, X, y)
+    assert not np.allclose(plain.coefs_[0], ours.coefs_[0])
+
+
+def test_regressor_sample_weight_and_partial_fit_equal_scikit_learn():
+    X, y = make_regression(n_samples=240, n_features=6, n_targets=2, noise=0.5, random_state=2)
+    y = y / 50.0
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
+    params = dict(hidden_layer_sizes=(12,), solver="adam", learning_rate_init=0.01, random_state=0,
+                  early_stopping=False)
+    fitted = []
+    for estimator in (MLPRegressor(**params), ScikitLearnMLPRegressor(**params)):
+        for first in range(0, 240, 80):
+            rows = slice(first, first + 80)
+            estimator.partial_fit(X[rows], y[rows], sample_weight=weights[rows])
+        fitted.append(estimator)
+    assert_same_fit(*fitted)
+    ours, theirs = fitted
+    assert_allclose(ours.score(X, y, sample_weight=weights), theirs.score(X, y, sample_weight=weights), rtol=RTOL)

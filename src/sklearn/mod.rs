@@ -154,6 +154,29 @@ pub enum FitEnd {
     Interrupted,
 }
 
+/// Rows to train on or to score: `x: (rows, features)`, `targets: (rows, outputs)` and
+/// optional per-row `weights: (rows)` (scikit-learn's `sample_weight`).
+#[derive(Clone, Copy, Debug)]
+pub struct Samples<'a, F> {
+    /// The inputs.
+    pub x: ArrayView2<'a, F>,
+    /// The targets.
+    pub targets: ArrayView2<'a, F>,
+    /// The rows' weights (`None`: all 1).
+    pub weights: Option<ArrayView1<'a, F>>,
+}
+
+impl<'a, F> Samples<'a, F> {
+    /// Unweighted rows.
+    pub fn new(x: ArrayView2<'a, F>, targets: ArrayView2<'a, F>) -> Self {
+        Self {
+            x,
+            targets,
+            weights: None,
+        }
+    }
+}
+
 /// Why a call failed.
 #[derive(Debug, Error)]
 pub enum SklearnError {
@@ -344,36 +367,36 @@ impl<F: Float> SklearnMlp<F> {
         Ok(out)
     }
 
-    /// scikit-learn's `score` on `x` and `targets` (see [`Output::score`]: accuracy, or
-    /// R^2 for a regressor); NaN if an output is not finite.
-    pub fn score(
-        &self,
-        x: ArrayView2<'_, F>,
-        targets: ArrayView2<'_, F>,
-    ) -> Result<f64, SklearnError> {
-        let outputs = self.predict_proba(x)?;
+    /// scikit-learn's `score` on `samples` (see [`Output::score`]: accuracy, or R^2 for
+    /// a regressor, weighted by the rows' weights); NaN if an output is not finite.
+    pub fn score(&self, samples: Samples<'_, F>) -> Result<f64, SklearnError> {
+        self.check_data(samples)?;
+        let outputs = self.predict_proba(samples.x)?;
         if outputs.iter().any(|p| !p.is_finite()) {
             return Ok(f64::NAN);
         }
-        Ok(self.output.score(outputs.view(), targets))
+        Ok(self
+            .output
+            .score(outputs.view(), samples.targets, samples.weights))
     }
 
-    /// scikit-learn's `_fit_stochastic`: epochs over `x` / `targets` until `max_iter`,
-    /// the stopping rule, or one epoch when `incremental` (`partial_fit`). With
-    /// `validation` (early stopping), the rule watches its accuracy and the best weights
-    /// are restored at the end. A new solver is made unless `incremental` finds one.
+    /// scikit-learn's `_fit_stochastic`: epochs over `train` until `max_iter`, the
+    /// stopping rule, or one epoch when `incremental` (`partial_fit`). With `validation`
+    /// (early stopping), the rule watches its score and the best weights are restored at
+    /// the end. A new solver is made unless `incremental` finds one. With weights, each
+    /// row's loss and gradient are weighted and a batch's sums are divided by its weight
+    /// total instead of its row count, as scikit-learn's `sample_weight`.
     pub fn fit(
         &mut self,
-        x: ArrayView2<'_, F>,
-        targets: ArrayView2<'_, F>,
-        validation: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
+        train: Samples<'_, F>,
+        validation: Option<Samples<'_, F>>,
         settings: &Settings,
         incremental: bool,
         hooks: &mut (dyn FitHooks + Send),
     ) -> Result<FitEnd, SklearnError> {
-        self.check_data(x, targets)?;
-        if let Some((x_val, y_val)) = validation {
-            self.check_data(x_val, y_val)?;
+        self.check_data(train)?;
+        if let Some(validation) = validation {
+            self.check_data(validation)?;
         }
         if !incremental || self.solver.is_none() {
             let mut sizes = Vec::new();
@@ -382,10 +405,10 @@ impl<F: Float> SklearnMlp<F> {
             self.solver = Some(Solver::new(settings, &sizes));
         }
         let end = if rayon::current_thread_index().is_some() {
-            self.epochs(x, targets, validation, settings, incremental, hooks)
+            self.epochs(train, validation, settings, incremental, hooks)
         } else {
             // On a worker of the pool, as the trainer runs: the kernels' joins stay cheap.
-            rayon::scope(|_| self.epochs(x, targets, validation, settings, incremental, hooks))
+            rayon::scope(|_| self.epochs(train, validation, settings, incremental, hooks))
         };
         if validation.is_some() {
             let best = std::mem::take(&mut self.best);
@@ -411,14 +434,13 @@ impl<F: Float> SklearnMlp<F> {
     /// The epoch loop of [`SklearnMlp::fit`].
     fn epochs(
         &mut self,
-        x: ArrayView2<'_, F>,
-        targets: ArrayView2<'_, F>,
-        validation: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
+        train: Samples<'_, F>,
+        validation: Option<Samples<'_, F>>,
         settings: &Settings,
         incremental: bool,
         hooks: &mut (dyn FitHooks + Send),
     ) -> FitEnd {
-        let rows = x.nrows();
+        let rows = train.x.nrows();
         let batch_size = settings.batch_size.clamp(1, rows.max(1));
         let mut order: Vec<usize> = (0..rows).collect();
         let mut step = TrainingStep::new(&mut self.model, settings, batch_size);
@@ -444,8 +466,7 @@ impl<F: Float> SklearnMlp<F> {
                     self.output,
                     solver,
                     &mut self.probabilities,
-                    x,
-                    targets,
+                    train,
                     selection,
                     settings.alpha,
                 );
@@ -499,12 +520,12 @@ impl<F: Float> SklearnMlp<F> {
     /// then keeping the best weights) or on the training loss.
     fn update_no_improvement_count(
         &mut self,
-        validation: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
+        validation: Option<Samples<'_, F>>,
         tol: f64,
         hooks: &mut (dyn FitHooks + Send),
     ) -> bool {
         let progress = &mut self.progress;
-        let Some((x_val, y_val)) = validation else {
+        let Some(validation) = validation else {
             let last = progress.loss_curve[progress.loss_curve.len() - 1];
             let best = progress.best_loss.unwrap_or(f64::INFINITY);
             if last > best - tol {
@@ -518,7 +539,7 @@ impl<F: Float> SklearnMlp<F> {
             return true;
         };
         // Shapes were checked by `fit`.
-        let score = self.score(x_val, y_val).unwrap_or(f64::NAN);
+        let score = self.score(validation).unwrap_or(f64::NAN);
         let progress = &mut self.progress;
         progress
             .validation_scores
@@ -549,18 +570,24 @@ impl<F: Float> SklearnMlp<F> {
         Ok(())
     }
 
-    fn check_data(
-        &self,
-        x: ArrayView2<'_, F>,
-        targets: ArrayView2<'_, F>,
-    ) -> Result<(), SklearnError> {
-        self.check_features("X", x)?;
-        if targets.dim() != (x.nrows(), self.model.out_features()) {
+    fn check_data(&self, samples: Samples<'_, F>) -> Result<(), SklearnError> {
+        self.check_features("X", samples.x)?;
+        let rows = samples.x.nrows();
+        if samples.targets.dim() != (rows, self.model.out_features()) {
             return Err(SklearnError::DataShape {
                 what: "the targets",
-                found: targets.dim(),
-                expected: format!("({}, {})", x.nrows(), self.model.out_features()),
+                found: samples.targets.dim(),
+                expected: format!("({rows}, {})", self.model.out_features()),
             });
+        }
+        if let Some(weights) = samples.weights {
+            if weights.len() != rows {
+                return Err(SklearnError::DataShape {
+                    what: "sample_weight",
+                    found: (weights.len(), 1),
+                    expected: format!("{rows} entries"),
+                });
+            }
         }
         Ok(())
     }
@@ -636,6 +663,8 @@ struct TrainingStep<F> {
     sliced: Option<SlicedStep<F>>,
     /// The targets of a shuffled batch, gathered.
     target_rows: Buffer<F>,
+    /// The batch's weights, gathered.
+    weight_rows: Vec<F>,
 }
 
 impl<F: Float> TrainingStep<F> {
@@ -657,6 +686,7 @@ impl<F: Float> TrainingStep<F> {
         Self {
             sliced,
             target_rows: Buffer::new(),
+            weight_rows: Vec::new(),
         }
     }
 
@@ -669,18 +699,33 @@ impl<F: Float> TrainingStep<F> {
         output: Output,
         solver: &mut Solver<F>,
         probabilities: &mut Buffer<F>,
-        x: ArrayView2<'_, F>,
-        targets: ArrayView2<'_, F>,
+        data: Samples<'_, F>,
         selection: Selection<'_>,
         alpha: f64,
     ) -> f64 {
         let batch = selection.len();
-        let plain = solver.plain(alpha, batch);
+        let weights = data.weights.map(|all| {
+            self.weight_rows.clear();
+            match &selection {
+                Selection::Range(range) => self.weight_rows.extend(all.slice(s![range.clone()])),
+                Selection::Indices(indices) => {
+                    self.weight_rows.extend(indices.iter().map(|&i| all[i]))
+                }
+            }
+            ArrayView1::from(&self.weight_rows[..])
+        });
+        // The divisor of the batch's sums: its rows, or its weight total.
+        let divisor = match weights {
+            Some(weights) => weights.sum().to_f64(),
+            None => batch as f64,
+        };
+        let plain = solver.plain(alpha, divisor);
         let sliced = if plain.is_some() {
             self.sliced.as_mut()
         } else {
             None
         };
+        let x = data.x;
         let logits = match sliced {
             Some(step) => {
                 step.forward_with(model, batch, |part, input| selection.copy(x, part, input))
@@ -691,18 +736,23 @@ impl<F: Float> TrainingStep<F> {
         delta.assign(&logits);
         output.apply(delta.view_mut());
         let batch_targets = match &selection {
-            Selection::Range(range) => targets.slice(s![range.clone(), ..]),
+            Selection::Range(range) => data.targets.slice(s![range.clone(), ..]),
             Selection::Indices(_) => {
-                let rows = self.target_rows.resize(batch, targets.ncols());
-                selection.copy(targets, 0..batch, rows);
+                let rows = self.target_rows.resize(batch, data.targets.ncols());
+                selection.copy(data.targets, 0..batch, rows);
                 self.target_rows.view()
             }
         };
-        let mut loss = output.loss(delta.view(), batch_targets);
+        let mut loss = output.loss(delta.view(), batch_targets, weights);
         if alpha != 0.0 {
-            loss += 0.5 * alpha * model.l2_penalty().to_f64() / batch as f64;
+            loss += 0.5 * alpha * model.l2_penalty().to_f64() / divisor;
         }
         delta -= &batch_targets;
+        if let Some(weights) = weights {
+            for (mut row, &weight) in delta.rows_mut().into_iter().zip(weights) {
+                row *= weight;
+            }
+        }
         match (plain, self.sliced.as_mut()) {
             (Some((lr, decay)), sliced) => {
                 let update = PlainUpdate::new(F::from_f64(lr), F::from_f64(decay));
@@ -713,7 +763,7 @@ impl<F: Float> TrainingStep<F> {
             }
             (None, _) => {
                 model.backward(delta.view());
-                solver.step(model, alpha, batch);
+                solver.step(model, alpha, divisor);
             }
         }
         loss

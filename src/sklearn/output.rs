@@ -55,20 +55,14 @@ impl Output {
     /// The batch's mean loss, `-(1/batch) sum y log p` (softmax) or `-(1/batch) sum (y
     /// log p + (1 - y) log(1 - p))` (logistic), with `p` clipped to `[eps, 1 - eps]` and
     /// `0 log 0 = 0`, as scikit-learn's `log_loss` and `binary_log_loss`; `(1 / (2 batch
-    /// outputs)) sum (y - p)^2` (identity, `squared_loss`). Summed in f64.
+    /// outputs)) sum (y - p)^2` (identity, `squared_loss`). With `weights`, the mean over
+    /// rows is weighted (`np.average(..., weights=sample_weight)`). Summed in f64.
     pub fn loss<F: Float>(
         self,
-        probabilities: ArrayView2<'_, F>,
+        outputs: ArrayView2<'_, F>,
         targets: ArrayView2<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
     ) -> f64 {
-        if self == Output::Identity {
-            let squares: f64 = probabilities
-                .iter()
-                .zip(targets)
-                .map(|(&p, &y)| (y - p).to_f64().powi(2))
-                .sum();
-            return 0.5 * squares / probabilities.len().max(1) as f64;
-        }
         let eps = F::epsilon();
         let high = F::one() - eps;
         let xlogy = |x: F, y: F| {
@@ -78,51 +72,55 @@ impl Output {
                 (x * y.ln()).to_f64()
             }
         };
-        let mut total = 0.0;
-        for (&p, &y) in probabilities.iter().zip(targets) {
-            let p = p.max(eps).min(high);
-            total += match self {
-                Output::Softmax => xlogy(y, p),
-                // Identity returned above.
-                Output::Logistic | Output::Identity => {
-                    xlogy(y, p) + xlogy(F::one() - y, F::one() - p)
+        let row_loss = |p: ArrayView1<'_, F>, y: ArrayView1<'_, F>| -> f64 {
+            let terms = p.iter().zip(y);
+            match self {
+                Output::Softmax => -terms
+                    .map(|(&p, &y)| xlogy(y, p.max(eps).min(high)))
+                    .sum::<f64>(),
+                Output::Logistic => -terms
+                    .map(|(&p, &y)| {
+                        let p = p.max(eps).min(high);
+                        xlogy(y, p) + xlogy(F::one() - y, F::one() - p)
+                    })
+                    .sum::<f64>(),
+                Output::Identity => {
+                    let squares: f64 = terms.map(|(&p, &y)| (y - p).to_f64().powi(2)).sum();
+                    0.5 * squares / p.len().max(1) as f64
                 }
-            };
-        }
-        -total / probabilities.nrows().max(1) as f64
+            }
+        };
+        weighted_mean(outputs, targets, weights, row_loss)
     }
 
     /// scikit-learn's `score` of these outputs: for a classifier the accuracy, a row
     /// counting when its prediction matches (the argmax for softmax; every column's `p >
     /// 0.5` for logistic outputs, so the whole row for multilabel); for a regressor the
     /// coefficient of determination R^2, averaged over the outputs (an output whose
-    /// targets are constant scores 1 if predicted exactly, else 0, as `r2_score`).
-    pub fn score<F: Float>(self, outputs: ArrayView2<'_, F>, targets: ArrayView2<'_, F>) -> f64 {
-        let rows = outputs.nrows().max(1) as f64;
+    /// targets are constant scores 1 if predicted exactly, else 0, as `r2_score`). Rows
+    /// count by their `weights`, when given.
+    pub fn score<F: Float>(
+        self,
+        outputs: ArrayView2<'_, F>,
+        targets: ArrayView2<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+    ) -> f64 {
         let half = F::from_f64(0.5);
-        let rows_matching = |matches: &dyn Fn(ArrayView1<'_, F>, ArrayView1<'_, F>) -> bool| {
-            let count = outputs
-                .rows()
-                .into_iter()
-                .zip(targets.rows())
-                .filter(|(p, y)| matches(*p, *y))
-                .count();
-            count as f64 / rows
-        };
+        let hit = |matches: bool| if matches { 1.0 } else { 0.0 };
         match self {
-            Output::Softmax => {
-                rows_matching(&|p, y| argmax(p.iter().copied()) == argmax(y.iter().copied()))
-            }
-            Output::Logistic => {
-                rows_matching(&|p, y| p.iter().zip(y).all(|(&p, &y)| (p > half) == (y > half)))
-            }
+            Output::Softmax => weighted_mean(outputs, targets, weights, |p, y| {
+                hit(argmax(p.iter().copied()) == argmax(y.iter().copied()))
+            }),
+            Output::Logistic => weighted_mean(outputs, targets, weights, |p, y| {
+                hit(p.iter().zip(y).all(|(&p, &y)| (p > half) == (y > half)))
+            }),
             Output::Identity => {
                 let columns = outputs.ncols().max(1) as f64;
                 let total: f64 = outputs
                     .columns()
                     .into_iter()
                     .zip(targets.columns())
-                    .map(|(p, y)| r2(p, y))
+                    .map(|(p, y)| r2(p, y, weights))
                     .sum();
                 total / columns
             }
@@ -130,17 +128,55 @@ impl Output {
     }
 }
 
-/// `1 - sum (y - p)^2 / sum (y - mean y)^2` for one output, in f64.
-fn r2<F: Float>(predictions: ArrayView1<'_, F>, targets: ArrayView1<'_, F>) -> f64 {
-    let mean = targets.iter().map(|&y| y.to_f64()).sum::<f64>() / targets.len().max(1) as f64;
+/// `sum_i w_i f(row_i) / sum_i w_i` over the rows of `outputs` and `targets` (plain mean
+/// without weights), in f64.
+fn weighted_mean<F: Float>(
+    outputs: ArrayView2<'_, F>,
+    targets: ArrayView2<'_, F>,
+    weights: Option<ArrayView1<'_, F>>,
+    f: impl Fn(ArrayView1<'_, F>, ArrayView1<'_, F>) -> f64,
+) -> f64 {
+    let rows = outputs.rows().into_iter().zip(targets.rows());
+    match weights {
+        None => rows.map(|(p, y)| f(p, y)).sum::<f64>() / outputs.nrows().max(1) as f64,
+        Some(weights) => {
+            let total: f64 = rows
+                .zip(weights)
+                .map(|((p, y), &w)| w.to_f64() * f(p, y))
+                .sum();
+            total / weights.iter().map(|&w| w.to_f64()).sum::<f64>()
+        }
+    }
+}
+
+/// `1 - sum w (y - p)^2 / sum w (y - mean_w y)^2` for one output, in f64 (`w` = 1
+/// without weights).
+fn r2<F: Float>(
+    predictions: ArrayView1<'_, F>,
+    targets: ArrayView1<'_, F>,
+    weights: Option<ArrayView1<'_, F>>,
+) -> f64 {
+    let weight = |i: usize| weights.map_or(1.0, |w| w[i].to_f64());
+    let total_weight: f64 = (0..targets.len()).map(weight).sum();
+    let mean = targets
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| weight(i) * y.to_f64())
+        .sum::<f64>()
+        / total_weight;
     let residual: f64 = predictions
         .iter()
         .zip(targets)
-        .map(|(&p, &y)| (y.to_f64() - p.to_f64()).powi(2))
+        .enumerate()
+        .map(|(i, (&p, &y))| weight(i) * (y.to_f64() - p.to_f64()).powi(2))
         .sum();
-    let total: f64 = targets.iter().map(|&y| (y.to_f64() - mean).powi(2)).sum();
-    match (total == 0.0, residual == 0.0) {
-        (false, _) => 1.0 - residual / total,
+    let spread: f64 = targets
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| weight(i) * (y.to_f64() - mean).powi(2))
+        .sum();
+    match (spread == 0.0, residual == 0.0) {
+        (false, _) => 1.0 - residual / spread,
         (true, true) => 1.0,
         (true, false) => 0.0,
     }
@@ -168,30 +204,30 @@ mod tests {
         // A certain wrong answer costs -log(eps), not infinity.
         let p = array![[0.0, 1.0]];
         let y = array![[1.0, 0.0]];
-        let loss = Output::Softmax.loss(p.view(), y.view());
+        let loss = Output::Softmax.loss(p.view(), y.view(), None);
         assert!((loss + f64::EPSILON.ln()).abs() < 1e-12, "{loss}");
         // Binary: -(log 0.8 + log(1 - 0.3)) / 2 over two rows.
         let p = array![[0.8], [0.3]];
         let y = array![[1.0], [0.0]];
         let want = -(0.8f64.ln() + 0.7f64.ln()) / 2.0;
-        assert!((Output::Logistic.loss(p.view(), y.view()) - want).abs() < 1e-15);
+        assert!((Output::Logistic.loss(p.view(), y.view(), None) - want).abs() < 1e-15);
     }
 
     #[test]
     fn scores_use_the_argmax_every_threshold_or_r2() {
         let p = array![[0.2, 0.7, 0.1], [0.5, 0.4, 0.1]];
         let y = array![[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]];
-        assert_eq!(Output::Softmax.score(p.view(), y.view()), 0.5);
+        assert_eq!(Output::Softmax.score(p.view(), y.view(), None), 0.5);
         let p = array![[0.6, 0.4], [0.6, 0.6], [0.5, 0.1], [0.9, 0.1]];
         let y = array![[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]];
         // 0.5 is not above the threshold: the third row predicts [0, 0].
-        assert_eq!(Output::Logistic.score(p.view(), y.view()), 0.5);
+        assert_eq!(Output::Logistic.score(p.view(), y.view(), None), 0.5);
         // R^2: column 0 has residual 0.5 against a spread of 2 (0.75); column 1 is
         // constant and predicted exactly (1).
         let p = array![[1.5, 3.0], [2.0, 3.0], [2.5, 3.0]];
         let y = array![[1.0, 3.0], [2.0, 3.0], [3.0, 3.0]];
-        assert!((Output::Identity.score(p.view(), y.view()) - 0.875).abs() < 1e-15);
+        assert!((Output::Identity.score(p.view(), y.view(), None) - 0.875).abs() < 1e-15);
         // Half the mean squared error over rows and outputs: (0.25 + 0.25) / 6 / 2.
-        assert!((Output::Identity.loss(p.view(), y.view()) - 0.5 / 12.0).abs() < 1e-15);
+        assert!((Output::Identity.loss(p.view(), y.view(), None) - 0.5 / 12.0).abs() < 1e-15);
     }
 }

@@ -5,9 +5,10 @@
 //! and Adam folds both bias corrections into the rate, `lr_t = lr sqrt(1 - b2^t) / (1 -
 //! b1^t); w -= lr_t m / (sqrt(v) + eps)`.
 //!
-//! The gradient `g` of a weight matrix includes the L2 term, `g = (dW + alpha W) /
-//! batch`, and a bias's is `g = db / batch`, where `dW, db` are the sums over the batch
-//! that [`Module::backward`](crate::module::Module::backward) leaves on each layer.
+//! The gradient `g` of a weight matrix includes the L2 term, `g = (dW + alpha W) / n`,
+//! and a bias's is `g = db / n`, where `dW, db` are the sums over the batch that
+//! [`Module::backward`](crate::module::Module::backward) leaves on each layer and `n` is
+//! the batch's rows (or, with sample weights, their total).
 
 use crate::float::Float;
 use crate::module::{Module, ParameterKind};
@@ -110,26 +111,28 @@ impl<F: Float> Solver<F> {
         }
     }
 
-    /// The plain update `w = (1 - lr alpha / batch) w - (lr / batch) dW` that this step
-    /// amounts to, when it keeps no state that matters (SGD without momentum): the
-    /// training step then fuses it into the weight-gradient GEMM. Returns `(lr / batch,
-    /// alpha / 2)` as a learning rate and a weight decay for [`crate::optim::PlainUpdate`].
-    pub fn plain(&self, alpha: f64, batch: usize) -> Option<(f64, f64)> {
+    /// The plain update `w = (1 - lr alpha / n) w - (lr / n) dW` that this step amounts
+    /// to (`n`: the batch's rows or weight total), when it keeps no state that matters
+    /// (SGD without momentum): the training step then fuses it into the weight-gradient
+    /// GEMM. Returns `(lr / n, alpha / 2)` as a learning rate and a weight decay for
+    /// [`crate::optim::PlainUpdate`].
+    pub fn plain(&self, alpha: f64, divisor: f64) -> Option<(f64, f64)> {
         match self {
             Solver::Sgd {
                 learning_rate,
                 momentum,
                 ..
-            } if *momentum == 0.0 => Some((learning_rate / batch as f64, alpha / 2.0)),
+            } if *momentum == 0.0 => Some((learning_rate / divisor, alpha / 2.0)),
             _ => None,
         }
     }
 
     /// One update of every parameter of `model` from the batch sums of its last
-    /// `backward`, for a batch of `batch` rows and L2 strength `alpha`.
-    pub fn step<M: Module<F> + ?Sized>(&mut self, model: &mut M, alpha: f64, batch: usize) {
+    /// `backward`, divided by `divisor` (the batch's rows or weight total), with L2
+    /// strength `alpha`.
+    pub fn step<M: Module<F> + ?Sized>(&mut self, model: &mut M, alpha: f64, divisor: f64) {
         let alpha = F::from_f64(alpha);
-        let rows = F::from_f64(batch as f64);
+        let rows = F::from_f64(divisor);
         let gradient = move |weight: bool, w: F, sum: F| {
             if weight {
                 (sum + alpha * w) / rows

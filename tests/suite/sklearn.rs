@@ -6,7 +6,9 @@
 use ndarray::{array, s, Array1, Array2, ArrayView2, Axis};
 
 use nabla::reference::{activation_backward, activation_forward, linear_forward, matmul_naive};
-use nabla::sklearn::{FitEnd, FitHooks, LearningRate, Output, Settings, SklearnMlp, SolverKind};
+use nabla::sklearn::{
+    FitEnd, FitHooks, LearningRate, Output, Samples, Settings, SklearnMlp, SolverKind,
+};
 use nabla::ActivationKind;
 
 /// `(coefs (in, out), intercepts)` per layer.
@@ -226,7 +228,13 @@ fn every_solver_equals_the_plain_loop_transcription_of_scikit_learn() {
         let mut mlp = SklearnMlp::new(&views, activation, Output::Softmax, false).unwrap();
         let mut hooks = Recorder::default();
         let end = mlp
-            .fit(x.view(), y.view(), None, &settings, false, &mut hooks)
+            .fit(
+                Samples::new(x.view(), y.view()),
+                None,
+                &settings,
+                false,
+                &mut hooks,
+            )
             .unwrap();
         assert_eq!(end, FitEnd::MaxIterReached);
         let (curve, params) =
@@ -265,7 +273,13 @@ fn the_tol_rule_stops_and_shuffling_asks_the_caller_each_epoch() {
     settings.shuffle = true;
     let mut hooks = Recorder::default();
     let end = mlp
-        .fit(x.view(), y.view(), None, &settings, false, &mut hooks)
+        .fit(
+            Samples::new(x.view(), y.view()),
+            None,
+            &settings,
+            false,
+            &mut hooks,
+        )
         .unwrap();
     // The first epoch improves on infinity; three more without improvement stop it.
     assert_eq!(end, FitEnd::Converged);
@@ -290,9 +304,8 @@ fn early_stopping_keeps_the_best_validation_weights() {
     let (x_val, y_val) = (x.slice(s![..10, ..]), y.slice(s![..10, ..]));
     let mut hooks = Recorder::default();
     mlp.fit(
-        x.view(),
-        y.view(),
-        Some((x_val, y_val)),
+        Samples::new(x.view(), y.view()),
+        Some(Samples::new(x_val, y_val)),
         &settings,
         false,
         &mut hooks,
@@ -306,7 +319,7 @@ fn early_stopping_keeps_the_best_validation_weights() {
         scores.iter().copied().fold(f64::NEG_INFINITY, f64::max)
     );
     // The weights are the best epoch's: they score the best score again.
-    assert_eq!(mlp.score(x_val, y_val).unwrap(), best);
+    assert_eq!(mlp.score(Samples::new(x_val, y_val)).unwrap(), best);
     assert_eq!(mlp.progress.best_loss, None);
 }
 
@@ -326,16 +339,74 @@ fn logistic_outputs_predict_above_one_half() {
         .unwrap();
     assert!((p[[0, 0]] - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-15);
     assert!(p[[1, 0]] < 0.5);
-    let score = mlp
-        .score(
-            array![[1.0, 0.0], [0.0, 1.0]].view(),
-            array![[1.0], [1.0]].view(),
-        )
-        .unwrap();
-    assert_eq!(score, 0.5);
+    let (x, y) = (array![[1.0, 0.0], [0.0, 1.0]], array![[1.0], [1.0]]);
+    assert_eq!(mlp.score(Samples::new(x.view(), y.view())).unwrap(), 0.5);
+    // Weighted: the right row counts 3 times, the wrong one once.
+    let weights = array![3.0, 1.0];
+    let weighted = Samples {
+        weights: Some(weights.view()),
+        ..Samples::new(x.view(), y.view())
+    };
+    assert_eq!(mlp.score(weighted).unwrap(), 0.75);
     let wrong = mlp.predict_proba(array![[1.0, 0.0, 3.0]].view());
     assert!(wrong
         .unwrap_err()
         .to_string()
         .contains("expected 2 features"));
+}
+
+#[test]
+fn integer_sample_weights_equal_repeated_rows_in_one_batch() {
+    let (x, y) = data();
+    let counts: Vec<usize> = (0..x.nrows()).map(|i| 1 + i % 3).collect();
+    let weights = Array1::from_iter(counts.iter().map(|&c| c as f64));
+    let repeated: Vec<usize> = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &c)| std::iter::repeat_n(i, c))
+        .collect();
+    let (x_rep, y_rep) = (x.select(Axis(0), &repeated), y.select(Axis(0), &repeated));
+    for solver in [SolverKind::Sgd, SolverKind::Adam] {
+        let mut settings = settings(
+            solver,
+            if solver == SolverKind::Sgd { 0.9 } else { 0.0 },
+            true,
+        );
+        settings.batch_size = repeated.len(); // one batch: both see the same sums
+        let start = start();
+        let views: Vec<_> = start.iter().map(|(w, b)| (w.view(), b.view())).collect();
+        let mut weighted =
+            SklearnMlp::new(&views, ActivationKind::Tanh, Output::Softmax, false).unwrap();
+        let mut plain = weighted.clone();
+        let samples = Samples {
+            weights: Some(weights.view()),
+            ..Samples::new(x.view(), y.view())
+        };
+        weighted
+            .fit(samples, None, &settings, false, &mut Recorder::default())
+            .unwrap();
+        plain
+            .fit(
+                Samples::new(x_rep.view(), y_rep.view()),
+                None,
+                &settings,
+                false,
+                &mut Recorder::default(),
+            )
+            .unwrap();
+        // One batch per epoch: the weighted mean loss is the repeated rows' mean.
+        for (a, r) in weighted
+            .progress
+            .loss_curve
+            .iter()
+            .zip(&plain.progress.loss_curve)
+        {
+            assert_close(*a, *r, &format!("{solver:?} weighted loss"));
+        }
+        for ((w, b), (pw, pb)) in weighted.parameters().iter().zip(plain.parameters().iter()) {
+            for (a, r) in w.iter().chain(b).zip(pw.iter().chain(pb)) {
+                assert_close(*a, *r, &format!("{solver:?} weighted"));
+            }
+        }
+    }
 }
