@@ -81,6 +81,13 @@ fn start() -> Parameters {
         .collect()
 }
 
+/// A network from [`start`]'s weights with the given hidden activation, softmax output.
+fn network(activation: ActivationKind, early_stopping: bool) -> SklearnMlp<f64> {
+    let start = start();
+    let views: Vec<_> = start.iter().map(|(w, b)| (w.view(), b.view())).collect();
+    SklearnMlp::new(&views, activation, Output::Softmax, early_stopping).unwrap()
+}
+
 /// scikit-learn's `_fit_stochastic` without shuffling, softmax output, in plain loops:
 /// returns the loss curve and the final `(coefs, intercepts)`.
 fn reference_fit(
@@ -223,22 +230,12 @@ fn every_solver_equals_the_plain_loop_transcription_of_scikit_learn() {
     ];
     for (solver, momentum, nesterov, activation) in cases {
         let settings = settings(solver, momentum, nesterov);
-        let start = start();
-        let views: Vec<_> = start.iter().map(|(w, b)| (w.view(), b.view())).collect();
-        let mut mlp = SklearnMlp::new(&views, activation, Output::Softmax, false).unwrap();
+        let mut mlp = network(activation, false);
         let mut hooks = Recorder::default();
-        let end = mlp
-            .fit(
-                Samples::new(x.view(), y.view()),
-                None,
-                &settings,
-                false,
-                &mut hooks,
-            )
-            .unwrap();
+        let train = Samples::new(x.view(), y.view());
+        let end = mlp.fit(train, None, &settings, false, &mut hooks).unwrap();
         assert_eq!(end, FitEnd::MaxIterReached);
-        let (curve, params) =
-            reference_fit(x.view(), y.view(), start.clone(), activation, &settings);
+        let (curve, params) = reference_fit(x.view(), y.view(), start(), activation, &settings);
         let what = format!("{solver:?} momentum {momentum} nesterov {nesterov} {activation}");
         assert_eq!(mlp.progress.loss_curve.len(), curve.len(), "{what}");
         for (a, b) in mlp.progress.loss_curve.iter().zip(&curve) {
@@ -263,24 +260,15 @@ fn every_solver_equals_the_plain_loop_transcription_of_scikit_learn() {
 #[test]
 fn the_tol_rule_stops_and_shuffling_asks_the_caller_each_epoch() {
     let (x, y) = data();
-    let start = start();
-    let views: Vec<_> = start.iter().map(|(w, b)| (w.view(), b.view())).collect();
-    let mut mlp = SklearnMlp::new(&views, ActivationKind::Relu, Output::Softmax, false).unwrap();
+    let mut mlp = network(ActivationKind::Relu, false);
     let mut settings = settings(SolverKind::Sgd, 0.0, false);
     settings.tol = 10.0; // no epoch improves by 10
     settings.n_iter_no_change = 2;
     settings.max_iter = 50;
     settings.shuffle = true;
     let mut hooks = Recorder::default();
-    let end = mlp
-        .fit(
-            Samples::new(x.view(), y.view()),
-            None,
-            &settings,
-            false,
-            &mut hooks,
-        )
-        .unwrap();
+    let train = Samples::new(x.view(), y.view());
+    let end = mlp.fit(train, None, &settings, false, &mut hooks).unwrap();
     // The first epoch improves on infinity; three more without improvement stop it.
     assert_eq!(end, FitEnd::Converged);
     assert_eq!(mlp.progress.n_iter, 4);
@@ -295,9 +283,7 @@ fn the_tol_rule_stops_and_shuffling_asks_the_caller_each_epoch() {
 #[test]
 fn early_stopping_keeps_the_best_validation_weights() {
     let (x, y) = data();
-    let start = start();
-    let views: Vec<_> = start.iter().map(|(w, b)| (w.view(), b.view())).collect();
-    let mut mlp = SklearnMlp::new(&views, ActivationKind::Relu, Output::Softmax, true).unwrap();
+    let mut mlp = network(ActivationKind::Relu, true);
     let mut settings = settings(SolverKind::Adam, 0.0, false);
     settings.learning_rate_init = 0.2;
     settings.max_iter = 8;
@@ -373,10 +359,7 @@ fn integer_sample_weights_equal_repeated_rows_in_one_batch() {
             true,
         );
         settings.batch_size = repeated.len(); // one batch: both see the same sums
-        let start = start();
-        let views: Vec<_> = start.iter().map(|(w, b)| (w.view(), b.view())).collect();
-        let mut weighted =
-            SklearnMlp::new(&views, ActivationKind::Tanh, Output::Softmax, false).unwrap();
+        let mut weighted = network(ActivationKind::Tanh, false);
         let mut plain = weighted.clone();
         let samples = Samples {
             weights: Some(weights.view()),
