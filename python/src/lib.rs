@@ -15,6 +15,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use nabla::names::UnknownName;
 use nabla::sklearn::{
     FitEnd, FitHooks, LearningRate, Output, Progress, Samples, Settings, SklearnError, SklearnMlp,
     Solver, SolverKind,
@@ -49,6 +50,10 @@ macro_rules! with_engine {
 }
 
 fn value_error(error: SklearnError) -> PyErr {
+    PyValueError::new_err(error.to_string())
+}
+
+fn name_error(error: UnknownName) -> PyErr {
     PyValueError::new_err(error.to_string())
 }
 
@@ -132,25 +137,12 @@ fn settings_of(settings: &Bound<'_, PyDict>) -> PyResult<Settings> {
             .extract()
             .map_err(Into::into)
     }
-    let solver = match get::<String>(settings, "solver")?.as_str() {
-        "sgd" => SolverKind::Sgd,
-        "adam" => SolverKind::Adam,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "solver {other:?} is not a stochastic solver"
-            )))
-        }
-    };
-    let learning_rate = match get::<String>(settings, "learning_rate")?.as_str() {
-        "constant" => LearningRate::Constant,
-        "invscaling" => LearningRate::InvScaling,
-        "adaptive" => LearningRate::Adaptive,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown learning_rate {other:?}"
-            )))
-        }
-    };
+    let solver = get::<String>(settings, "solver")?
+        .parse::<SolverKind>()
+        .map_err(name_error)?;
+    let learning_rate = get::<String>(settings, "learning_rate")?
+        .parse::<LearningRate>()
+        .map_err(name_error)?;
     Ok(Settings {
         solver,
         alpha: get(settings, "alpha")?,
@@ -332,16 +324,11 @@ fn solver_dict<'py, F: Float + Element>(
             power_t,
             velocities,
         } => {
-            dict.set_item("kind", "sgd")?;
+            dict.set_item("kind", solver.kind().name())?;
             dict.set_item("learning_rate", learning_rate)?;
             dict.set_item("momentum", momentum)?;
             dict.set_item("nesterov", nesterov)?;
-            let schedule = match schedule {
-                LearningRate::Constant => "constant",
-                LearningRate::InvScaling => "invscaling",
-                LearningRate::Adaptive => "adaptive",
-            };
-            dict.set_item("schedule", schedule)?;
+            dict.set_item("schedule", schedule.name())?;
             dict.set_item("learning_rate_init", learning_rate_init)?;
             dict.set_item("power_t", power_t)?;
             dict.set_item("velocities", buffers_out(py, velocities))?;
@@ -356,7 +343,7 @@ fn solver_dict<'py, F: Float + Element>(
             ms,
             vs,
         } => {
-            dict.set_item("kind", "adam")?;
+            dict.set_item("kind", solver.kind().name())?;
             dict.set_item("learning_rate_init", learning_rate_init)?;
             dict.set_item("learning_rate", learning_rate)?;
             dict.set_item("beta_1", beta_1)?;
@@ -375,14 +362,16 @@ fn solver_of<F: Float + Element>(dict: &Bound<'_, PyDict>) -> PyResult<Solver<F>
         dict.get_item(key)?
             .ok_or_else(|| PyValueError::new_err(format!("solver state entry {key} missing")))
     };
-    let kind: String = item("kind")?.extract()?;
-    Ok(match kind.as_str() {
-        "sgd" => {
-            let schedule = match item("schedule")?.extract::<String>()?.as_str() {
-                "invscaling" => LearningRate::InvScaling,
-                "adaptive" => LearningRate::Adaptive,
-                _ => LearningRate::Constant,
-            };
+    let kind: SolverKind = item("kind")?
+        .extract::<String>()?
+        .parse()
+        .map_err(name_error)?;
+    Ok(match kind {
+        SolverKind::Sgd => {
+            let schedule: LearningRate = item("schedule")?
+                .extract::<String>()?
+                .parse()
+                .map_err(name_error)?;
             Solver::Sgd {
                 learning_rate: item("learning_rate")?.extract()?,
                 momentum: item("momentum")?.extract()?,
@@ -393,7 +382,7 @@ fn solver_of<F: Float + Element>(dict: &Bound<'_, PyDict>) -> PyResult<Solver<F>
                 velocities: buffers_in(&item("velocities")?)?,
             }
         }
-        _ => Solver::Adam {
+        SolverKind::Adam => Solver::Adam {
             learning_rate_init: item("learning_rate_init")?.extract()?,
             learning_rate: item("learning_rate")?.extract()?,
             beta_1: item("beta_1")?.extract()?,

@@ -328,6 +328,10 @@ def test_a_damaged_pickle_is_refused_not_a_panic(digits):
     state["_core_state"]["best_coefs"] = state["_core_state"]["best_coefs"][::-1]
     with pytest.raises(ValueError, match="best weights"):
         MLPClassifier().__setstate__(state)
+    state = estimator.__getstate__()
+    state["_core_state"]["solver"]["kind"] = "rmsprop"
+    with pytest.raises(ValueError, match="unknown stochastic solver 'rmsprop'"):
+        MLPClassifier().__setstate__(state)
 
 
 @pytest.mark.parametrize(

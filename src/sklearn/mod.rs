@@ -21,6 +21,7 @@ mod output;
 mod solver;
 
 use std::ops::Range;
+use std::str::FromStr;
 
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -30,6 +31,7 @@ use crate::buffer::Buffer;
 use crate::float::Float;
 use crate::layers::{ActivationKind, Layer, Linear};
 use crate::module::Module;
+use crate::names::UnknownName;
 use crate::network::{ModelError, MultiLayerPerceptron, Scratch, SlicedStep};
 use crate::optim::PlainUpdate;
 use crate::threads::{self, GemmThreading};
@@ -46,6 +48,27 @@ pub enum SolverKind {
     Adam,
 }
 
+impl SolverKind {
+    /// Every solver nabla runs.
+    pub const ALL: [SolverKind; 2] = [SolverKind::Sgd, SolverKind::Adam];
+
+    /// scikit-learn's name (`solver`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SolverKind::Sgd => "sgd",
+            SolverKind::Adam => "adam",
+        }
+    }
+}
+
+impl FromStr for SolverKind {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        UnknownName::find("stochastic solver", name, Self::ALL, Self::name)
+    }
+}
+
 /// SGD's learning-rate schedule (`learning_rate`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LearningRate {
@@ -55,6 +78,32 @@ pub enum LearningRate {
     InvScaling,
     /// Divided by 5 whenever `n_iter_no_change` epochs bring no progress.
     Adaptive,
+}
+
+impl LearningRate {
+    /// Every schedule.
+    pub const ALL: [LearningRate; 3] = [
+        LearningRate::Constant,
+        LearningRate::InvScaling,
+        LearningRate::Adaptive,
+    ];
+
+    /// scikit-learn's name (`learning_rate`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LearningRate::Constant => "constant",
+            LearningRate::InvScaling => "invscaling",
+            LearningRate::Adaptive => "adaptive",
+        }
+    }
+}
+
+impl FromStr for LearningRate {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        UnknownName::find("learning_rate", name, Self::ALL, Self::name)
+    }
 }
 
 /// The hyperparameters of one `fit` or `partial_fit` call, with scikit-learn's names

@@ -91,6 +91,14 @@ impl<F: Float> Solver<F> {
         }
     }
 
+    /// Which solver this is.
+    pub fn kind(&self) -> SolverKind {
+        match self {
+            Solver::Sgd { .. } => SolverKind::Sgd,
+            Solver::Adam { .. } => SolverKind::Adam,
+        }
+    }
+
     /// Whether the buffers have the given sizes (one per parameter, in order).
     pub fn fits(&self, sizes: &[usize]) -> bool {
         let matches = |buffers: &[Vec<F>]| {
