@@ -62,7 +62,7 @@ pub fn gemm<F: Float>(
         c.dim()
     );
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let parts = rayon::current_num_threads().min(n / BLOCK_ALIGN).max(1);
+    let parts = crate::threads::parallelism().min(n / BLOCK_ALIGN).max(1);
     let split = gemm_threading() == GemmThreading::Split
         && parts > 1
         && 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k) >= SPLIT_MIN_FLOP;

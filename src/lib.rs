@@ -42,6 +42,7 @@ extern crate blas_src;
 
 pub mod atomic_file;
 pub(crate) mod buffer;
+pub mod cgroup;
 pub mod checkpoint;
 pub(crate) mod crew;
 pub mod data;

@@ -103,19 +103,19 @@ fn split_gemm_matches_the_plain_loops_in_every_layout() {
     let _settings = exclusive();
     threads::set_gemm_threading(GemmThreading::Split, 4);
     assert_eq!(threads::gemm_threading(), GemmThreading::Split);
-    assert_eq!(
-        threads::blas_threads(),
-        1,
-        "split mode runs one-thread OpenBLAS calls"
-    );
-    let copies = layout_copies();
-    check_products::<f64>(1e-13);
-    check_products::<f32>(2e-6);
-    assert_eq!(
-        layout_copies(),
-        copies,
-        "every layout here reaches BLAS without a copy"
-    );
+    // As a run holds it: on a pool of 4 (the split's parts), OpenBLAS on one thread.
+    threads::on_pool(4, || {
+        let _one_thread = threads::BlasLease::new(1);
+        assert_eq!(threads::blas_threads(), 1);
+        let copies = layout_copies();
+        check_products::<f64>(1e-13);
+        check_products::<f32>(2e-6);
+        assert_eq!(
+            layout_copies(),
+            copies,
+            "every layout here reaches BLAS without a copy"
+        );
+    });
     threads::set_gemm_threading(GemmThreading::OpenBlas, 4);
     check_products::<f64>(1e-13);
 }

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use nabla::checkpoint::CheckpointError;
 use nabla::data::DataError;
 use nabla::network::ModelError;
-use nabla::threads::ThreadsError;
 use nabla::train::TrainError;
 use thiserror::Error;
 
@@ -32,9 +31,6 @@ pub enum CliError {
     /// The layers do not make a network.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// The thread counts could not be set.
-    #[error(transparent)]
-    Threads(#[from] ThreadsError),
     /// A training log could not be written or read.
     #[error(transparent)]
     Log(#[from] LogError),

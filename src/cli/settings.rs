@@ -9,7 +9,7 @@ use nabla::atomic_file::check_writable;
 use nabla::checkpoint::ModelFormat;
 use nabla::data::{load_csv, DataSource, Dataset, Features};
 use nabla::optim::schedule::ScheduleConfig;
-use nabla::threads::{self, GemmThreading};
+use nabla::threads::{self, GemmThreading, ThreadSource};
 use nabla::train::{Setting, TrainConfig, TrainError};
 use nabla::{ActivationKind, Float, Init};
 use serde::{Deserialize, Serialize};
@@ -259,8 +259,10 @@ pub struct TrainSettings {
     pub init: Init,
     /// Float type.
     pub dtype: Dtype,
-    /// Threads for OpenBLAS and rayon.
+    /// Threads for the run (OpenBLAS's or nabla's own).
     pub threads: usize,
+    /// What decided the thread count (`--threads`, the affinity, a limit ...).
+    pub thread_source: ThreadSource,
     /// Who parallelises the GEMMs.
     pub gemm: GemmThreading,
     /// CSV log path.
@@ -346,17 +348,18 @@ impl TrainSettings {
         }
         let mut warnings = Vec::new();
         let cores = threads::available_cores();
-        let threads = match args.threads {
-            None => cores,
+        let requested = match args.threads {
+            None => None,
             Some(0) => return Err(invalid("--threads", 0, "at least 1")),
             Some(asked) if asked > cores => {
                 warnings.push(format!(
-                    "--threads {asked} is more than the {cores} cores here; using {cores} (more threads than cores only wait on each other)"
+                    "--threads {asked} is more than the {cores} cores this process may use; using {cores} (more threads than cores only wait on each other)"
                 ));
-                cores
+                Some(cores)
             }
-            Some(asked) => asked,
+            Some(asked) => Some(asked),
         };
+        let budget = threads::budget_for(requested);
         let out = args.out.as_deref().map(RunFolder::new);
         let log = args
             .log
@@ -433,7 +436,8 @@ impl TrainSettings {
             activation,
             init,
             dtype,
-            threads,
+            threads: budget.threads,
+            thread_source: budget.source,
             gemm: args.gemm,
             log,
             save,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nabla::checkpoint::{self, ModelFormat};
-use nabla::threads::{self, GemmThreading};
+use nabla::threads::{self, GemmThreading, ThreadSource};
 use nabla::train::{History, Stop, Trainer, TrainingState};
 use nabla::{Dataset, Float, MultiLayerPerceptron};
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     for warning in &settings.warnings {
         tell(&format!("nabla: warning: {warning}"));
     }
-    threads::set_threads(settings.threads, settings.gemm)?;
+    threads::set_threads(Some(settings.threads), settings.gemm);
     run_in(settings.dtype, &(settings, saved))
 }
 
@@ -182,8 +182,10 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
             threading,
         ));
     }
-    // The whole loop on rayon's pool, once (see `Trainer::run_epoch`).
-    let outcome = rayon::scope(|_| train_epochs(settings, &mut trainer, &mut reporter, &run_json));
+    // The whole loop on the pool, once (see `Trainer::run_epoch`).
+    let outcome = threads::on_pool(settings.threads, || {
+        train_epochs(settings, &mut trainer, &mut reporter, &run_json)
+    });
     reporter.finish();
     if let Err(error) = outcome {
         write_summary(settings, None, &error.to_string(), started);
@@ -288,7 +290,7 @@ fn header<F: Float>(
         .as_ref()
         .map_or_else(String::new, |v| format!(" / {} validation", v.y.len()));
     let mut line = format!(
-        "nabla: {} ({} train{validation} / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} threads (gemm {threading}{})",
+        "nabla: {} ({} train{validation} / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} thread{} ({}; gemm {threading}{})",
         run.data.name,
         dataset.train_y.len(),
         dataset.test_y.len(),
@@ -300,6 +302,11 @@ fn header<F: Float>(
         config.epochs,
         config.seed,
         settings.threads,
+        if settings.threads == 1 { "" } else { "s" },
+        match &settings.thread_source {
+            ThreadSource::Requested(threads) => format!("--threads {threads}"),
+            source => source.to_string(),
+        },
         if settings.gemm == GemmThreading::Auto { ", auto" } else { "" },
     );
     if config.optimizer != nabla::optim::OptimizerKind::Sgd {

@@ -34,12 +34,13 @@ use std::sync::{Mutex, PoisonError};
 use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 
 use crate::buffer::Buffer;
-use crate::crew::Crew;
+use crate::crew::{Crew, PaceReport, Pacer};
 use crate::float::Float;
 use crate::gemm::gemm;
 use crate::layers::{column_sums, fill_rows_with, ActivationKind, Layer, LinearViews};
 use crate::module::ParameterKind;
 use crate::optim::PlainUpdate;
+use crate::threads::SerialKernels;
 
 use super::MultiLayerPerceptron;
 
@@ -64,8 +65,11 @@ struct Stage {
 #[derive(Debug)]
 pub(crate) struct SlicedStep<F> {
     stages: Vec<Stage>,
-    /// One member per core; the calling thread leads.
+    /// One member per core; the calling thread leads. Its size fixes how every layer is
+    /// cut, whoever runs the pieces.
     crew: Crew,
+    /// Whether the crew spreads the pieces or the calling thread runs them alone.
+    pacer: Pacer,
     input: Buffer<F>,
     /// `H_i: (batch, out_i)` per stage (the last holds the logits).
     outputs: Vec<Buffer<F>>,
@@ -99,6 +103,7 @@ impl<F: Float> SlicedStep<F> {
         let stages = Self::plan(model, cores)?;
         Some(Self {
             crew: Crew::new(cores.min(MAX_PARTS)),
+            pacer: Pacer::new(),
             input: Buffer::new(),
             outputs: stages.iter().map(|_| Buffer::new()).collect(),
             grads: stages.iter().map(|_| Buffer::new()).collect(),
@@ -116,15 +121,18 @@ impl<F: Float> SlicedStep<F> {
         batch: usize,
         fill_rows: impl Fn(Range<usize>, ArrayViewMut2<'_, F>) + Sync,
     ) -> ArrayView2<'_, F> {
+        let _serial = SerialKernels::new();
+        self.pacer.batch_started();
         let input = InputRows {
             rows: self.input.resize(batch, model.in_features()),
             start: 0,
         };
         let parts = (batch / ROWS_PER_FILL).max(1);
-        in_parts(&self.crew, input, parts, batch, 1, &|part: InputRows<
-            '_,
-            F,
-        >| {
+        let crew = Members {
+            crew: &self.crew,
+            pacer: &mut self.pacer,
+        };
+        crew.in_parts(input, parts, batch, 1, &|part: InputRows<'_, F>| {
             let rows = part.start..part.start + part.rows.nrows();
             fill_rows(rows, part.rows)
         });
@@ -148,14 +156,13 @@ impl<F: Float> SlicedStep<F> {
                 bias,
                 output: rest[0].resize(batch, width),
             };
-            in_parts(
-                &self.crew,
-                slice,
-                parts,
-                width,
-                BLOCK,
-                &|slice: ForwardSlice<'_, F>| slice.run(input, stage.activation),
-            );
+            let crew = Members {
+                crew: &self.crew,
+                pacer: &mut self.pacer,
+            };
+            crew.in_parts(slice, parts, width, BLOCK, &|slice: ForwardSlice<'_, F>| {
+                slice.run(input, stage.activation)
+            });
         }
         self.outputs[last].view()
     }
@@ -168,6 +175,7 @@ impl<F: Float> SlicedStep<F> {
         grad_output: ArrayView2<'_, F>,
         update: PlainUpdate<F>,
     ) {
+        let _serial = SerialKernels::new();
         let last = self.stages.len() - 1;
         let batch = self.input.shape().0;
         assert_eq!(
@@ -213,15 +221,23 @@ impl<F: Float> SlicedStep<F> {
                 update,
             };
             let parts = parts_for(width, self.crew.size());
-            in_parts(
-                &self.crew,
-                slice,
-                parts,
-                width,
-                BLOCK,
-                &|slice: BackwardSlice<'_, F>| slice.run(shared),
-            );
+            let crew = Members {
+                crew: &self.crew,
+                pacer: &mut self.pacer,
+            };
+            crew.in_parts(slice, parts, width, BLOCK, &|slice: BackwardSlice<
+                '_,
+                F,
+            >| {
+                slice.run(shared)
+            });
         }
+        self.pacer.batch_finished(batch);
+    }
+
+    /// How the pacer has run the crew so far.
+    pub(crate) fn pace_report(&self) -> PaceReport {
+        self.pacer.report()
     }
 }
 
@@ -287,34 +303,44 @@ trait Units: Sized + Send {
 }
 
 /// The most parts a layer is cut into (the crew's size is capped to it).
-pub(crate) const MAX_PARTS: usize = 64;
+pub(crate) const MAX_PARTS: usize = crate::crew::MAX_PIECES;
 
-/// Runs `work` on `parts` pieces of `slice` (of `width` units), cut at multiples of
-/// [`BLOCK`], one piece per crew member (the leader, the calling thread, takes the
-/// first). Nothing is allocated: the pieces wait on the stack.
-fn in_parts<S: Units>(
-    crew: &Crew,
-    slice: S,
-    parts: usize,
-    width: usize,
-    align: usize,
-    work: &(impl Fn(S) + Sync),
-) {
-    let parts = parts.min(crew.size());
-    if parts <= 1 {
-        work(slice);
-        return;
-    }
-    let pieces: [Mutex<Option<S>>; MAX_PARTS] = std::array::from_fn(|_| Mutex::new(None));
-    cut(slice, width, align, &pieces[..parts]);
-    crew.run(&|member| {
-        let piece = pieces
-            .get(member)
-            .and_then(|piece| piece.lock().unwrap_or_else(PoisonError::into_inner).take());
-        if let Some(piece) = piece {
-            work(piece);
+/// The crew and its pacer, borrowed for one job.
+struct Members<'a> {
+    crew: &'a Crew,
+    pacer: &'a mut Pacer,
+}
+
+impl Members<'_> {
+    /// Runs `work` on `parts` pieces of `slice` (of `width` units), cut at multiples of
+    /// `align`, at most one piece per crew member: spread over the crew or all on the
+    /// calling thread, as the pacer says. Nothing is allocated: the pieces wait on the
+    /// stack.
+    fn in_parts<S: Units>(
+        self,
+        slice: S,
+        parts: usize,
+        width: usize,
+        align: usize,
+        work: &(impl Fn(S) + Sync),
+    ) {
+        let parts = parts.min(self.crew.size());
+        if parts <= 1 {
+            work(slice);
+            return;
         }
-    });
+        let pieces: [Mutex<Option<S>>; MAX_PARTS] = std::array::from_fn(|_| Mutex::new(None));
+        cut(slice, width, align, &pieces[..parts]);
+        let stats = self.crew.run(self.pacer.mode(), parts, &|piece| {
+            let piece = pieces
+                .get(piece)
+                .and_then(|piece| piece.lock().unwrap_or_else(PoisonError::into_inner).take());
+            if let Some(piece) = piece {
+                work(piece);
+            }
+        });
+        self.pacer.met(stats);
+    }
 }
 
 /// Cuts `slice` (of `width` units) into `pieces.len()` pieces at multiples of `align`,

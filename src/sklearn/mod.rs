@@ -34,7 +34,7 @@ use crate::module::Module;
 use crate::names::UnknownName;
 use crate::network::{ModelError, MultiLayerPerceptron, Scratch, SlicedStep};
 use crate::optim::PlainUpdate;
-use crate::threads::{self, GemmThreading};
+use crate::threads::{self, BlasLease, GemmThreading, SerialKernels};
 
 pub use output::Output;
 pub use solver::Solver;
@@ -397,21 +397,32 @@ impl<F: Float> SklearnMlp<F> {
         self.check_features("X", x)?;
         let mut out = Array2::zeros((x.nrows(), self.model.out_features()));
         const CHUNK: usize = crate::train::EVAL_CHUNK_ROWS;
+        let run_chunk =
+            |scratch: &mut Scratch<F>, index: usize, mut chunk: ArrayViewMut2<'_, F>| {
+                let start = index * CHUNK;
+                let rows = start..start + chunk.nrows();
+                let logits = self.model.infer(
+                    rows.len(),
+                    |mut input| input.assign(&x.slice(s![rows.clone(), ..])),
+                    scratch,
+                );
+                chunk.assign(&logits);
+                self.output.apply(chunk);
+            };
         threads::with_one_blas_thread(|| {
-            out.axis_chunks_iter_mut(Axis(0), CHUNK)
-                .into_par_iter()
-                .enumerate()
-                .for_each_init(Scratch::default, |scratch, (index, mut chunk)| {
-                    let start = index * CHUNK;
-                    let rows = start..start + chunk.nrows();
-                    let logits = self.model.infer(
-                        rows.len(),
-                        |mut input| input.assign(&x.slice(s![rows.clone(), ..])),
-                        scratch,
-                    );
-                    chunk.assign(&logits);
-                    self.output.apply(chunk);
-                });
+            if x.nrows() <= CHUNK {
+                // One chunk: on the calling thread, without a pool's hand-over.
+                run_chunk(&mut Scratch::default(), 0, out.view_mut());
+                return;
+            }
+            threads::on_pool(threads::budget().threads, || {
+                out.axis_chunks_iter_mut(Axis(0), CHUNK)
+                    .into_par_iter()
+                    .enumerate()
+                    .for_each_init(Scratch::default, |scratch, (index, chunk)| {
+                        run_chunk(scratch, index, chunk)
+                    });
+            });
         });
         Ok(out)
     }
@@ -453,12 +464,18 @@ impl<F: Float> SklearnMlp<F> {
                 .visit_parameters(&mut |parameter| sizes.push(parameter.value.len()));
             self.solver = Some(Solver::new(settings, &sizes));
         }
-        let end = if rayon::current_thread_index().is_some() {
-            self.epochs(train, validation, settings, incremental, hooks)
-        } else {
-            // On a worker of the pool, as the trainer runs: the kernels' joins stay cheap.
-            rayon::scope(|_| self.epochs(train, validation, settings, incremental, hooks))
-        };
+        let budget = threads::budget();
+        // On a worker of the pool, as the trainer runs: the kernels' joins stay cheap.
+        let end = threads::on_pool(budget.threads, || {
+            self.epochs(
+                train,
+                validation,
+                settings,
+                incremental,
+                budget.threads,
+                hooks,
+            )
+        });
         if validation.is_some() {
             let best = std::mem::take(&mut self.best);
             for (linear, (coefs, intercepts)) in self.model.linear_layers_mut().zip(&best) {
@@ -481,18 +498,20 @@ impl<F: Float> SklearnMlp<F> {
     }
 
     /// The epoch loop of [`SklearnMlp::fit`].
+    #[allow(clippy::too_many_arguments)]
     fn epochs(
         &mut self,
         train: Samples<'_, F>,
         validation: Option<Samples<'_, F>>,
         settings: &Settings,
         incremental: bool,
+        cores: usize,
         hooks: &mut (dyn FitHooks + Send),
     ) -> FitEnd {
         let rows = train.x.nrows();
         let batch_size = settings.batch_size.clamp(1, rows.max(1));
         let mut order: Vec<usize> = (0..rows).collect();
-        let mut step = TrainingStep::new(&mut self.model, settings, batch_size);
+        let mut step = TrainingStep::new(&mut self.model, settings, batch_size, cores);
         self.progress.n_iter = 0;
         let mut end = FitEnd::MaxIterReached;
         for _ in 0..settings.max_iter {
@@ -561,7 +580,6 @@ impl<F: Float> SklearnMlp<F> {
                 break;
             }
         }
-        threads::prepare_blas_for(threads::gemm_threading());
         end
     }
 
@@ -710,6 +728,8 @@ impl Selection<'_> {
 /// plain gradient descent and the machine has the cores for it.
 struct TrainingStep<F> {
     sliced: Option<SlicedStep<F>>,
+    /// OpenBLAS held at the thread count the step needs while the fit runs.
+    _blas: BlasLease,
     /// The targets of a shuffled batch, gathered.
     target_rows: Buffer<F>,
     /// The batch's weights, gathered.
@@ -717,8 +737,12 @@ struct TrainingStep<F> {
 }
 
 impl<F: Float> TrainingStep<F> {
-    fn new(model: &mut MultiLayerPerceptron<F>, settings: &Settings, batch_size: usize) -> Self {
-        let cores = rayon::current_num_threads();
+    fn new(
+        model: &mut MultiLayerPerceptron<F>,
+        settings: &Settings,
+        batch_size: usize,
+        cores: usize,
+    ) -> Self {
         let plain = settings.solver == SolverKind::Sgd && settings.momentum == 0.0;
         let threading = threads::auto_threading(
             threads::gemm_threading(),
@@ -731,8 +755,8 @@ impl<F: Float> TrainingStep<F> {
             GemmThreading::Sliced => SlicedStep::new(model, cores),
             _ => None,
         };
-        threads::prepare_blas_for(threading);
         Self {
+            _blas: BlasLease::new(threading.blas_threads(cores)),
             sliced,
             target_rows: Buffer::new(),
             weight_rows: Vec::new(),
@@ -752,6 +776,8 @@ impl<F: Float> TrainingStep<F> {
         selection: Selection<'_>,
         alpha: f64,
     ) -> f64 {
+        // The crew holds the cores: kernels on this thread run serially.
+        let _serial = self.sliced.is_some().then(SerialKernels::new);
         let batch = selection.len();
         let weights = data.weights.map(|all| {
             self.weight_rows.clear();

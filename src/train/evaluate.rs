@@ -7,7 +7,7 @@ use crate::float::Float;
 use crate::loss::SoftmaxCrossEntropy;
 use crate::math::argmax;
 use crate::network::{MultiLayerPerceptron, Scratch};
-use crate::threads::with_one_blas_thread;
+use crate::threads::{self, with_one_blas_thread};
 
 use super::history::Evaluation;
 
@@ -111,8 +111,25 @@ impl<F: Float> Evaluator<F> {
         }
     }
 
-    /// Runs every chunk, filling `predictions` and (with labels) the chunk results.
+    /// Runs every chunk, filling `predictions` and (with labels) the chunk results: on
+    /// the pool the caller runs on (a training run's), or else on nabla's pool of
+    /// [`threads::budget`] threads.
     fn run(
+        &mut self,
+        model: &MultiLayerPerceptron<F>,
+        x: &Features<F>,
+        labels: Option<ArrayView1<'_, usize>>,
+    ) {
+        if rayon::current_thread_index().is_none() && x.nrows() > EVAL_CHUNK_ROWS {
+            let threads = threads::budget().threads;
+            threads::on_pool(threads, || self.run_here(model, x, labels));
+        } else {
+            self.run_here(model, x, labels);
+        }
+    }
+
+    /// [`Evaluator::run`] on the calling thread, sharing the chunks with its pool.
+    fn run_here(
         &mut self,
         model: &MultiLayerPerceptron<F>,
         x: &Features<F>,
@@ -125,7 +142,7 @@ impl<F: Float> Evaluator<F> {
         }
         self.chunks.clear();
         self.chunks.resize(chunks, ChunkResult::default());
-        let parts = rayon::current_num_threads().min(chunks).max(1);
+        let parts = threads::parallelism().min(chunks).max(1);
         if self.parts.len() < parts {
             self.parts.resize_with(parts, Part::default);
         }

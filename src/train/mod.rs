@@ -23,6 +23,7 @@ mod state;
 
 use std::time::Instant;
 
+pub use crate::crew::PaceReport;
 pub use batches::ShuffleState;
 pub use config::{Setting, TrainConfig};
 pub use early_stopping::EarlyStopping;
@@ -39,7 +40,7 @@ use crate::module::Module;
 use crate::network::{MultiLayerPerceptron, SlicedStep};
 use crate::optim::schedule::Scheduler;
 use crate::optim::{Adam, Optimizer, OptimizerKind, Sgd};
-use crate::threads::{self, GemmThreading};
+use crate::threads::{self, BlasLease, GemmThreading, SerialKernels, ThreadBudget};
 use batches::BatchSource;
 
 /// The assignment's `train_network`: `epochs` epochs of in-order batch gradient descent.
@@ -64,8 +65,8 @@ pub fn train_with<F: Float, O: Observer + Send + ?Sized>(
     observer: &mut O,
 ) -> Result<History, TrainError> {
     let mut trainer = Trainer::new(model, dataset, config)?;
-    // One pass onto rayon's pool for the whole run (see `Trainer::run_epoch`).
-    rayon::scope(|_| -> Result<(), TrainError> {
+    // One pass onto the pool for the whole run (see `Trainer::run_epoch`).
+    threads::on_pool(trainer.threads().threads, || -> Result<(), TrainError> {
         while trainer.run_epoch(observer)? {}
         Ok(())
     })?;
@@ -97,8 +98,12 @@ pub struct Trainer<'a, F: Float> {
     partial: Option<EpochStats>,
     stop: Option<Stop>,
     grad_input: bool,
+    /// The threads of this run, and why.
+    threads: ThreadBudget,
     /// How this run's GEMMs are parallelised (`auto` resolved).
     threading: GemmThreading,
+    /// OpenBLAS held at the thread count `threading` needs while the run lives.
+    _blas: BlasLease,
     /// The per-core step, when `threading` is `sliced`.
     sliced: Option<SlicedStep<F>>,
 }
@@ -147,7 +152,8 @@ impl<'a, F: Float> Trainer<'a, F> {
                 )
             }
         };
-        let cores = rayon::current_num_threads();
+        let budget = threads::budget();
+        let cores = budget.threads;
         let threading = threads::auto_threading(
             threads::gemm_threading(),
             optimizer.plain_update().is_some(),
@@ -159,6 +165,7 @@ impl<'a, F: Float> Trainer<'a, F> {
             GemmThreading::Sliced => SlicedStep::new(model, cores),
             _ => None,
         };
+        let blas = BlasLease::new(threading.blas_threads(cores));
         let grad_input = model.computes_grad_input();
         model.set_compute_grad_input(false);
         Ok(Self {
@@ -181,7 +188,9 @@ impl<'a, F: Float> Trainer<'a, F> {
             partial: None,
             stop: None,
             grad_input,
+            threads: budget,
             threading,
+            _blas: blas,
             sliced,
         })
     }
@@ -222,6 +231,18 @@ impl<'a, F: Float> Trainer<'a, F> {
         self.threading
     }
 
+    /// How the per-core step has paced its crew so far (`None` without a per-core step):
+    /// batches spread over the cores or run alone while other work held them.
+    pub fn pace(&self) -> Option<PaceReport> {
+        self.sliced.as_ref().map(SlicedStep::pace_report)
+    }
+
+    /// The threads this run uses, and what decided their number (see
+    /// [`threads::budget`]).
+    pub fn threads(&self) -> &ThreadBudget {
+        &self.threads
+    }
+
     /// Why the run ended, once it has.
     pub fn stop(&self) -> Option<Stop> {
         self.stop
@@ -231,11 +252,12 @@ impl<'a, F: Float> Trainer<'a, F> {
     /// `Ok(false)` once the run has ended (all epochs done, early stopping, or the
     /// observer asked to stop).
     ///
-    /// The epoch runs on a thread of rayon's pool (called from outside it, the caller
-    /// waits), so that when a GEMM is split across the cores one part runs on the
-    /// training thread itself. Each move onto the pool costs a slot in rayon's queue,
-    /// which allocates now and then: a loop over epochs is better run inside one
-    /// `rayon::scope`, as [`train_with`] does.
+    /// The epoch runs on a worker of nabla's pool of [`Trainer::threads`] threads
+    /// (called from outside a pool, the caller waits; see [`threads::on_pool`]), so that
+    /// when work is shared across the cores one part runs on the training thread itself.
+    /// Each move onto the pool costs a slot in rayon's queue, which allocates now and
+    /// then: a loop over epochs is better run inside one [`threads::on_pool`], as
+    /// [`train_with`] does.
     pub fn run_epoch<O: Observer + Send + ?Sized>(
         &mut self,
         observer: &mut O,
@@ -243,11 +265,7 @@ impl<'a, F: Float> Trainer<'a, F> {
         if self.stop.is_some() {
             return Ok(false);
         }
-        if rayon::current_thread_index().is_some() {
-            self.epoch_on_this_thread(observer)
-        } else {
-            rayon::scope(|_| self.epoch_on_this_thread(observer))
-        }
+        threads::on_pool(self.threads.threads, || self.epoch_on_this_thread(observer))
     }
 
     fn epoch_on_this_thread<O: Observer + ?Sized>(
@@ -266,9 +284,10 @@ impl<'a, F: Float> Trainer<'a, F> {
         if self.position == 0 {
             self.batches.start_epoch();
         }
-        threads::prepare_blas_for(self.threading);
         let started = Instant::now();
         let dataset = self.dataset;
+        // The crew holds the cores during the batches: kernels on this thread run serially.
+        let serial = self.sliced.is_some().then(SerialKernels::new);
         for index in self.position..batches {
             let start = index * batch_size;
             let end = (start + batch_size).min(rows);
@@ -312,6 +331,7 @@ impl<'a, F: Float> Trainer<'a, F> {
                 return Ok(false);
             }
         }
+        drop(serial);
         let mut stats = self.evaluate(epoch, lr, started.elapsed().as_secs_f64(), batches)?;
         self.epoch = epoch;
         self.position = 0;

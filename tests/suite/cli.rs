@@ -701,12 +701,21 @@ fn bare_flags_train_with_the_default_thread_count() {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["--train-rows", "200", "--test-rows", "50", "--epochs", "2"]),
     );
-    let cores = nabla::threads::available_cores();
+    // The count the limits give (cores, affinity, quota, environment), and why.
+    let budget = nabla::threads::ThreadBudget::decide(&nabla::threads::Limits::read(), None);
     let header = output.lines().next().unwrap();
     // auto: the per-core step for plain gradient descent at batch 50 on several cores.
-    let threading = if cores > 1 { "sliced" } else { "openblas" };
+    let threading = if budget.threads > 1 {
+        "sliced"
+    } else {
+        "openblas"
+    };
+    let plural = if budget.threads == 1 { "" } else { "s" };
     assert!(
-        header.ends_with(&format!(", {cores} threads (gemm {threading}, auto)")),
+        header.ends_with(&format!(
+            ", {} thread{plural} ({}; gemm {threading}, auto)",
+            budget.threads, budget.source
+        )),
         "{header}"
     );
     assert!(

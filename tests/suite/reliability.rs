@@ -381,7 +381,7 @@ fn empty_test_sets_and_absurd_thread_counts() {
     let cores = nabla::threads::available_cores();
     assert!(
         stderr.contains(&format!(
-            "nabla: warning: --threads 1000 is more than the {cores} cores here; using {cores}"
+            "nabla: warning: --threads 1000 is more than the {cores} cores this process may use; using {cores}"
         )),
         "{stderr}"
     );
@@ -391,7 +391,7 @@ fn empty_test_sets_and_absurd_thread_counts() {
             .lines()
             .next()
             .unwrap()
-            .contains(&format!(", {cores} threads (gemm ")),
+            .contains(&format!(", {cores} threads (--threads {cores}; gemm ")),
         "{stdout}"
     );
 }

@@ -1,0 +1,183 @@
+//! OpenBLAS's thread count, shared by everything in the process that runs nabla.
+//!
+//! OpenBLAS has one thread count per process. A nabla run that parallelises the GEMMs
+//! itself (the per-core step, the split GEMM, evaluation shared between the cores) needs
+//! one-thread OpenBLAS calls; a run on OpenBLAS's threads needs its thread count. Each
+//! run holds a [`BlasLease`] for the count it needs while it lives: while any lease is
+//! held, OpenBLAS runs at the smallest count asked for (so two runs in one process never
+//! put their threads on top of each other); when the last lease ends, the count found
+//! before the first is put back, unless someone else changed it meanwhile. Outside
+//! nabla's runs the count is therefore whatever the program (or threadpoolctl) set,
+//! which [`outside_setting`] reports.
+//!
+//! The registry is guarded by the lock that `fork` never copies held
+//! ([`super::fork`]), and a forked child starts with no leases: the parent's runs do
+//! not exist there.
+
+use std::os::raw::c_int;
+use std::sync::{Mutex, PoisonError};
+
+use super::fork;
+
+extern "C" {
+    fn openblas_set_num_threads(num_threads: c_int);
+    fn openblas_get_num_threads() -> c_int;
+}
+
+/// Threads OpenBLAS uses for one GEMM now.
+pub fn blas_threads() -> usize {
+    // SAFETY: a plain getter of OpenBLAS's global thread count.
+    unsafe { openblas_get_num_threads() }.max(1) as usize
+}
+
+/// Sets the threads OpenBLAS uses for one GEMM (at least 1), outside the leases (for
+/// benchmarks and examples that drive OpenBLAS directly).
+#[doc(hidden)]
+pub fn set_blas_threads(threads: usize) {
+    let threads = threads.clamp(1, c_int::MAX as usize) as c_int;
+    // SAFETY: OpenBLAS's documented setter; it takes effect for later calls.
+    unsafe { openblas_set_num_threads(threads) }
+}
+
+/// The most leases held at once (runs in one process); more are not tracked and get
+/// one thread.
+const MAX_LEASES: usize = 64;
+
+struct Registry {
+    /// The pid the leases belong to (a forked child starts afresh).
+    pid: u32,
+    /// Threads asked for by each live lease (0: a free slot).
+    asked: [usize; MAX_LEASES],
+    /// OpenBLAS's count before the first live lease, to put back after the last.
+    before: usize,
+    /// The count the leases set, to tell a change from outside.
+    set: usize,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    pid: 0,
+    asked: [0; MAX_LEASES],
+    before: 0,
+    set: 0,
+});
+
+/// Runs `f` on the registry under the fork-safe lock (a child of `fork` finds it empty).
+fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    fork::locked(|| {
+        let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = std::process::id();
+        if registry.pid != pid {
+            registry.pid = pid;
+            registry.asked = [0; MAX_LEASES];
+        }
+        f(&mut registry)
+    })
+}
+
+impl Registry {
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        self.asked.iter().copied().filter(|&asked| asked > 0)
+    }
+}
+
+/// OpenBLAS's thread count as the program outside nabla's runs has it: the count before
+/// the first live lease, or the current count when no run is live.
+pub fn outside_setting() -> usize {
+    with_registry(|registry| match registry.live().next() {
+        Some(_) => registry.before,
+        None => blas_threads(),
+    })
+}
+
+/// OpenBLAS held at (at most) a thread count while a run lives (see the module docs).
+#[derive(Debug)]
+pub struct BlasLease {
+    slot: Option<usize>,
+    pid: u32,
+}
+
+impl BlasLease {
+    /// Asks for OpenBLAS to run at `threads` threads until the lease is dropped; with
+    /// other leases live, it runs at the smallest count asked for.
+    pub fn new(threads: usize) -> Self {
+        let threads = threads.max(1);
+        with_registry(|registry| {
+            if registry.live().next().is_none() {
+                registry.before = blas_threads();
+            }
+            let slot = registry.asked.iter().position(|&asked| asked == 0);
+            if let Some(slot) = slot {
+                registry.asked[slot] = threads;
+            }
+            let count = if slot.is_some() {
+                registry.live().min().unwrap_or(threads)
+            } else {
+                1
+            };
+            if blas_threads() != count {
+                set_blas_threads(count);
+            }
+            registry.set = count;
+            Self {
+                slot,
+                pid: registry.pid,
+            }
+        })
+    }
+}
+
+impl Drop for BlasLease {
+    fn drop(&mut self) {
+        with_registry(|registry| {
+            // A lease made before a fork belongs to the parent.
+            let Some(slot) = self.slot.filter(|_| registry.pid == self.pid) else {
+                return;
+            };
+            registry.asked[slot] = 0;
+            let current = blas_threads();
+            let changed_outside = current != registry.set;
+            match registry.live().min() {
+                _ if changed_outside => {}
+                Some(count) => {
+                    if count != current {
+                        set_blas_threads(count);
+                    }
+                    registry.set = count;
+                }
+                None => {
+                    if registry.before != current {
+                        set_blas_threads(registry.before);
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_take_the_smallest_count_and_put_the_old_one_back() {
+        let _serial = crate::threads::tests::exclusive();
+        set_blas_threads(3);
+        {
+            let four = BlasLease::new(4);
+            assert_eq!(blas_threads(), 4);
+            assert_eq!(outside_setting(), 3);
+            let one = BlasLease::new(1);
+            assert_eq!(blas_threads(), 1, "the smallest count wins");
+            drop(four);
+            assert_eq!(blas_threads(), 1);
+            drop(one);
+        }
+        assert_eq!(blas_threads(), 3, "the count from before is back");
+        {
+            let _lease = BlasLease::new(1);
+            set_blas_threads(2); // threadpoolctl, during the run
+        }
+        assert_eq!(blas_threads(), 2, "a change from outside is kept");
+        assert_eq!(outside_setting(), 2);
+    }
+}

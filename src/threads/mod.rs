@@ -1,0 +1,273 @@
+//! The one home of nabla's thread settings: how many threads a run may use and why
+//! ([`budget`]: cores, affinity, cgroup quota, limits set from outside, a request), who
+//! parallelises a GEMM ([`GemmThreading`]), OpenBLAS's thread count while runs live
+//! ([`BlasLease`]), the rayon pools that survive a `fork` ([`on_pool`]), and from how
+//! much work an elementwise kernel is split across a pool. Every other module reads them
+//! here.
+
+mod blas;
+mod budget;
+mod fork;
+mod pool;
+
+use std::cell::Cell;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use crate::names::UnknownName;
+
+pub use blas::{
+    blas_threads, outside_setting as blas_outside_setting, set_blas_threads, BlasLease,
+};
+pub use budget::{allowed_cpus, online_cores, Limits, ThreadBudget, ThreadSource};
+pub use pool::on_pool;
+
+/// Who parallelises a GEMM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GemmThreading {
+    /// Chosen for each training run from its shape (see [`auto_threading`]): `sliced`
+    /// where it was measured to win, `openblas` elsewhere (the default).
+    #[default]
+    Auto,
+    /// One OpenBLAS call, threaded by OpenBLAS itself.
+    OpenBlas,
+    /// Column blocks of each product on rayon's pool, each a one-thread OpenBLAS call.
+    Split,
+    /// Each core owns a slice of every wide layer's units for a whole training step,
+    /// with one-thread OpenBLAS calls (plain gradient descent only; other optimizers use
+    /// `openblas`).
+    Sliced,
+}
+
+impl GemmThreading {
+    /// Every choice, in the order the command line lists them.
+    pub const ALL: [GemmThreading; 4] = [Self::Auto, Self::OpenBlas, Self::Split, Self::Sliced];
+
+    /// The name the command line uses (`auto`, `openblas`, `split`, `sliced`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::OpenBlas => "openblas",
+            Self::Split => "split",
+            Self::Sliced => "sliced",
+        }
+    }
+
+    /// Threads OpenBLAS itself uses under this choice, out of `threads`: all of them for
+    /// `openblas` (and `auto`, until a run resolves it), one where nabla's own threads
+    /// share the work.
+    pub(crate) fn blas_threads(self, threads: usize) -> usize {
+        match self {
+            Self::Auto | Self::OpenBlas => threads,
+            Self::Split | Self::Sliced => 1,
+        }
+    }
+}
+
+/// The largest batch for which `auto` picks the per-core step: measured by `cargo bench
+/// --bench epoch` (group `sliced_step`, one epoch each way, back to back) on a 2-core
+/// AVX-512 machine, where the sliced step was faster at batch 1, 50 and 256 (1.2x, 2.0x,
+/// 1.15x in a busy period; 1.0x, 1.5x, 1.24x in another) and level at 1,000 (1.04x,
+/// 1.01x). Larger batches were not measured, and keep OpenBLAS's threads.
+pub const SLICED_MAX_BATCH: usize = 1024;
+
+/// What `auto` resolves to for a run of plain gradient descent (`plain_sgd`) on
+/// `threads` threads with batches of `batch` rows, when the network can be sliced
+/// (`sliceable`): `sliced` up to [`SLICED_MAX_BATCH`] rows, `openblas` otherwise. Other
+/// choices are returned as they are, except `sliced` where the step cannot be sliced.
+pub fn auto_threading(
+    requested: GemmThreading,
+    plain_sgd: bool,
+    sliceable: bool,
+    batch: usize,
+    threads: usize,
+) -> GemmThreading {
+    let can_slice = plain_sgd && sliceable && threads > 1;
+    match requested {
+        GemmThreading::Auto if can_slice && batch <= SLICED_MAX_BATCH => GemmThreading::Sliced,
+        GemmThreading::Auto => GemmThreading::OpenBlas,
+        GemmThreading::Sliced if !can_slice => GemmThreading::OpenBlas,
+        other => other,
+    }
+}
+
+impl fmt::Display for GemmThreading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for GemmThreading {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        UnknownName::find("GEMM threading", name, Self::ALL, Self::name)
+    }
+}
+
+/// Threads asked for by [`set_threads`] (0: none, the budget decides).
+static REQUESTED: AtomicUsize = AtomicUsize::new(0);
+/// nabla's own thread limit ([`set_limit`]; 0: none).
+static LIMIT: AtomicUsize = AtomicUsize::new(0);
+static GEMM_THREADING: AtomicU8 = AtomicU8::new(GemmThreading::Auto as u8);
+
+/// The CPUs this process may use: the online cores, its CPU affinity and its cgroup's
+/// CPU quota (the limits set from outside the process itself, which even a request
+/// cannot exceed usefully).
+pub fn available_cores() -> usize {
+    Limits::read().hardware().threads
+}
+
+/// The threads a run started now uses, and why (see [`ThreadBudget::decide`]): the
+/// request of [`set_threads`] if any, else the smallest of the hardware limits, the
+/// environment's thread variables, OpenBLAS's count as set outside nabla's runs (by
+/// threadpoolctl, say) and nabla's limit ([`set_limit`]).
+pub fn budget() -> ThreadBudget {
+    let requested = match REQUESTED.load(Ordering::Relaxed) {
+        0 => None,
+        threads => Some(threads),
+    };
+    budget_for(requested)
+}
+
+/// The threads a run started now would use with `requested` threads asked for (`None`:
+/// as the limits decide), and why.
+pub fn budget_for(requested: Option<usize>) -> ThreadBudget {
+    let mut limits = Limits::read();
+    limits.limit = limit();
+    let hardware = limits.hardware().threads;
+    let outside = blas::outside_setting();
+    limits.openblas = (outside < hardware).then_some(outside);
+    ThreadBudget::decide(&limits, requested)
+}
+
+/// Asks for `threads` threads per run (`None`: let [`budget`] decide) and sets who
+/// parallelises the GEMMs. A request overrides every limit (more threads than the CPUs
+/// this process may use only wait on each other: see [`available_cores`]).
+pub fn set_threads(threads: Option<usize>, gemm: GemmThreading) {
+    REQUESTED.store(
+        threads.map_or(0, |threads| threads.max(1)),
+        Ordering::Relaxed,
+    );
+    GEMM_THREADING.store(gemm as u8, Ordering::Relaxed);
+}
+
+/// Sets who parallelises GEMMs from now on, and the threads per run (benchmarks and
+/// tests switch modes with this; programs call [`set_threads`]).
+#[doc(hidden)]
+pub fn set_gemm_threading(threading: GemmThreading, threads: usize) {
+    set_threads(Some(threads), threading);
+}
+
+/// Limits the threads of later runs to `threads` (`None`: no limit of nabla's own), as
+/// threadpoolctl's `threadpool_limits` does through nabla's Python package.
+pub fn set_limit(threads: Option<usize>) {
+    LIMIT.store(
+        threads.map_or(0, |threads| threads.max(1)),
+        Ordering::Relaxed,
+    );
+}
+
+/// nabla's own thread limit, if set.
+pub fn limit() -> Option<usize> {
+    match LIMIT.load(Ordering::Relaxed) {
+        0 => None,
+        threads => Some(threads),
+    }
+}
+
+/// The current GEMM threading mode.
+pub fn gemm_threading() -> GemmThreading {
+    let stored = GEMM_THREADING.load(Ordering::Relaxed);
+    GemmThreading::ALL
+        .into_iter()
+        .find(|threading| *threading as u8 == stored)
+        .unwrap_or_default()
+}
+
+/// The threads of the pool the caller runs on, or 1 outside nabla's pools (so that
+/// nothing outside a run ever reaches rayon's global pool).
+pub(crate) fn parallelism() -> usize {
+    if rayon::current_thread_index().is_some() {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
+/// Runs `work` with OpenBLAS on one thread (a lease; see [`BlasLease`]): for the LAPACK
+/// calls whose results would otherwise depend on the thread count (OpenBLAS's threaded
+/// factorisations sum in an order that follows it).
+pub(crate) fn with_one_blas_thread<R>(work: impl FnOnce() -> R) -> R {
+    let _lease = BlasLease::new(1);
+    work()
+}
+
+/// Relative cost per element of a cheap kernel (ReLU: a compare and a select).
+pub(crate) const CHEAP_ELEMENT: usize = 1;
+/// Relative cost per element of a kernel that calls `exp` or `tanh` (sigmoid, tanh,
+/// softmax): about 16 times a ReLU's, as measured by `cargo bench --bench kernels`.
+pub(crate) const TRANSCENDENTAL_ELEMENT: usize = 16;
+
+/// Default of the elementwise threshold: the crossover measured by `cargo bench --bench
+/// kernels` (groups `activation` and `softmax_cross_entropy`, run on rayon's pool as
+/// training is): rayon wins from about 4,096 sigmoid or softmax elements and from about
+/// 65,536 ReLU elements on 2 cores.
+#[doc(hidden)]
+pub const DEFAULT_PARALLEL_MIN_WORK: usize = 1 << 16;
+
+static PARALLEL_MIN_WORK: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_MIN_WORK);
+
+thread_local! {
+    /// Set while a crew owns the cores (the per-core step): kernels then run serially.
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a kernel over `elements` elements of relative cost `cost` (elements times
+/// [`CHEAP_ELEMENT`] or [`TRANSCENDENTAL_ELEMENT`]) is worth splitting across the pool
+/// the caller runs on: never outside nabla's pools, nor while a crew owns the cores
+/// ([`SerialKernels`]).
+pub(crate) fn worth_parallel(elements: usize, cost: usize) -> bool {
+    rayon::current_thread_index().is_some()
+        && !SERIAL.with(Cell::get)
+        && elements.saturating_mul(cost) >= PARALLEL_MIN_WORK.load(Ordering::Relaxed)
+}
+
+/// While alive, kernels called on this thread run serially (the per-core step's crew
+/// holds the other cores; a rayon split there would wait on a spinning crew member).
+pub(crate) struct SerialKernels {
+    before: bool,
+}
+
+impl SerialKernels {
+    pub(crate) fn new() -> Self {
+        Self {
+            before: SERIAL.with(|serial| serial.replace(true)),
+        }
+    }
+}
+
+impl Drop for SerialKernels {
+    fn drop(&mut self) {
+        SERIAL.with(|serial| serial.set(self.before));
+    }
+}
+
+/// Sets the elementwise threshold (0: always parallel, `usize::MAX`: never); the
+/// benchmarks use it to compare both sides.
+#[doc(hidden)]
+pub fn set_parallel_min_work(work: usize) {
+    PARALLEL_MIN_WORK.store(work, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::{Mutex, MutexGuard, PoisonError};
+
+    /// Serialises the unit tests that change OpenBLAS's process-wide thread count.
+    pub(crate) fn exclusive() -> MutexGuard<'static, ()> {
+        static LOCK: Mutex<()> = Mutex::new(());
+        LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
