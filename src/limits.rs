@@ -1,23 +1,67 @@
 //! How much memory nabla may ask for. Every size that comes from outside (flags, file
-//! headers, model files) is turned into a byte count here with checked arithmetic and
-//! compared with the memory the machine has available, before anything is allocated;
-//! a refusal says how many bytes it would have needed.
+//! headers, model files, a scikit-learn estimator's parameters) is turned into a byte
+//! count here with checked arithmetic and compared, before anything is allocated, with
+//! the memory this process may still use: the smallest of the kernel's `MemAvailable`,
+//! the address-space and data limits (`ulimit -v`, `ulimit -d`) less what the process
+//! maps already, and its cgroups' memory limits less their usage (Slurm's `--mem`,
+//! Docker's `--memory`, systemd's `MemoryMax=`). A refusal says how many bytes it would
+//! have needed and which limit refused them.
 
 use std::fmt;
 
 use thiserror::Error;
 
+use crate::cgroup::Cgroups;
+
+/// Which limit bounds the memory this process may still use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryLimit {
+    /// The kernel's estimate of memory available to new work (`MemAvailable`).
+    Available,
+    /// The address-space limit (`RLIMIT_AS`, `ulimit -v`) less the process's size.
+    AddressSpace,
+    /// The data limit (`RLIMIT_DATA`, `ulimit -d`) less the process's data.
+    Data,
+    /// A cgroup's memory limit less its usage.
+    Cgroup,
+    /// None could be read.
+    Unknown,
+}
+
+impl fmt::Display for MemoryLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Available => "memory available",
+            Self::AddressSpace => "address space left under the limit (ulimit -v)",
+            Self::Data => "data size left under the limit (ulimit -d)",
+            Self::Cgroup => "memory left under the cgroup's limit",
+            Self::Unknown => "memory",
+        })
+    }
+}
+
+/// Bytes this process may still use, and the limit that decides it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Headroom {
+    /// Bytes.
+    pub bytes: u64,
+    /// The limit.
+    pub limit: MemoryLimit,
+}
+
 /// A size that does not fit: what it was for, the bytes it needs (`None` when the
-/// count overflows 64 bits) and the bytes available.
+/// count overflows 64 bits), the bytes available and which limit set them.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("{what} would need {}, more than the {} of memory available", Bytes(*.needed), Bytes(Some(*.available)))]
+#[error("{what} would need {}, more than the {} of {limit}", Bytes(*.needed), Bytes(Some(*.available)))]
 pub struct TooLarge {
     /// What the memory was for (`the model's parameters and gradients` ...).
     pub what: String,
     /// Bytes needed, or `None` beyond 2^64.
     pub needed: Option<u64>,
-    /// Bytes available (see [`available_memory`]).
+    /// Bytes available (see [`memory_headroom`]).
     pub available: u64,
+    /// The limit that decided `available`.
+    pub limit: MemoryLimit,
 }
 
 /// A byte count for messages: `1.2 GB (1,234,567,890 bytes)`.
@@ -36,19 +80,80 @@ impl fmt::Display for Bytes {
     }
 }
 
-/// The memory this process may use: the kernel's `MemAvailable` (Linux), or, where the
-/// system does not say, no limit beyond 64-bit arithmetic.
-pub fn available_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text
-                .lines()
-                .find(|line| line.starts_with("MemAvailable:"))?;
-            let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            kilobytes.checked_mul(1024)
+/// The memory this process may still use and the limit that decides it (see the module
+/// docs); where nothing can be read, no limit beyond 64-bit arithmetic.
+pub fn memory_headroom() -> Headroom {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok();
+    let pages = |field: usize| -> Option<u64> {
+        let count: u64 = statm
+            .as_deref()?
+            .split_whitespace()
+            .nth(field)?
+            .parse()
+            .ok()?;
+        count.checked_mul(page_size())
+    };
+    let candidates = [
+        (mem_available(), MemoryLimit::Available),
+        (
+            rlimit_left(libc::RLIMIT_AS, pages(0)),
+            MemoryLimit::AddressSpace,
+        ),
+        (rlimit_left(libc::RLIMIT_DATA, pages(5)), MemoryLimit::Data),
+        (
+            Cgroups::system().memory_headroom().map(|h| h.bytes()),
+            MemoryLimit::Cgroup,
+        ),
+    ];
+    candidates
+        .into_iter()
+        .filter_map(|(bytes, limit)| {
+            Some(Headroom {
+                bytes: bytes?,
+                limit,
+            })
         })
-        .unwrap_or(u64::MAX)
+        .min_by_key(|headroom| headroom.bytes)
+        .unwrap_or(Headroom {
+            bytes: u64::MAX,
+            limit: MemoryLimit::Unknown,
+        })
+}
+
+/// The memory this process may still use, in bytes (see [`memory_headroom`]).
+pub fn available_memory() -> u64 {
+    memory_headroom().bytes
+}
+
+/// The kernel's `MemAvailable`, in bytes.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("MemAvailable:"))?;
+    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kilobytes.checked_mul(1024)
+}
+
+/// What is left under the soft limit `resource` when `used` bytes count against it;
+/// `None` without a limit.
+fn rlimit_left(resource: libc::__rlimit_resource_t, used: Option<u64>) -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct, which we own.
+    if unsafe { libc::getrlimit(resource, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    Some(limit.rlim_cur.saturating_sub(used.unwrap_or(0)))
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a system value.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
 /// `count * element_bytes * ...`: the product of `factors`, or `None` on overflow.
@@ -65,15 +170,54 @@ pub fn sum(terms: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
         .try_fold(0u64, |total, term| total.checked_add(term?))
 }
 
-/// Accepts `needed` bytes for `what` if they fit in the available memory.
+/// Accepts `needed` bytes for `what` if they fit in the memory this process may still
+/// use ([`memory_headroom`]).
 pub fn check_memory(what: impl Into<String>, needed: Option<u64>) -> Result<u64, TooLarge> {
-    let available = available_memory();
+    check_against(memory_headroom(), what, needed)
+}
+
+/// Accepts `needed` bytes for `what` if they fit in `headroom`.
+pub fn check_against(
+    headroom: Headroom,
+    what: impl Into<String>,
+    needed: Option<u64>,
+) -> Result<u64, TooLarge> {
     match needed {
-        Some(bytes) if bytes <= available => Ok(bytes),
+        Some(bytes) if bytes <= headroom.bytes => Ok(bytes),
         _ => Err(TooLarge {
             what: what.into(),
             needed,
-            available,
+            available: headroom.bytes,
+            limit: headroom.limit,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_headroom_is_at_most_what_the_kernel_says_is_available() {
+        let headroom = memory_headroom();
+        assert!(headroom.bytes <= mem_available().unwrap());
+        assert_ne!(headroom.limit, MemoryLimit::Unknown);
+    }
+
+    #[test]
+    fn refusals_name_the_bytes_and_the_limit() {
+        let headroom = Headroom {
+            bytes: 1_500_000_000,
+            limit: MemoryLimit::AddressSpace,
+        };
+        assert_eq!(check_against(headroom, "x", Some(1_000)), Ok(1_000));
+        let refused = check_against(headroom, "the buffers", Some(3_200_000_000)).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "the buffers would need 3.2 GB (3200000000 bytes), more than the 1.5 GB \
+             (1500000000 bytes) of address space left under the limit (ulimit -v)"
+        );
+        let overflow = check_against(headroom, "y", None).unwrap_err();
+        assert!(overflow.to_string().contains("more than 2^64 bytes"));
     }
 }

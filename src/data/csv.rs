@@ -15,7 +15,7 @@ use super::file::DataFile;
 use super::DataError;
 use crate::atomic_file::write_atomically;
 use crate::float::Float;
-use crate::limits::{available_memory, TooLarge};
+use crate::limits::{memory_headroom, TooLarge};
 
 /// Features `(rows, columns - 1)` and labels `(rows)` of a CSV file; every label must be
 /// in `0..classes`.
@@ -50,7 +50,7 @@ fn read_csv<F: Float>(
     let label_columns = usize::from(classes.is_some());
     // The values grow with the data actually read; they are checked against the memory
     // available as they grow (a small gzip can hold a very large CSV).
-    let memory = available_memory();
+    let memory = memory_headroom();
     loop {
         match csv_reader.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -78,13 +78,14 @@ fn read_csv<F: Float>(
             values.push(parse_feature(field, path, line, index + 1)?);
         }
         let bytes = (values.len() as u64).saturating_mul(std::mem::size_of::<F>() as u64);
-        if bytes > memory {
+        if bytes > memory.bytes {
             return Err(DataError::TooLarge {
                 path: path.to_path_buf(),
                 source: TooLarge {
                     what: format!("{}: the CSV values read by line {line}", path.display()),
                     needed: Some(bytes),
-                    available: memory,
+                    available: memory.bytes,
+                    limit: memory.limit,
                 },
             });
         }

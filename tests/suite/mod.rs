@@ -3,6 +3,7 @@ mod cli;
 mod data;
 mod gradient_check;
 mod initialisation;
+mod limits;
 mod reference_equivalence;
 mod reliability;
 mod sklearn;
