@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 /// A CPU quota: `quota` microseconds of CPU time per `period` microseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,8 +138,30 @@ impl Cgroups {
     }
 
     /// Every cgroup directory that can hold limits of `controller` for this process,
-    /// from its own cgroup up to each hierarchy's root, with whether it is v2.
+    /// from its own cgroup up to each hierarchy's root, with whether it is v2. For the
+    /// running system they are found once per process (and again in a forked child):
+    /// limits are read afresh on every call, but a process rarely changes cgroup.
     fn directories(&self, controller: &str) -> Vec<(PathBuf, bool)> {
+        type Found = Vec<(String, Vec<(PathBuf, bool)>)>;
+        static SYSTEM: Mutex<(u32, Found)> = Mutex::new((0, Vec::new()));
+        if self.root != Path::new("/") {
+            return self.find_directories(controller);
+        }
+        let mut cache = SYSTEM.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = std::process::id();
+        if cache.0 != pid {
+            *cache = (pid, Vec::new());
+        }
+        if let Some((_, found)) = cache.1.iter().find(|(name, _)| name == controller) {
+            return found.clone();
+        }
+        let found = self.find_directories(controller);
+        cache.1.push((controller.to_string(), found.clone()));
+        found
+    }
+
+    /// [`Cgroups::directories`], read from `/proc/self`.
+    fn find_directories(&self, controller: &str) -> Vec<(PathBuf, bool)> {
         let (Some(membership), Some(mountinfo)) = (
             self.read(Path::new("/proc/self/cgroup")),
             self.read(Path::new("/proc/self/mountinfo")),

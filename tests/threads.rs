@@ -276,12 +276,23 @@ fn train_sizes<F: Float>(
     pool: usize,
     threading: GemmThreading,
 ) -> (Vec<Vec<F>>, Vec<f64>, GemmThreading) {
-    let data = synthetic::<F>(sizes[0], sizes[sizes.len() - 1], sizes.len() as u64);
     let config = nabla::train::TrainConfig {
         shuffle: true,
         weight_decay: 1e-3,
         ..nabla::train::TrainConfig::new(2, 0.05, 50, 7)
     };
+    train_with_config(sizes, activation, pool, threading, &config)
+}
+
+/// [`train_sizes`] with another training configuration.
+fn train_with_config<F: Float>(
+    sizes: &[usize],
+    activation: nabla::ActivationKind,
+    pool: usize,
+    threading: GemmThreading,
+    config: &nabla::train::TrainConfig,
+) -> (Vec<Vec<F>>, Vec<f64>, GemmThreading) {
+    let data = synthetic::<F>(sizes[0], sizes[sizes.len() - 1], sizes.len() as u64);
     rayon::ThreadPoolBuilder::new()
         .num_threads(pool)
         .build()
@@ -295,7 +306,7 @@ fn train_sizes<F: Float>(
                 5,
             )
             .unwrap();
-            let mut trainer = nabla::train::Trainer::new(&mut model, &data, &config).unwrap();
+            let mut trainer = nabla::train::Trainer::new(&mut model, &data, config).unwrap();
             let resolved = trainer.threading();
             while trainer.run_epoch(&mut ()).unwrap() {}
             let history = trainer.finish();
@@ -347,43 +358,94 @@ fn the_sliced_step_equals_the_one_thread_step() {
     threads::set_gemm_threading(GemmThreading::OpenBlas, threads::available_cores());
 }
 
-/// `auto` picks the per-core step only where it applies: plain gradient descent, more
-/// than one thread, a hidden layer wide enough to split, batches up to the crossover.
+/// The per-core step with optimizers that keep state (momentum, Nesterov, Adam, AdamW):
+/// the sliced backward leaves the gradients and the optimizer steps on them, which
+/// equals the one-thread plain step within rounding (bit for bit where the slices'
+/// products are, as for plain gradient descent above).
 #[test]
-fn auto_resolves_by_optimizer_width_threads_and_batch() {
+fn the_sliced_step_with_stateful_optimizers_equals_the_one_thread_step() {
+    use nabla::optim::OptimizerKind;
+    let _settings = exclusive();
+    fn check<F: Float>() {
+        let base = nabla::train::TrainConfig {
+            shuffle: true,
+            weight_decay: 1e-3,
+            ..nabla::train::TrainConfig::new(2, 0.01, 50, 7)
+        };
+        let configs = [
+            (
+                "nesterov",
+                nabla::train::TrainConfig {
+                    momentum: 0.9,
+                    nesterov: true,
+                    ..base.clone()
+                },
+            ),
+            (
+                "adam",
+                nabla::train::TrainConfig {
+                    optimizer: OptimizerKind::Adam,
+                    lr: 0.001,
+                    ..base.clone()
+                },
+            ),
+            (
+                "adamw",
+                nabla::train::TrainConfig {
+                    optimizer: OptimizerKind::AdamW,
+                    lr: 0.001,
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (name, config) in &configs {
+            for activation in [nabla::ActivationKind::Relu, nabla::ActivationKind::Tanh] {
+                let sizes = [45, 131, 67, 7];
+                let plain =
+                    train_with_config::<F>(&sizes, activation, 1, GemmThreading::OpenBlas, config);
+                let sliced =
+                    train_with_config::<F>(&sizes, activation, 2, GemmThreading::Auto, config);
+                let setting = format!("{} {name} {activation}", F::NAME);
+                assert_eq!(
+                    sliced.2,
+                    GemmThreading::Sliced,
+                    "{setting}: auto did not slice"
+                );
+                let tolerance = if F::NAME == "f32" { 1e-5 } else { 1e-13 };
+                assert_close(F::NAME, &setting, &plain.0, &sliced.0, tolerance);
+            }
+        }
+    }
+    check::<f32>();
+    check::<f64>();
+    threads::set_gemm_threading(GemmThreading::OpenBlas, threads::available_cores());
+}
+
+/// `auto` picks the per-core step only where it applies: more than one thread, a hidden
+/// layer wide enough to split, batches up to the crossover (any optimizer: stateful
+/// ones step on the gradients the sliced backward leaves).
+#[test]
+fn auto_resolves_by_width_threads_and_batch() {
     use nabla::threads::{auto_threading, SLICED_MAX_BATCH};
     let auto = GemmThreading::Auto;
+    assert_eq!(auto_threading(auto, true, 50, 2), GemmThreading::Sliced);
     assert_eq!(
-        auto_threading(auto, true, true, 50, 2),
+        auto_threading(auto, true, SLICED_MAX_BATCH, 2),
         GemmThreading::Sliced
     );
     assert_eq!(
-        auto_threading(auto, true, true, SLICED_MAX_BATCH, 2),
-        GemmThreading::Sliced
-    );
-    assert_eq!(
-        auto_threading(auto, true, true, SLICED_MAX_BATCH + 1, 2),
+        auto_threading(auto, true, SLICED_MAX_BATCH + 1, 2),
         GemmThreading::OpenBlas
     );
-    assert_eq!(
-        auto_threading(auto, false, true, 50, 2),
-        GemmThreading::OpenBlas
-    );
-    assert_eq!(
-        auto_threading(auto, true, false, 50, 2),
-        GemmThreading::OpenBlas
-    );
-    assert_eq!(
-        auto_threading(auto, true, true, 50, 1),
-        GemmThreading::OpenBlas
-    );
+    assert_eq!(auto_threading(auto, false, 50, 2), GemmThreading::OpenBlas);
+    assert_eq!(auto_threading(auto, true, 50, 1), GemmThreading::OpenBlas);
     // An explicit choice stays, except a per-core step that cannot apply.
     assert_eq!(
-        auto_threading(GemmThreading::Split, true, true, 50, 2),
+        auto_threading(GemmThreading::Split, true, 50, 2),
         GemmThreading::Split
     );
     assert_eq!(
-        auto_threading(GemmThreading::Sliced, false, true, 50, 2),
+        auto_threading(GemmThreading::Sliced, false, 50, 2),
         GemmThreading::OpenBlas
     );
     // A network too narrow to split, and one that the step does not handle, stay plain.

@@ -7,6 +7,8 @@ Same parameters, attributes and methods as scikit-learn's; see ``MLPClassifier``
 docstring for the few differences.
 """
 
+from . import _threadpool  # noqa: F401  (registers nabla with threadpoolctl)
+from ._core import thread_budget
 from ._sklearn import MLPClassifier, MLPRegressor
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "thread_budget"]

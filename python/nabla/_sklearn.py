@@ -14,6 +14,8 @@ epoch's shuffled order (``sklearn.utils.shuffle``, which the engine asks for bet
 epochs).
 """
 
+import signal
+import threading
 import warnings
 from itertools import pairwise
 
@@ -41,6 +43,7 @@ from sklearn.utils.validation import (
 )
 
 from ._core import Core
+from ._core import predict_proba as _predict_proba
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
@@ -177,6 +180,7 @@ class _MultilayerPerceptron(BaseEstimator):
                 incremental,
                 shuffle,
                 print if self.verbose else None,
+                _watch_interrupts(),
             )
         finally:
             self._pull_state()
@@ -225,17 +229,48 @@ class _MultilayerPerceptron(BaseEstimator):
 
     def _pull_state(self):
         """Mirrors the engine's weights and progress as scikit-learn's attributes."""
-        self.coefs_, self.intercepts_ = self._core.parameters()
+        self._parameters = self._core.parameters()
         for name, value in self._core.progress().items():
             setattr(self, name, value)
+
+    # ``coefs_`` and ``intercepts_`` are one attribute underneath, replaced in one step
+    # when a fit ends, so that a thread predicting meanwhile sees the old weights or the
+    # new ones, never a mix. Assigning either works as in scikit-learn.
+
+    @property
+    def coefs_(self):
+        """The weight matrices, ``(n_in, n_out)`` per layer."""
+        return self._parameters[0]
+
+    @coefs_.setter
+    def coefs_(self, value):
+        self._parameters = (value, getattr(self, "_parameters", (None, None))[1])
+
+    @property
+    def intercepts_(self):
+        """The bias vectors, ``(n_out,)`` per layer."""
+        return self._parameters[1]
+
+    @intercepts_.setter
+    def intercepts_(self, value):
+        self._parameters = (getattr(self, "_parameters", (None, None))[0], value)
 
     # -- prediction -----------------------------------------------------------------
 
     def _forward(self, X):
+        """The outputs for ``X``, from ``coefs_`` and ``intercepts_`` as they are now,
+        read in place by the engine (any number of threads may predict at once)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-        self._push_parameters()
-        y_pred = self._core.predict_proba(np.asarray(X, dtype=self._core.dtype))
+        coefs, intercepts = self._parameters
+        dtype = coefs[0].dtype if coefs[0].dtype == np.float32 else np.float64
+        y_pred = _predict_proba(
+            [np.asarray(c, dtype=dtype) for c in coefs],
+            [np.asarray(b, dtype=dtype) for b in intercepts],
+            self.activation,
+            self.out_activation_,
+            np.asarray(X, dtype=dtype),
+        )
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         return y_pred
@@ -251,9 +286,20 @@ class _MultilayerPerceptron(BaseEstimator):
 
     def __setstate__(self, state):
         core_state = state.pop("_core_state", None)
+        if "coefs_" in state:  # pickled before coefs_ became a property
+            state["_parameters"] = (state.pop("coefs_"), state.pop("intercepts_", None))
         super().__setstate__(state)
         if core_state is not None:
             self._core = Core.restore(core_state, self._core_activation)
+
+
+def _watch_interrupts():
+    """Whether a fit called now should stop on Ctrl-C: only on Python's main thread (the
+    only one Python's Ctrl-C reaches, as in scikit-learn) and while SIGINT has a Python
+    handler (not ignored, not left to the default action)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return callable(signal.getsignal(signal.SIGINT))
 
 
 class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):

@@ -1,26 +1,34 @@
 //! `nabla._core`: one Python class, [`Core`], over the library's
 //! [`nabla::sklearn::SklearnMlp`] in f32 or f64 (the dtype of the coefficients it is
-//! made with). Every numeric step runs here with the GIL released; the Python layer
-//! (`nabla/_sklearn.py`) only validates and converts.
+//! made with), and [`predict_proba`], which predicts from a fitted estimator's
+//! `coefs_` and `intercepts_` in place. Every numeric step runs here with the GIL
+//! released; the Python layer (`nabla/_sklearn.py`) only validates and converts.
+//!
+//! Threads: a `Core` may be shared by any number of Python threads (its state is behind
+//! a mutex, always taken with the GIL released, so that a fit calling back into Python
+//! never waits on a thread that waits for the GIL); predictions never touch a `Core`.
+
+mod interrupt;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use numpy::{
     Element, IntoPyArray, PyArray1, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArray, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyValueError};
+use std::os::raw::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use nabla::names::UnknownName;
 use nabla::sklearn::{
-    FitEnd, FitHooks, LearningRate, Output, Progress, Samples, Settings, SklearnError, SklearnMlp,
-    Solver, SolverKind,
+    FitEnd, FitHooks, LayerView, LearningRate, Output, Progress, Samples, Settings, SklearnError,
+    SklearnMlp, Solver, SolverKind,
 };
-use nabla::threads::{self, GemmThreading};
+use nabla::threads;
 use nabla::{ActivationKind, Float};
 
 /// The network in one of the two float types.
@@ -49,8 +57,13 @@ macro_rules! with_engine {
     };
 }
 
+/// A library error as Python's: `MemoryError` for what would not fit in memory (with the
+/// bytes needed), `ValueError` otherwise.
 fn value_error(error: SklearnError) -> PyErr {
-    PyValueError::new_err(error.to_string())
+    match error.too_large() {
+        Some(too_large) => PyMemoryError::new_err(too_large.to_string()),
+        None => PyValueError::new_err(error.to_string()),
+    }
 }
 
 fn name_error(error: UnknownName) -> PyErr {
@@ -58,10 +71,28 @@ fn name_error(error: UnknownName) -> PyErr {
 }
 
 /// The engine of `nabla.MLPClassifier` and `nabla.MLPRegressor`: a network, its solver
-/// state and its progress.
-#[pyclass(module = "nabla._core")]
+/// state and its progress, shared safely between threads (see the module docs).
+#[pyclass(module = "nabla._core", frozen)]
 struct Core {
-    engine: Engine,
+    engine: Mutex<Engine>,
+}
+
+impl Core {
+    /// The engine, locked; waits (with the GIL released) while another thread fits.
+    fn lock<'a>(&'a self, py: Python<'_>) -> MutexGuard<'a, Engine> {
+        loop {
+            match self.engine.try_lock() {
+                Ok(engine) => return engine,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    // Wait for the holder without the GIL, then try again.
+                    py.detach(|| {
+                        drop(self.engine.lock().unwrap_or_else(PoisonError::into_inner));
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Arrays of one float type from Python lists of coefficient and intercept arrays.
@@ -231,18 +262,6 @@ impl FitHooks for PythonHooks {
         }
         self.error.is_none() && !self.interrupted.load(Ordering::Relaxed)
     }
-}
-
-/// Runs `work` with a SIGINT flag raised alongside Python's own handler (which
-/// signal-hook chains, so Python still sees the Ctrl-C). The epoch loop runs on a worker
-/// thread, where Python cannot run its signal handlers; the flag reaches it there.
-fn watching_interrupts<R>(interrupted: &Arc<AtomicBool>, work: impl FnOnce() -> R) -> R {
-    let id = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(interrupted)).ok();
-    let result = work();
-    if let Some(id) = id {
-        signal_hook::low_level::unregister(id);
-    }
-    result
 }
 
 fn progress_dict<'py>(py: Python<'py>, progress: &Progress) -> PyResult<Bound<'py, PyDict>> {
@@ -438,13 +457,15 @@ impl Core {
                 early_stopping,
             )?)
         };
-        Ok(Self { engine })
+        Ok(Self {
+            engine: Mutex::new(engine),
+        })
     }
 
     /// `'float32'` or `'float64'`.
     #[getter]
-    fn dtype(&self) -> &'static str {
-        match self.engine {
+    fn dtype(&self, py: Python<'_>) -> &'static str {
+        match *self.lock(py) {
             Engine::F32(_) => "float32",
             Engine::F64(_) => "float64",
         }
@@ -452,17 +473,18 @@ impl Core {
 
     /// `(coefs_, intercepts_)`: lists of arrays, `(in, out)` and `(out,)` per layer.
     fn parameters<'py>(&self, py: Python<'py>) -> (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>) {
-        with_engine!(&self.engine, mlp, F => arrays_out::<F>(py, &mlp.parameters()))
+        with_engine!(&*self.lock(py), mlp, F => arrays_out::<F>(py, &mlp.parameters()))
     }
 
     /// Replaces the weights with `coefs` / `intercepts` (same shapes; converted to the
     /// network's dtype by the caller).
     fn set_parameters(
-        &mut self,
+        &self,
+        py: Python<'_>,
         coefs: &Bound<'_, PyList>,
         intercepts: &Bound<'_, PyList>,
     ) -> PyResult<()> {
-        with_engine!(&mut self.engine, mlp, F => {
+        with_engine!(&mut *self.lock(py), mlp, F => {
             let parameters = parameter_arrays::<F>(coefs, intercepts)?;
             mlp.set_parameters(&views(&parameters)).map_err(value_error)
         })
@@ -470,19 +492,22 @@ impl Core {
 
     /// The fitted counters and curves, by scikit-learn's attribute names.
     fn progress<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        with_engine!(&self.engine, mlp, F => progress_dict(py, &mlp.progress))
+        with_engine!(&*self.lock(py), mlp, F => progress_dict(py, &mlp.progress))
     }
 
     /// `_fit_stochastic` on `x` (rows, features), the targets `y` (rows, outputs: a
     /// classifier's indicator matrix) and `sample_weight` (rows, or None), all of the
     /// network's dtype; `x_val`/`y_val`/`sample_weight_val` for early stopping;
     /// `settings` by scikit-learn's names; `shuffle(order) -> order` draws each epoch's
-    /// order, `verbose(line)` prints. Returns how it ended: `'max_iter'`, `'converged'`,
-    /// `'incremental'` or `'interrupted'` (Ctrl-C); raises what a hook raised.
-    #[pyo3(signature = (x, y, sample_weight, x_val, y_val, sample_weight_val, settings, incremental, shuffle=None, verbose=None))]
+    /// order, `verbose(line)` prints. With `watch_interrupts` (a fit on Python's main
+    /// thread under Python's own SIGINT handler), Ctrl-C ends the fit at the end of the
+    /// epoch. Returns how it ended: `'max_iter'`, `'converged'`, `'incremental'` or
+    /// `'interrupted'`; raises what a hook raised, `MemoryError` when the fit's buffers
+    /// would not fit in memory.
+    #[pyo3(signature = (x, y, sample_weight, x_val, y_val, sample_weight_val, settings, incremental, shuffle=None, verbose=None, watch_interrupts=false))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
@@ -494,6 +519,7 @@ impl Core {
         incremental: bool,
         shuffle: Option<Py<PyAny>>,
         verbose: Option<Py<PyAny>>,
+        watch_interrupts: bool,
     ) -> PyResult<&'static str> {
         let settings = settings_of(settings)?;
         let interrupted = Arc::new(AtomicBool::new(false));
@@ -503,20 +529,25 @@ impl Core {
             error: None,
             interrupted: Arc::clone(&interrupted),
         };
-        let end = with_engine!(&mut self.engine, mlp, F => {
+        let mut engine = self.lock(py);
+        let end = with_engine!(&mut *engine, mlp, F => {
             let train = Arrays::<F>::extract(x, y, sample_weight)?;
             let validation = match (x_val, y_val) {
                 (Some(x_val), Some(y_val)) => Some(Arrays::<F>::extract(x_val, y_val, sample_weight_val)?),
                 _ => None,
             };
             let (train, validation) = (train.samples(), validation.as_ref().map(Arrays::samples));
-            watching_interrupts(&interrupted, || {
-                py.detach(|| mlp.fit(train, validation, &settings, incremental, &mut hooks))
-            })
+            let _watch = watch_interrupts.then(|| interrupt::Watch::start(Arc::clone(&interrupted)));
+            py.detach(|| mlp.fit(train, validation, &settings, incremental, &mut hooks))
         });
+        drop(engine);
         // Python's handler saw the Ctrl-C too: its KeyboardInterrupt is taken here, as
         // scikit-learn catches it, and the fit ends with what it has.
-        let pending = py.check_signals();
+        let pending = if watch_interrupts {
+            py.check_signals()
+        } else {
+            Ok(())
+        };
         if let Some(error) = hooks.error.or(pending.err()) {
             if error.is_instance_of::<PyKeyboardInterrupt>(py) {
                 return Ok("interrupted");
@@ -531,25 +562,10 @@ impl Core {
         })
     }
 
-    /// The outputs `(rows, outputs)` of `x` (rows, features): probabilities, or a
-    /// regressor's predictions.
-    fn predict_proba<'py>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        with_engine!(&self.engine, mlp, F => {
-            let x: PyReadonlyArray2<'_, F> = x.extract()?;
-            let x = x.as_array();
-            let probabilities = py.detach(|| mlp.predict_proba(x)).map_err(value_error)?;
-            Ok(probabilities.into_pyarray(py).into_any())
-        })
-    }
-
     /// Everything the network holds, as plain values and arrays (for pickling).
     fn export<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
-        with_engine!(&self.engine, mlp, F => {
+        with_engine!(&*self.lock(py), mlp, F => {
             let (coefs, intercepts) = arrays_out::<F>(py, &mlp.parameters());
             let (best_coefs, best_intercepts) = arrays_out::<F>(py, mlp.best_parameters());
             dict.set_item("coefs", coefs)?;
@@ -580,12 +596,12 @@ impl Core {
         let intercepts = intercepts.cast::<PyList>()?;
         let activation = activation_of(activation)?;
         let output = output_of(&item("output")?.extract::<String>()?)?;
-        let mut core = Self::new(coefs, intercepts, "relu", output.name(), false)?;
+        let core = Self::new(coefs, intercepts, "relu", output.name(), false)?;
         let progress = progress_of(item("progress")?.cast::<PyDict>()?)?;
         let solver = item("solver")?;
         let best_coefs = item("best_coefs")?;
         let best_intercepts = item("best_intercepts")?;
-        with_engine!(&mut core.engine, mlp, F => {
+        with_engine!(&mut *core.lock(state.py()), mlp, F => {
             let mut fresh = engine_new::<F>(coefs, intercepts, activation, output, false)?;
             fresh.progress = progress;
             fresh.set_best_parameters(parameter_arrays::<F>(best_coefs.cast::<PyList>()?, best_intercepts.cast::<PyList>()?)?)
@@ -601,16 +617,94 @@ impl Core {
     }
 }
 
-/// Sets nabla's thread counts for this process: every available core, GEMM threading
-/// chosen per fit (`auto`). Called when the module is imported.
-fn init_threads() {
-    // The pool may exist already (another nabla import in this process): keep it.
-    let _ = threads::set_threads(threads::available_cores(), GemmThreading::Auto);
+/// The outputs `(rows, outputs)` of `x` (rows, features) through the layers `coefs`
+/// (in, out) and `intercepts`, read in place (`x` and the layers of one dtype, float32
+/// or float64), with the hidden `activation` and the `output` activation: a
+/// classifier's probabilities, a regressor's predictions. `MemoryError` if the outputs
+/// would not fit in memory.
+#[pyfunction]
+fn predict_proba<'py>(
+    py: Python<'py>,
+    coefs: &Bound<'py, PyList>,
+    intercepts: &Bound<'py, PyList>,
+    activation: &str,
+    output: &str,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (activation, output) = (activation_of(activation)?, output_of(output)?);
+    if is_float32(x)? {
+        predict_in::<f32>(py, coefs, intercepts, activation, output, x)
+    } else {
+        predict_in::<f64>(py, coefs, intercepts, activation, output, x)
+    }
+}
+
+fn predict_in<'py, F: Float + Element>(
+    py: Python<'py>,
+    coefs: &Bound<'py, PyList>,
+    intercepts: &Bound<'py, PyList>,
+    activation: ActivationKind,
+    output: Output,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if coefs.len() != intercepts.len() {
+        return Err(PyValueError::new_err(format!(
+            "coefs_ has {} layers and intercepts_ {}: they must match",
+            coefs.len(),
+            intercepts.len()
+        )));
+    }
+    // Read-only borrows of the arrays as they are: no copy.
+    let borrowed: Vec<(PyReadonlyArray2<'py, F>, PyReadonlyArray1<'py, F>)> = coefs
+        .iter()
+        .zip(intercepts.iter())
+        .map(|(w, b)| Ok((w.extract()?, b.extract()?)))
+        .collect::<PyResult<_>>()?;
+    let x: PyReadonlyArray2<'py, F> = x.extract()?;
+    let layers: Vec<LayerView<'_, F>> = borrowed
+        .iter()
+        .map(|(w, b)| (w.as_array(), b.as_array()))
+        .collect();
+    let x = x.as_array();
+    let outputs = if x.nrows() <= 16 {
+        // A few rows take microseconds: releasing the GIL would cost more.
+        nabla::sklearn::predict_proba(&layers, activation, output, x)
+    } else {
+        py.detach(|| nabla::sklearn::predict_proba(&layers, activation, output, x))
+    }
+    .map_err(value_error)?;
+    Ok(outputs.into_pyarray(py).into_any())
+}
+
+/// `(threads, why)`: the threads a fit started now would use, and what decided their
+/// number (cores, CPU affinity, cgroup quota, a thread variable, threadpoolctl's limit
+/// on OpenBLAS or on nabla).
+#[pyfunction]
+fn thread_budget() -> (usize, String) {
+    let budget = threads::budget();
+    (budget.threads, budget.source.to_string())
+}
+
+/// threadpoolctl's view of nabla (`nabla._threadpool.NablaController` calls these by
+/// name): the threads a fit would use now.
+#[no_mangle]
+pub extern "C" fn nabla_get_num_threads() -> c_int {
+    c_int::try_from(threads::budget().threads).unwrap_or(c_int::MAX)
+}
+
+/// threadpoolctl's limit on nabla's threads; a limit at or above the CPUs this process
+/// may use removes nabla's own limit (threadpoolctl restores the count it read).
+#[no_mangle]
+pub extern "C" fn nabla_set_num_threads(threads: c_int) {
+    let threads = usize::try_from(threads).unwrap_or(0);
+    let limit = (threads >= 1 && threads < threads::available_cores()).then_some(threads);
+    threads::set_limit(limit);
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    init_threads();
     m.add_class::<Core>()?;
+    m.add_function(wrap_pyfunction!(predict_proba, m)?)?;
+    m.add_function(wrap_pyfunction!(thread_budget, m)?)?;
     Ok(())
 }

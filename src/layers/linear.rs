@@ -181,14 +181,16 @@ impl<F: Float> Linear<F> {
     }
 }
 
-/// Mutable views of a layer's parameters and bias-gradient scratch, for the per-core
-/// step, which splits them between cores (see `network::sliced`).
+/// Mutable views of a layer's parameters and gradients, for the per-core step, which
+/// splits them between cores (see `network::sliced`).
 pub(crate) struct LinearViews<'a, F> {
     /// `W: (out, in)`.
     pub(crate) weights: ArrayViewMut2<'a, F>,
     /// `b: (out)`.
     pub(crate) bias: ArrayViewMut1<'a, F>,
-    /// Scratch for dL/db `(out)`.
+    /// dL/dW `(out, in)`.
+    pub(crate) d_weights: ArrayViewMut2<'a, F>,
+    /// dL/db `(out)` (scratch of the fused step).
     pub(crate) d_bias: ArrayViewMut1<'a, F>,
 }
 
@@ -201,11 +203,12 @@ impl<F: Float> Linear<F> {
         gemm(F::one(), input, self.weights.t(), F::one(), output);
     }
 
-    /// The parameters and the bias-gradient scratch as mutable views.
+    /// The parameters and their gradients as mutable views.
     pub(crate) fn views_mut(&mut self) -> LinearViews<'_, F> {
         LinearViews {
             weights: self.weights.view_mut(),
             bias: self.bias.view_mut(),
+            d_weights: self.d_weights.view_mut(),
             d_bias: self.d_bias.view_mut(),
         }
     }

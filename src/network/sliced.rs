@@ -4,22 +4,24 @@
 //!
 //! For a network `Linear, activation, Linear, ..., Linear` (weights `W_i: (out_i,
 //! in_i)`, layer `i`'s activated output `H_i: (batch, out_i)`, `X = H_-1` the input,
-//! `G_i = dL/d(pre-activation of layer i): (batch, out_i)`) and a stateless gradient-descent
-//! update ([`PlainUpdate`]), one step on `T` cores is:
+//! `G_i = dL/d(pre-activation of layer i): (batch, out_i)`), one step on `T` cores is:
 //!
 //! - **forward**, one join per hidden layer `i`: the core owning units `s` of layer `i`
 //!   computes `H_i[:, s] = f(H_{i-1} W_i[s, :]^T + b_i[s])`. The last (narrow) layer, the
 //!   loss and its gradient `G_last` run on the calling thread.
 //! - **backward**, one join per hidden layer, from the top: the core owning units `s` of
 //!   layer `i - 1` computes `G_{i-1}[:, s] = (G_i W_i[:, s]) * f'(H_{i-1}[:, s])`, then
-//!   updates its columns `W_i[:, s] = shrink W_i[:, s] - lr G_i^T H_{i-1}[:, s]` and its
-//!   biases `b_{i-1}[s]`; in the last join (`i = 1`) it also updates its rows of the first
-//!   layer, `W_0[s, :] = shrink W_0[s, :] - lr G_0[:, s]^T X`. The last layer's bias is
-//!   updated on the calling thread.
+//!   the gradients of its columns `dW_i[:, s] = G_i^T H_{i-1}[:, s]` and of its biases
+//!   `b_{i-1}[s]`; in the last join (`i = 1`) also those of its rows of the first layer,
+//!   `dW_0[s, :] = G_0[:, s]^T X`. The last layer's bias gradient is summed on the calling
+//!   thread. The optimizer then steps on the gradients, as after a plain `backward`.
+//! - with a stateless gradient-descent update ([`PlainUpdate`]), the update is fused into
+//!   those GEMMs instead: `W_i[:, s] = shrink W_i[:, s] - lr G_i^T H_{i-1}[:, s]` (and
+//!   the same for `W_0[s, :]` and the biases), and no gradient is stored.
 //!
 //! So a 784-256-10 network meets twice per step, the first layer's 256 x 784 weights stay
 //! split between the cores' caches (rows 0-127 on one core, 128-255 on the other), and
-//! every GEMM is a one-thread OpenBLAS call: nothing busy-waits. Each element of every
+//! every GEMM is a one-thread OpenBLAS call. Each element of every
 //! product is the same dot product, in the same order, as in the plain step's GEMM (a
 //! slice of `C` selects elements; it does not reorder their sums), and the biases and
 //! activations use the same formulas, so the step equals the plain step with one-thread
@@ -114,7 +116,7 @@ impl<F: Float> SlicedStep<F> {
     /// The logits `(batch, out)` of the `(batch, in)` input that `fill_rows(rows, view)`
     /// writes in place, rows `rows` of the batch into `view: (rows.len(), in)` (the
     /// cores fill their share of the rows at once), keeping every layer's output for
-    /// [`SlicedStep::backward_and_step`].
+    /// [`SlicedStep::backward`].
     pub(crate) fn forward_with(
         &mut self,
         model: &mut MultiLayerPerceptron<F>,
@@ -168,12 +170,13 @@ impl<F: Float> SlicedStep<F> {
     }
 
     /// Back-propagates `grad_output = dL/d(logits): (batch, out)` from the last
-    /// [`SlicedStep::forward_with`] and applies `update` to every weight and bias.
-    pub(crate) fn backward_and_step(
+    /// [`SlicedStep::forward_with`]: applies `update` to every weight and bias when
+    /// given, else leaves every linear layer's `d_weights` and `d_bias` for an optimizer.
+    pub(crate) fn backward(
         &mut self,
         model: &mut MultiLayerPerceptron<F>,
         grad_output: ArrayView2<'_, F>,
-        update: PlainUpdate<F>,
+        update: Option<PlainUpdate<F>>,
     ) {
         let _serial = SerialKernels::new();
         let last = self.stages.len() - 1;
@@ -181,12 +184,12 @@ impl<F: Float> SlicedStep<F> {
         assert_eq!(
             grad_output.dim(),
             self.outputs[last].shape(),
-            "SlicedStep::backward_and_step: grad_output shape differs from the last forward's output"
+            "SlicedStep::backward: grad_output shape differs from the last forward's output"
         );
         {
             let LinearViews { bias, d_bias, .. } =
                 linear_at(model, self.stages[last].layer).views_mut();
-            update_bias(update, grad_output, bias, d_bias);
+            bias_step(update, grad_output, bias, d_bias);
         }
         for index in (1..=last).rev() {
             let (stage, below) = (self.stages[index], self.stages[index - 1]);
@@ -203,11 +206,18 @@ impl<F: Float> SlicedStep<F> {
             let LinearViews {
                 weights: lower_weights,
                 bias,
+                d_weights: lower_d_weights,
                 d_bias,
             } = lower.views_mut();
-            let first_layer = (index == 1).then_some(lower_weights);
+            let first_layer = (index == 1).then_some(Weights {
+                values: lower_weights,
+                grads: lower_d_weights,
+            });
             let slice = BackwardSlice {
-                upper_weights: upper.weights,
+                upper: Weights {
+                    values: upper.weights,
+                    grads: upper.d_weights,
+                },
                 hidden: self.outputs[index - 1].view(),
                 grad_below: grads_below[index - 1].resize(batch, width),
                 bias,
@@ -279,14 +289,16 @@ fn linear_of<F: Float>(layer: &mut Layer<F>) -> &mut crate::layers::Linear<F> {
     layer.as_linear_mut().expect("the plan names linear layers")
 }
 
-/// `bias = bias - lr * column sums of grad: (batch, out)`, with `d_bias` as scratch.
-fn update_bias<F: Float>(
-    update: PlainUpdate<F>,
+/// `d_bias = column sums of grad: (batch, out)`, then, with an update, `bias = bias - lr
+/// d_bias`.
+fn bias_step<F: Float>(
+    update: Option<PlainUpdate<F>>,
     grad: ArrayView2<'_, F>,
     mut bias: ArrayViewMut1<'_, F>,
     mut d_bias: ArrayViewMut1<'_, F>,
 ) {
     column_sums(grad, d_bias.view_mut());
+    let Some(update) = update else { return };
     update.apply(
         ParameterKind::Bias,
         // Cannot fail: slices of the layer's standard-layout bias and scratch.
@@ -440,27 +452,66 @@ struct BackwardShared<'a, F> {
     input: ArrayView2<'a, F>,
     /// The activation between the lower and the upper layer.
     activation: Option<ActivationKind>,
-    update: PlainUpdate<F>,
+    /// The fused update, or `None` to store the gradients.
+    update: Option<PlainUpdate<F>>,
+}
+
+/// A block of weights and their gradients, split alike.
+struct Weights<'a, F> {
+    values: ArrayViewMut2<'a, F>,
+    grads: ArrayViewMut2<'a, F>,
+}
+
+impl<F: Float> Weights<'_, F> {
+    fn split_at(self, axis: Axis, at: usize) -> (Self, Self) {
+        let (values_left, values_right) = self.values.split_at(axis, at);
+        let (grads_left, grads_right) = self.grads.split_at(axis, at);
+        (
+            Weights {
+                values: values_left,
+                grads: grads_left,
+            },
+            Weights {
+                values: values_right,
+                grads: grads_right,
+            },
+        )
+    }
+
+    /// `W = shrink W - lr a^T b` with an update (one GEMM, `beta = shrink`), else
+    /// `dW = a^T b`; `a: (batch, rows)`, `b: (batch, cols)`, `W: (rows, cols)`.
+    fn step(self, update: Option<PlainUpdate<F>>, a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) {
+        match update {
+            Some(update) => gemm(
+                -update.lr(),
+                a.t(),
+                b,
+                update.shrink(ParameterKind::Weight),
+                self.values,
+            ),
+            None => gemm(F::one(), a.t(), b, F::zero(), self.grads),
+        }
+    }
 }
 
 /// One core's units `s` of the lower layer `i - 1` in a backward join.
 struct BackwardSlice<'a, F> {
-    /// `W_i[:, s]: (out_i, units)`, the upper layer's columns.
-    upper_weights: ArrayViewMut2<'a, F>,
+    /// `W_i[:, s]: (out_i, units)`, the upper layer's columns, and their gradients.
+    upper: Weights<'a, F>,
     /// `H_{i-1}[:, s]: (batch, units)`.
     hidden: ArrayView2<'a, F>,
     /// `G_{i-1}[:, s]: (batch, units)`, written.
     grad_below: ArrayViewMut2<'a, F>,
-    /// `b_{i-1}[s]` and its gradient scratch.
+    /// `b_{i-1}[s]` and its gradient.
     bias: ArrayViewMut1<'a, F>,
     d_bias: ArrayViewMut1<'a, F>,
-    /// `W_0[s, :]: (units, in)` when the lower layer is the first.
-    first_layer: Option<ArrayViewMut2<'a, F>>,
+    /// `W_0[s, :]: (units, in)` and its gradient when the lower layer is the first.
+    first_layer: Option<Weights<'a, F>>,
 }
 
 impl<F: Float> Units for BackwardSlice<'_, F> {
     fn split_at(self, at: usize) -> (Self, Self) {
-        let (upper_left, upper_right) = self.upper_weights.split_at(Axis(1), at);
+        let (upper_left, upper_right) = self.upper.split_at(Axis(1), at);
         let (hidden_left, hidden_right) = self.hidden.split_at(Axis(1), at);
         let (grad_left, grad_right) = self.grad_below.split_at(Axis(1), at);
         let (bias_left, bias_right) = self.bias.split_at(Axis(0), at);
@@ -474,7 +525,7 @@ impl<F: Float> Units for BackwardSlice<'_, F> {
         };
         (
             Self {
-                upper_weights: upper_left,
+                upper: upper_left,
                 hidden: hidden_left,
                 grad_below: grad_left,
                 bias: bias_left,
@@ -482,7 +533,7 @@ impl<F: Float> Units for BackwardSlice<'_, F> {
                 first_layer: first_left,
             },
             Self {
-                upper_weights: upper_right,
+                upper: upper_right,
                 hidden: hidden_right,
                 grad_below: grad_right,
                 bias: bias_right,
@@ -494,8 +545,8 @@ impl<F: Float> Units for BackwardSlice<'_, F> {
 }
 
 impl<F: Float> BackwardSlice<'_, F> {
-    /// The lower layer's gradient on these units, then every update they own (see the
-    /// module docs).
+    /// The lower layer's gradient on these units, then every update (or gradient) they
+    /// own (see the module docs).
     fn run(mut self, shared: BackwardShared<'_, F>) {
         let BackwardShared {
             grad,
@@ -507,7 +558,7 @@ impl<F: Float> BackwardSlice<'_, F> {
         gemm(
             F::one(),
             grad,
-            self.upper_weights.view(),
+            self.upper.values.view(),
             F::zero(),
             self.grad_below.view_mut(),
         );
@@ -515,24 +566,12 @@ impl<F: Float> BackwardSlice<'_, F> {
         if let Some(kind) = activation {
             kind.scale_by_derivative(self.grad_below.view_mut(), self.hidden);
         }
-        // W_i[:, s] = shrink W_i[:, s] - lr G_i^T H_{i-1}[:, s]
-        gemm(
-            -update.lr(),
-            grad.t(),
-            self.hidden,
-            update.shrink(ParameterKind::Weight),
-            self.upper_weights,
-        );
-        update_bias(update, self.grad_below.view(), self.bias, self.d_bias);
-        // W_0[s, :] = shrink W_0[s, :] - lr G_0[:, s]^T X
+        // W_i[:, s] = shrink W_i[:, s] - lr G_i^T H_{i-1}[:, s], or dW_i[:, s] = G_i^T H_{i-1}[:, s]
+        self.upper.step(update, grad, self.hidden);
+        bias_step(update, self.grad_below.view(), self.bias, self.d_bias);
+        // W_0[s, :] = shrink W_0[s, :] - lr G_0[:, s]^T X, or dW_0[s, :] = G_0[:, s]^T X
         if let Some(weights) = self.first_layer {
-            gemm(
-                -update.lr(),
-                self.grad_below.view().t(),
-                input,
-                update.shrink(ParameterKind::Weight),
-                weights,
-            );
+            weights.step(update, self.grad_below.view(), input);
         }
     }
 }

@@ -18,25 +18,27 @@
 //! linear layers keep `(out, in)`; the conversion is a transpose at the boundary).
 
 mod output;
+mod predict;
 mod solver;
 
 use std::ops::Range;
 use std::str::FromStr;
 
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
-use rayon::prelude::*;
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use thiserror::Error;
 
 use crate::buffer::Buffer;
 use crate::float::Float;
 use crate::layers::{ActivationKind, Layer, Linear};
+use crate::limits::{check_memory, product, sum, TooLarge};
 use crate::module::Module;
 use crate::names::UnknownName;
-use crate::network::{ModelError, MultiLayerPerceptron, Scratch, SlicedStep};
+use crate::network::{ModelError, MultiLayerPerceptron, SlicedStep};
 use crate::optim::PlainUpdate;
 use crate::threads::{self, BlasLease, GemmThreading, SerialKernels};
 
 pub use output::Output;
+pub use predict::{predict_proba, LayerView};
 pub use solver::Solver;
 
 /// `'sgd'` or `'adam'`.
@@ -261,6 +263,20 @@ pub enum SklearnError {
     /// scikit-learn's check after fitting.
     #[error("Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed.")]
     NonFinite,
+    /// The network, its buffers or the outputs would not fit in memory.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+}
+
+impl SklearnError {
+    /// The memory refusal behind this error, if it is one (Python raises `MemoryError`).
+    pub fn too_large(&self) -> Option<&TooLarge> {
+        match self {
+            SklearnError::TooLarge(too_large)
+            | SklearnError::Model(ModelError::TooLarge(too_large)) => Some(too_large),
+            _ => None,
+        }
+    }
 }
 
 /// A network trained as scikit-learn's MLPs train it, with its solver state and progress
@@ -391,40 +407,16 @@ impl<F: Float> SklearnMlp<F> {
     }
 
     /// The outputs `(rows, outputs)` of `x: (rows, features)` (a classifier's
-    /// probabilities, a regressor's predictions), in chunks
-    /// shared between the cores (each with one-thread GEMMs).
+    /// probabilities, a regressor's predictions): [`predict::predict_proba`] on the
+    /// network's weights.
     pub fn predict_proba(&self, x: ArrayView2<'_, F>) -> Result<Array2<F>, SklearnError> {
         self.check_features("X", x)?;
-        let mut out = Array2::zeros((x.nrows(), self.model.out_features()));
-        const CHUNK: usize = crate::train::EVAL_CHUNK_ROWS;
-        let run_chunk =
-            |scratch: &mut Scratch<F>, index: usize, mut chunk: ArrayViewMut2<'_, F>| {
-                let start = index * CHUNK;
-                let rows = start..start + chunk.nrows();
-                let logits = self.model.infer(
-                    rows.len(),
-                    |mut input| input.assign(&x.slice(s![rows.clone(), ..])),
-                    scratch,
-                );
-                chunk.assign(&logits);
-                self.output.apply(chunk);
-            };
-        threads::with_one_blas_thread(|| {
-            if x.nrows() <= CHUNK {
-                // One chunk: on the calling thread, without a pool's hand-over.
-                run_chunk(&mut Scratch::default(), 0, out.view_mut());
-                return;
-            }
-            threads::on_pool(threads::budget().threads, || {
-                out.axis_chunks_iter_mut(Axis(0), CHUNK)
-                    .into_par_iter()
-                    .enumerate()
-                    .for_each_init(Scratch::default, |scratch, (index, chunk)| {
-                        run_chunk(scratch, index, chunk)
-                    });
-            });
-        });
-        Ok(out)
+        let layers: Vec<LayerView<'_, F>> = self
+            .model
+            .linear_layers()
+            .map(|linear| (linear.weights().reversed_axes(), linear.bias()))
+            .collect();
+        predict::predict_proba(&layers, self.activation, self.output, x)
     }
 
     /// scikit-learn's `score` on `samples` (see [`Output::score`]: accuracy, or R^2 for
@@ -458,6 +450,7 @@ impl<F: Float> SklearnMlp<F> {
         if let Some(validation) = validation {
             self.check_data(validation)?;
         }
+        self.check_fit_memory(train, validation, settings)?;
         if !incremental || self.solver.is_none() {
             let mut sizes = Vec::new();
             self.model
@@ -511,7 +504,7 @@ impl<F: Float> SklearnMlp<F> {
         let rows = train.x.nrows();
         let batch_size = settings.batch_size.clamp(1, rows.max(1));
         let mut order: Vec<usize> = (0..rows).collect();
-        let mut step = TrainingStep::new(&mut self.model, settings, batch_size, cores);
+        let mut step = TrainingStep::new(&mut self.model, batch_size, cores);
         self.progress.n_iter = 0;
         let mut end = FitEnd::MaxIterReached;
         for _ in 0..settings.max_iter {
@@ -626,6 +619,54 @@ impl<F: Float> SklearnMlp<F> {
         keep_going
     }
 
+    /// Checks, before anything grows, that a fit's buffers fit in memory: the layers'
+    /// and the per-core step's batch buffers, the batch's outputs and targets, the
+    /// solver's state, the best weights and the validation outputs.
+    fn check_fit_memory(
+        &self,
+        train: Samples<'_, F>,
+        validation: Option<Samples<'_, F>>,
+        settings: &Settings,
+    ) -> Result<(), SklearnError> {
+        let float = std::mem::size_of::<F>();
+        let batch = settings.batch_size.clamp(1, train.x.nrows().max(1));
+        let outputs = self.model.out_features();
+        let parameters = self.model.parameter_count();
+        let solver_copies = match settings.solver {
+            SolverKind::Sgd if settings.momentum == 0.0 => 0,
+            SolverKind::Sgd => 1,
+            SolverKind::Adam => 2,
+        };
+        let best_copies = 2 * usize::from(validation.is_some());
+        let widest = self
+            .model
+            .linear_layers()
+            .map(Linear::out_features)
+            .max()
+            .unwrap_or(0);
+        let validation_rows = validation.map_or(0, |v| v.x.nrows());
+        let needed = sum([
+            self.model
+                .buffer_bytes(batch)
+                .and_then(|b| b.checked_mul(2)),
+            product(&[batch, outputs, 2, float]),
+            product(&[parameters, solver_copies + best_copies, float]),
+            product(&[validation_rows, outputs, float]),
+            product(&[
+                threads::available_cores(),
+                2,
+                crate::train::EVAL_CHUNK_ROWS.min(validation_rows.max(1)),
+                widest,
+                float,
+            ]),
+        ]);
+        check_memory(
+            format!("training buffers for {batch}-row batches and the solver's state"),
+            needed,
+        )?;
+        Ok(())
+    }
+
     fn check_features(&self, what: &'static str, x: ArrayView2<'_, F>) -> Result<(), SklearnError> {
         if x.ncols() != self.model.in_features() {
             return Err(SklearnError::DataShape {
@@ -666,15 +707,13 @@ fn network<F: Float>(
     parameters: &[(ArrayView2<'_, F>, ArrayView1<'_, F>)],
     activation: ActivationKind,
 ) -> Result<MultiLayerPerceptron<F>, SklearnError> {
+    predict::check_layers(parameters)?;
+    let mut sizes = vec![parameters[0].0.nrows()];
+    sizes.extend(parameters.iter().map(|(coefs, _)| coefs.ncols()));
+    // Widths, BLAS's limit and the memory of the weights and their gradients.
+    crate::network::check_sizes::<F>(&sizes)?;
     let mut layers = Vec::new();
     for (index, (coefs, intercepts)) in parameters.iter().enumerate() {
-        if coefs.ncols() != intercepts.len() {
-            return Err(SklearnError::Shapes {
-                layer: index,
-                coefs: coefs.dim(),
-                intercepts: intercepts.len(),
-            });
-        }
         if index > 0 {
             layers.push(Layer::activation(activation));
         }
@@ -737,16 +776,9 @@ struct TrainingStep<F> {
 }
 
 impl<F: Float> TrainingStep<F> {
-    fn new(
-        model: &mut MultiLayerPerceptron<F>,
-        settings: &Settings,
-        batch_size: usize,
-        cores: usize,
-    ) -> Self {
-        let plain = settings.solver == SolverKind::Sgd && settings.momentum == 0.0;
+    fn new(model: &mut MultiLayerPerceptron<F>, batch_size: usize, cores: usize) -> Self {
         let threading = threads::auto_threading(
             threads::gemm_threading(),
-            plain,
             SlicedStep::applies(model, cores),
             batch_size,
             cores,
@@ -795,13 +827,8 @@ impl<F: Float> TrainingStep<F> {
             None => batch as f64,
         };
         let plain = solver.plain(alpha, divisor);
-        let sliced = if plain.is_some() {
-            self.sliced.as_mut()
-        } else {
-            None
-        };
         let x = data.x;
-        let logits = match sliced {
+        let logits = match self.sliced.as_mut() {
             Some(step) => {
                 step.forward_with(model, batch, |part, input| selection.copy(x, part, input))
             }
@@ -828,15 +855,16 @@ impl<F: Float> TrainingStep<F> {
                 row *= weight;
             }
         }
-        match (plain, self.sliced.as_mut()) {
-            (Some((lr, decay)), sliced) => {
-                let update = PlainUpdate::new(F::from_f64(lr), F::from_f64(decay));
-                match sliced {
-                    Some(step) => step.backward_and_step(model, delta.view(), update),
-                    None => model.backward_and_step(delta.view(), update),
+        let update = plain.map(|(lr, decay)| PlainUpdate::new(F::from_f64(lr), F::from_f64(decay)));
+        match (update, self.sliced.as_mut()) {
+            (update, Some(step)) => {
+                step.backward(model, delta.view(), update);
+                if update.is_none() {
+                    solver.step(model, alpha, divisor);
                 }
             }
-            (None, _) => {
+            (Some(update), None) => model.backward_and_step(delta.view(), update),
+            (None, None) => {
                 model.backward(delta.view());
                 solver.step(model, alpha, divisor);
             }

@@ -35,8 +35,8 @@ pub enum GemmThreading {
     /// Column blocks of each product on rayon's pool, each a one-thread OpenBLAS call.
     Split,
     /// Each core owns a slice of every wide layer's units for a whole training step,
-    /// with one-thread OpenBLAS calls (plain gradient descent only; other optimizers use
-    /// `openblas`).
+    /// with one-thread OpenBLAS calls (fused with the update for plain gradient descent;
+    /// other optimizers step on the gradients it leaves).
     Sliced,
 }
 
@@ -72,18 +72,17 @@ impl GemmThreading {
 /// 1.01x). Larger batches were not measured, and keep OpenBLAS's threads.
 pub const SLICED_MAX_BATCH: usize = 1024;
 
-/// What `auto` resolves to for a run of plain gradient descent (`plain_sgd`) on
-/// `threads` threads with batches of `batch` rows, when the network can be sliced
-/// (`sliceable`): `sliced` up to [`SLICED_MAX_BATCH`] rows, `openblas` otherwise. Other
-/// choices are returned as they are, except `sliced` where the step cannot be sliced.
+/// What `auto` resolves to for a run on `threads` threads with batches of `batch`
+/// rows, when the network can be sliced (`sliceable`): `sliced` up to
+/// [`SLICED_MAX_BATCH`] rows, `openblas` otherwise. Other choices are returned as they
+/// are, except `sliced` where the step cannot be sliced.
 pub fn auto_threading(
     requested: GemmThreading,
-    plain_sgd: bool,
     sliceable: bool,
     batch: usize,
     threads: usize,
 ) -> GemmThreading {
-    let can_slice = plain_sgd && sliceable && threads > 1;
+    let can_slice = sliceable && threads > 1;
     match requested {
         GemmThreading::Auto if can_slice && batch <= SLICED_MAX_BATCH => GemmThreading::Sliced,
         GemmThreading::Auto => GemmThreading::OpenBlas,

@@ -156,7 +156,6 @@ impl<'a, F: Float> Trainer<'a, F> {
         let cores = budget.threads;
         let threading = threads::auto_threading(
             threads::gemm_threading(),
-            optimizer.plain_update().is_some(),
             SlicedStep::applies(model, cores),
             config.batch_size.min(rows),
             cores,
@@ -309,11 +308,14 @@ impl<'a, F: Float> Trainer<'a, F> {
                 });
             }
             match (fused, &mut self.sliced) {
-                (Some(update), Some(step)) => {
-                    step.backward_and_step(self.model, self.loss.backward(), update)
+                (update, Some(step)) => {
+                    step.backward(self.model, self.loss.backward(), update);
+                    if update.is_none() {
+                        self.optimizer.step(self.model);
+                    }
                 }
                 (Some(update), None) => self.model.backward_and_step(self.loss.backward(), update),
-                (None, _) => {
+                (None, None) => {
                     self.model.backward(self.loss.backward());
                     self.optimizer.step(self.model);
                 }

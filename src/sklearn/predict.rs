@@ -1,0 +1,148 @@
+//! Prediction from a fitted estimator's attributes as they stand: `coefs_` `(in, out)`
+//! and `intercepts_` `(out)` per layer, read in place (no copy), so that a one-row
+//! `predict` costs a few small GEMMs, any number of threads may predict with one model
+//! at once, and weights a user assigned or edited are the ones used (as in
+//! scikit-learn, whose `predict` reads `coefs_` every time).
+//!
+//! Shapes: `x: (rows, in)` -> `(rows, outputs)`. Rows go in chunks of
+//! [`crate::train::EVAL_CHUNK_ROWS`]: one chunk runs on the calling thread; more are
+//! shared between the cores of nabla's pool, each with one-thread GEMMs.
+
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+use crate::buffer::Buffer;
+use crate::float::Float;
+use crate::gemm::gemm;
+use crate::layers::{fill_rows_with, ActivationKind};
+use crate::limits::{check_memory, product, sum};
+use crate::threads;
+use crate::train::EVAL_CHUNK_ROWS;
+
+use super::{Output, SklearnError};
+
+/// One layer's `(coefs (in, out), intercepts (out))`.
+pub type LayerView<'a, F> = (ArrayView2<'a, F>, ArrayView1<'a, F>);
+
+/// Checks that `layers` chain into a network: at least one layer, each layer's
+/// intercepts as wide as its coefficients, each layer's input the previous output.
+pub(crate) fn check_layers<F>(layers: &[LayerView<'_, F>]) -> Result<(), SklearnError> {
+    if layers.is_empty() {
+        return Err(SklearnError::Model(crate::network::ModelError::Empty));
+    }
+    for (index, (coefs, intercepts)) in layers.iter().enumerate() {
+        if coefs.ncols() != intercepts.len() {
+            return Err(SklearnError::Shapes {
+                layer: index,
+                coefs: coefs.dim(),
+                intercepts: intercepts.len(),
+            });
+        }
+        if index > 0 && coefs.nrows() != layers[index - 1].0.ncols() {
+            return Err(SklearnError::DataShape {
+                what: "coefs_",
+                found: coefs.dim(),
+                expected: format!(
+                    "{} rows (the width of layer {})",
+                    layers[index - 1].0.ncols(),
+                    index - 1
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The outputs `(rows, outputs)` of `x: (rows, in)` through `layers` with `activation`
+/// between them and `output` at the end: a classifier's probabilities, a regressor's
+/// predictions. The memory it needs is checked first.
+pub fn predict_proba<F: Float>(
+    layers: &[LayerView<'_, F>],
+    activation: ActivationKind,
+    output: Output,
+    x: ArrayView2<'_, F>,
+) -> Result<Array2<F>, SklearnError> {
+    check_layers(layers)?;
+    let inputs = layers[0].0.nrows();
+    if x.ncols() != inputs {
+        return Err(SklearnError::DataShape {
+            what: "X",
+            found: x.dim(),
+            expected: format!("{inputs} features"),
+        });
+    }
+    let outputs = layers[layers.len() - 1].0.ncols();
+    let widest = layers
+        .iter()
+        .map(|(coefs, _)| coefs.ncols())
+        .max()
+        .unwrap_or(0);
+    let chunks = x.nrows().div_ceil(EVAL_CHUNK_ROWS);
+    let parts = if chunks > 1 {
+        threads::budget().threads.min(chunks)
+    } else {
+        1
+    };
+    let float = std::mem::size_of::<F>();
+    check_memory(
+        format!("predicting {} rows", x.nrows()),
+        sum([
+            product(&[x.nrows(), outputs, float]),
+            product(&[parts, 2, EVAL_CHUNK_ROWS.min(x.nrows()), widest, float]),
+        ]),
+    )?;
+    let mut out = Array2::zeros((x.nrows(), outputs));
+    let run_chunk = |scratch: &mut [Buffer<F>; 2], index: usize, chunk: ArrayViewMut2<'_, F>| {
+        let start = index * EVAL_CHUNK_ROWS;
+        let rows = x.slice(ndarray::s![start..start + chunk.nrows(), ..]);
+        forward(layers, activation, output, rows, scratch, chunk);
+    };
+    threads::with_one_blas_thread(|| {
+        if chunks <= 1 {
+            run_chunk(&mut Default::default(), 0, out.view_mut());
+            return;
+        }
+        threads::on_pool(parts, || {
+            out.axis_chunks_iter_mut(Axis(0), EVAL_CHUNK_ROWS)
+                .into_par_iter()
+                .enumerate()
+                .for_each_init(Default::default, |scratch, (index, chunk)| {
+                    run_chunk(scratch, index, chunk)
+                });
+        });
+    });
+    Ok(out)
+}
+
+/// `out = output(... activation(x W_0 + b_0) ... W_last + b_last)` for one chunk,
+/// through two alternating buffers; `x: (rows, in)`, `out: (rows, outputs)`.
+fn forward<F: Float>(
+    layers: &[LayerView<'_, F>],
+    activation: ActivationKind,
+    output: Output,
+    x: ArrayView2<'_, F>,
+    scratch: &mut [Buffer<F>; 2],
+    mut out: ArrayViewMut2<'_, F>,
+) {
+    let rows = x.nrows();
+    let last = layers.len() - 1;
+    let [a, b] = scratch;
+    let (mut source, mut target) = (a, b);
+    for (index, (coefs, intercepts)) in layers.iter().enumerate() {
+        // h: (rows, in) -> (rows, out) = h W + b
+        let mut result = if index == last {
+            out.view_mut()
+        } else {
+            target.resize(rows, coefs.ncols())
+        };
+        fill_rows_with(result.view_mut(), *intercepts);
+        let input = if index == 0 { x } else { source.view() };
+        gemm(F::one(), input, *coefs, F::one(), result.view_mut());
+        if index == last {
+            output.apply(result);
+        } else {
+            activation.apply_in_place(result);
+            std::mem::swap(&mut source, &mut target);
+        }
+    }
+}
