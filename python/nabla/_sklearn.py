@@ -213,7 +213,8 @@ class _MultilayerPerceptron(BaseEstimator):
             coefs, intercepts, self.activation, self.out_activation_, self.early_stopping
         )
         self._core_activation = self.activation
-        self._pull_state()
+        # coefs_ and intercepts_ change when the fit ends (_pull_state): a thread
+        # predicting meanwhile keeps the previous weights.
 
     def _push_parameters(self):
         """Hands ``coefs_`` / ``intercepts_`` as they are now (a user may have assigned
