@@ -203,6 +203,9 @@ fn one_call<F: Float>(
             CBLAS_TRANSPOSE::CblasNoTrans
         }
     };
+    if m == 1 && row_times_matrix(alpha, a, b, b_op, beta, &mut c) {
+        return;
+    }
     let (m, n, k) = (int(m), int(n), int(k));
     let (lda, ldb, ldc) = (int(a_op.leading), int(b_op.leading), int(c_op.leading));
     let (trans_a, trans_b) = (transpose(a_op), transpose(b_op));
@@ -250,6 +253,80 @@ fn one_call<F: Float>(
             unreachable!("Float is implemented for f32 and f64 only");
         }
     }
+}
+
+/// `c = alpha a b + beta c` for one row, `a: (1, k)`, as a matrix-vector product
+/// (`gemv`): it reads `b` once instead of packing it, which is most of a one-row
+/// product's time. `false` (nothing done) when a stride does not suit BLAS.
+fn row_times_matrix<F: Float>(
+    alpha: F,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    b_op: Operand,
+    beta: F,
+    c: &mut ArrayViewMut2<'_, F>,
+) -> bool {
+    let (k, n) = b.dim();
+    let step = |stride: isize, len: usize| match len {
+        1 => Some(1),
+        _ => c_int::try_from(stride).ok().filter(|&s| s > 0),
+    };
+    let (Some(incx), Some(incy)) = (step(a.strides()[1], k), step(c.strides()[1], n)) else {
+        return false;
+    };
+    let (Ok(k), Ok(n), Ok(ld)) = (
+        c_int::try_from(k),
+        c_int::try_from(n),
+        c_int::try_from(b_op.leading),
+    ) else {
+        return false;
+    };
+    // b as stored: (k, n) read transposed, or (n, k) (b is a transposed view) read as is.
+    let (trans, rows, cols) = if b_op.transpose {
+        (CBLAS_TRANSPOSE::CblasNoTrans, n, k)
+    } else {
+        (CBLAS_TRANSPOSE::CblasTrans, k, n)
+    };
+    let layout = CBLAS_LAYOUT::CblasRowMajor;
+    // SAFETY: `b`'s leading dimension came from its own strides (see `operand`), the
+    // vector strides are positive and span exactly `k` and `n` elements of views that
+    // stay borrowed for the call; the pointer casts are between identical types.
+    unsafe {
+        if TypeId::of::<F>() == TypeId::of::<f32>() {
+            cblas_sys::cblas_sgemv(
+                layout,
+                trans,
+                rows,
+                cols,
+                *(&alpha as *const F as *const f32),
+                b.as_ptr() as *const f32,
+                ld,
+                a.as_ptr() as *const f32,
+                incx,
+                *(&beta as *const F as *const f32),
+                c.as_mut_ptr() as *mut f32,
+                incy,
+            );
+        } else if TypeId::of::<F>() == TypeId::of::<f64>() {
+            cblas_sys::cblas_dgemv(
+                layout,
+                trans,
+                rows,
+                cols,
+                *(&alpha as *const F as *const f64),
+                b.as_ptr() as *const f64,
+                ld,
+                a.as_ptr() as *const f64,
+                incx,
+                *(&beta as *const F as *const f64),
+                c.as_mut_ptr() as *mut f64,
+                incy,
+            );
+        } else {
+            unreachable!("Float is implemented for f32 and f64 only");
+        }
+    }
+    true
 }
 
 /// A standard-layout copy of an operand BLAS cannot read as it is (counted).

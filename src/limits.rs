@@ -170,10 +170,18 @@ pub fn sum(terms: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
         .try_fold(0u64, |total, term| total.checked_add(term?))
 }
 
+/// Requests up to this many bytes are accepted without reading the limits: less than
+/// any limit worth checking, and reading them costs tens of microseconds (a one-row
+/// prediction takes about as long).
+pub const SMALL_REQUEST: u64 = 1 << 20;
+
 /// Accepts `needed` bytes for `what` if they fit in the memory this process may still
-/// use ([`memory_headroom`]).
+/// use ([`memory_headroom`]); up to [`SMALL_REQUEST`] bytes are accepted at once.
 pub fn check_memory(what: impl Into<String>, needed: Option<u64>) -> Result<u64, TooLarge> {
-    check_against(memory_headroom(), what, needed)
+    match needed {
+        Some(bytes) if bytes <= SMALL_REQUEST => Ok(bytes),
+        _ => check_against(memory_headroom(), what, needed),
+    }
 }
 
 /// Accepts `needed` bytes for `what` if they fit in `headroom`.

@@ -149,7 +149,7 @@ class _MultilayerPerceptron(BaseEstimator):
         if self.shuffle:
 
             def shuffle(order):
-                return _shuffle(np.asarray(order), random_state=random_state).tolist()
+                return _shuffle(order, random_state=random_state)
 
         settings = dict(
             solver=self.solver,

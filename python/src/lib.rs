@@ -235,12 +235,27 @@ impl FitHooks for PythonHooks {
     fn shuffle(&mut self, order: &mut [usize]) {
         let Some(shuffle) = &self.shuffle else { return };
         Python::attach(|py| {
+            // As NumPy arrays both ways (a list of every index would cost more than the
+            // shuffle itself, with the GIL held).
+            let indices: Vec<i64> = order.iter().map(|&i| i as i64).collect();
             let result = shuffle
-                .call1(py, (order.to_vec(),))
-                .and_then(|next| next.extract::<Vec<usize>>(py));
+                .call1(py, (indices.into_pyarray(py),))
+                .and_then(|next| {
+                    Ok(next
+                        .extract::<PyReadonlyArray1<'_, i64>>(py)?
+                        .as_array()
+                        .to_vec())
+                });
             match result {
-                Ok(next) if next.len() == order.len() && next.iter().all(|&i| i < order.len()) => {
-                    order.copy_from_slice(&next)
+                Ok(next)
+                    if next.len() == order.len()
+                        && next
+                            .iter()
+                            .all(|&i| usize::try_from(i).is_ok_and(|i| i < order.len())) =>
+                {
+                    for (slot, &index) in order.iter_mut().zip(&next) {
+                        *slot = index as usize;
+                    }
                 }
                 Ok(_) => {
                     self.error.get_or_insert_with(|| {

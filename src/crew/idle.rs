@@ -42,6 +42,12 @@ impl IdleCpus {
         self.file.is_some()
     }
 
+    /// Starts measuring from now (a look whose result is dropped).
+    pub(crate) fn restart(&mut self) {
+        self.last = None;
+        self.idle_cores(0.0);
+    }
+
     /// The average number of idle CPUs since the last call that returned a number, if
     /// at least `min_seconds` have passed (the counters move in ticks of 10 ms) and
     /// `/proc/stat` can be read.

@@ -111,6 +111,9 @@ impl RunStats {
     }
 }
 
+/// Members of the crews alive in this process, leaders included.
+static LIVE_MEMBERS: AtomicUsize = AtomicUsize::new(0);
+
 /// The leader's handle on its helper threads (see the module docs).
 pub(crate) struct Crew {
     shared: Arc<Shared>,
@@ -119,6 +122,8 @@ pub(crate) struct Crew {
     generation: Cell<u64>,
     /// The process that started the helpers (a forked child has none of them).
     pid: u32,
+    /// Whether other crews of this process held the cores when this one started.
+    crowded: bool,
 }
 
 impl Crew {
@@ -149,18 +154,27 @@ impl Crew {
                     .spawn(move || helper(&shared, member))
                     .ok()
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let size = helpers.len() + 1;
+        let before = LIVE_MEMBERS.fetch_add(size, Ordering::Relaxed);
         Self {
             shared,
             helpers,
             generation: Cell::new(0),
             pid: std::process::id(),
+            crowded: before > 0 && before + size > crate::threads::available_cores(),
         }
     }
 
     /// Members, the leader included.
     pub(crate) fn size(&self) -> usize {
         self.helpers.len() + 1
+    }
+
+    /// Whether other crews of this process (runs in other threads) already held the
+    /// cores this one would spread over when it started: it had better start alone.
+    pub(crate) fn started_crowded(&self) -> bool {
+        self.crowded
     }
 
     /// Runs `job(piece)` once for each piece `0..pieces` (at most [`MAX_PIECES`]) and
@@ -230,6 +244,7 @@ impl Crew {
 
 impl Drop for Crew {
     fn drop(&mut self) {
+        LIVE_MEMBERS.fetch_sub(self.size(), Ordering::Relaxed);
         if std::process::id() != self.pid {
             // A forked child: the helper threads do not exist here.
             std::mem::forget(std::mem::take(&mut self.helpers));

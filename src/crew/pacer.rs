@@ -8,9 +8,10 @@
 //! while a run goes on, without changing a bit of its numbers.
 //!
 //! The pacer measures the step's speed (rows per second of batch time) over windows of
-//! [`WINDOW`] and keeps one mode settled. When the settled mode shows signs that the
-//! other might be faster, it tries the other for one window (a probe) and switches only
-//! if the probe was [`SWITCH_MARGIN`] faster:
+//! [`WINDOW`] (the first, warming up, is not used) and keeps one mode settled. When
+//! the settled mode shows signs that the other might be faster, it tries the other for
+//! one window (a probe) and switches only if the probe was [`SWITCH_MARGIN`] faster
+//! than the mean of the settled windows before and after it:
 //!
 //! - spreading, the signs are late helpers: meetings where the leader ran a helper's
 //!   piece or waited for one (the helper had lost its core);
@@ -66,8 +67,10 @@ const LATE_SHARE: f64 = 0.1;
 /// Time the leader waited, as a share of a window's batch time, that is a sign too.
 const WAIT_SHARE: f64 = 0.05;
 
-/// Seconds between two looks at the CPUs' idle time (its counters tick every 10 ms).
-const IDLE_SAMPLE_SECONDS: f64 = 0.1;
+/// Seconds between two looks at the CPUs' idle time: its counters tick every 10 ms, so
+/// a look spans at least 3 ticks (an idle core reads as 0.67-1.33, a busy one as
+/// 0-0.33, either way on its side of [`FREE_CORE`]).
+const IDLE_SAMPLE_SECONDS: f64 = 0.03;
 
 /// Idle cores, on average, that are a sign that a core is free.
 const FREE_CORE: f64 = 0.6;
@@ -107,27 +110,33 @@ pub(crate) struct Pacer {
     signs: u32,
     /// Rows per second of the last settled window.
     settled_rate: Option<f64>,
+    /// Rows per second of the last probe, until the settled window after it.
+    probe_rate: Option<f64>,
     batch_started: Option<Instant>,
     window: Window,
     idle: IdleCpus,
     idle_readable: bool,
+    /// Whether the first window (warming up: buffers growing, helpers waking) is over.
+    warm: bool,
     report: PaceReport,
 }
 
 impl Pacer {
-    /// A pacer that starts spreading.
-    pub(crate) fn new() -> Self {
+    /// A pacer that starts in mode `start`.
+    pub(crate) fn new(start: Mode) -> Self {
         let idle = IdleCpus::new();
         Self {
-            settled: Mode::Spread,
+            settled: start,
             probing: false,
             patience: 1,
             signs: 0,
             settled_rate: None,
+            probe_rate: None,
             batch_started: None,
             window: Window::default(),
             idle_readable: idle.readable(),
             idle,
+            warm: false,
             report: PaceReport::default(),
         }
     }
@@ -184,24 +193,39 @@ impl Pacer {
 
     /// Decides from a finished window (see the module docs).
     fn close(&mut self, window: Window) {
+        if !self.warm {
+            // The first window measures the start (first touches of every buffer,
+            // helpers waking): neither a rate to compare with nor a sign.
+            self.warm = true;
+            return;
+        }
         let rate = window.rows as f64 / window.busy.as_secs_f64().max(1e-9);
         if self.probing {
+            // Judged after the next settled window, against the settled windows on
+            // both sides (so that a drift of the machine's speed is not taken for a
+            // difference between the modes).
             self.probing = false;
+            self.probe_rate = Some(rate);
+            return;
+        }
+        let before = self.settled_rate.replace(rate);
+        if let Some(probe) = self.probe_rate.take() {
             self.signs = 0;
-            let faster = self
-                .settled_rate
-                .is_none_or(|settled| rate > settled * SWITCH_MARGIN);
-            if faster {
+            let settled = before.map_or(rate, |before| (before + rate) / 2.0);
+            if probe > settled * SWITCH_MARGIN {
                 self.settled = self.settled.other();
-                self.settled_rate = Some(rate);
+                self.settled_rate = Some(probe);
                 self.patience = 1;
                 self.report.switches += 1;
+                if self.settled == Mode::Solo {
+                    // Idle time counts from now: before, this process used the cores.
+                    self.idle.restart();
+                }
             } else {
                 self.patience = (self.patience * 2).min(MAX_PATIENCE);
             }
             return;
         }
-        self.settled_rate = Some(rate);
         let sign = match self.settled {
             Mode::Spread => {
                 window.late as f64 >= LATE_SHARE * window.meetings.max(1) as f64
@@ -250,22 +274,27 @@ mod tests {
 
     #[test]
     fn contention_moves_to_solo_and_a_losing_probe_backs_off() {
-        let mut pacer = Pacer::new();
+        let mut pacer = Pacer::new(Mode::Spread);
         pacer.idle_readable = false;
-        assert_eq!(pacer.mode(), Mode::Spread);
+        // The first window only warms up, whatever it shows.
+        window(&mut pacer, 100.0, late_meeting());
+        assert_eq!((pacer.mode(), pacer.report().probes), (Mode::Spread, 0));
         // Late helpers: a sign; the next window probes running alone.
         window(&mut pacer, 100.0, late_meeting());
-        assert_eq!(pacer.mode(), Mode::Solo);
-        assert!(pacer.probing);
-        // Alone is 3x faster: kept.
+        assert_eq!((pacer.mode(), pacer.probing), (Mode::Solo, true));
+        // Alone is 3x faster; judged after one more settled window.
         window(&mut pacer, 300.0, late_meeting());
+        assert_eq!(pacer.mode(), Mode::Spread);
+        window(&mut pacer, 100.0, late_meeting());
         assert_eq!((pacer.mode(), pacer.probing), (Mode::Solo, false));
         assert_eq!(pacer.report().switches, 1);
         // Without /proc/stat every solo window is a sign: probe spreading, which is
-        // slower: back to solo, with twice the patience.
+        // slower: it stays solo, with twice the patience.
         window(&mut pacer, 300.0, RunStats::default());
         assert_eq!(pacer.mode(), Mode::Spread);
         window(&mut pacer, 100.0, late_meeting());
+        assert_eq!(pacer.mode(), Mode::Solo);
+        window(&mut pacer, 300.0, RunStats::default());
         assert_eq!((pacer.mode(), pacer.patience), (Mode::Solo, 2));
         window(&mut pacer, 300.0, RunStats::default());
         assert!(!pacer.probing, "one sign is not enough now");
@@ -275,7 +304,7 @@ mod tests {
 
     #[test]
     fn on_time_helpers_never_probe() {
-        let mut pacer = Pacer::new();
+        let mut pacer = Pacer::new(Mode::Spread);
         let on_time = RunStats {
             pieces: 2,
             helper_pieces: 1,
@@ -290,10 +319,20 @@ mod tests {
 
     #[test]
     fn a_probe_within_the_margin_is_not_kept() {
-        let mut pacer = Pacer::new();
+        let mut pacer = Pacer::new(Mode::Spread);
+        pacer.warm = true;
         window(&mut pacer, 100.0, late_meeting());
         window(&mut pacer, 105.0, late_meeting());
-        assert_eq!(pacer.mode(), Mode::Spread);
+        window(&mut pacer, 100.0, late_meeting());
+        assert_eq!(pacer.report().switches, 0);
+        // A probe faster than the window before but not than the mean around it: a
+        // drift, not a difference.
+        let mut pacer = Pacer::new(Mode::Spread);
+        pacer.warm = true;
+        pacer.patience = 1;
+        window(&mut pacer, 80.0, late_meeting());
+        window(&mut pacer, 100.0, late_meeting());
+        window(&mut pacer, 120.0, late_meeting());
         assert_eq!(pacer.report().switches, 0);
     }
 }

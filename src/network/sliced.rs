@@ -36,7 +36,7 @@ use std::sync::{Mutex, PoisonError};
 use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 
 use crate::buffer::Buffer;
-use crate::crew::{Crew, PaceReport, Pacer};
+use crate::crew::{Crew, Mode, PaceReport, Pacer};
 use crate::float::Float;
 use crate::gemm::gemm;
 use crate::layers::{column_sums, fill_rows_with, ActivationKind, Layer, LinearViews};
@@ -103,9 +103,17 @@ impl<F: Float> SlicedStep<F> {
     /// it applies.
     pub(crate) fn new(model: &MultiLayerPerceptron<F>, cores: usize) -> Option<Self> {
         let stages = Self::plan(model, cores)?;
+        let crew = Crew::new(cores.min(MAX_PARTS));
+        // Next to another run of this process that holds the cores, start alone (the
+        // pacer spreads once a core is free).
+        let start = if crew.started_crowded() {
+            Mode::Solo
+        } else {
+            Mode::Spread
+        };
         Some(Self {
-            crew: Crew::new(cores.min(MAX_PARTS)),
-            pacer: Pacer::new(),
+            crew,
+            pacer: Pacer::new(start),
             input: Buffer::new(),
             outputs: stages.iter().map(|_| Buffer::new()).collect(),
             grads: stages.iter().map(|_| Buffer::new()).collect(),
