@@ -7,8 +7,8 @@
 //! Group `sliced_step`: the per-core step (`--gemm sliced`) against OpenBLAS's threads
 //! (`--gemm openblas`) on all cores, one epoch of full MNIST at batch 50, 256 and 1000,
 //! and of the first 3,000 rows at batch 1; ids `sliced_step/{sliced,openblas}/BATCH`,
-//! run back to back per batch size. The crossover behind `auto`
-//! ([`nabla::threads::SLICED_MAX_BATCH`]) comes from here.
+//! run back to back per batch size. The choice behind `auto`
+//! ([`nabla::threads::auto_threading`]) comes from here.
 //!
 //! ```text
 //! cargo bench --bench epoch            # about 2 minutes

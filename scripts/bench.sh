@@ -86,7 +86,7 @@ for batch in 50 256; do
         log="$work/nabla_${batch}_$run.csv"
         $nabla train --dataset mnist --activation relu --hidden 256 --lr 0.01 --batch-size "$batch" \
             --epochs "$epochs" --dtype f32 --threads "$threads" --log "$log" >"$work/out"
-        gemm=$(head -1 "$work/out" | sed -n 's/.*(gemm \([a-z]*\).*/\1/p')
+        gemm=$(head -1 "$work/out" | sed -n 's/.*gemm \([a-z]*\).*/\1/p')
         nabla_seconds=$(column train_seconds "$log" | median)
         echo "$nabla_seconds" >>"$work/nabla_seconds"
         awk -v g="$eval_gflop" -v s="$(column eval_seconds "$log" | median)" 'BEGIN { print g / s }' >>"$work/nabla_eval"

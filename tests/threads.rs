@@ -421,34 +421,30 @@ fn the_sliced_step_with_stateful_optimizers_equals_the_one_thread_step() {
     threads::set_gemm_threading(GemmThreading::OpenBlas, threads::available_cores());
 }
 
-/// `auto` picks the per-core step only where it applies: more than one thread, a hidden
-/// layer wide enough to split, batches up to the crossover (any optimizer: stateful
-/// ones step on the gradients the sliced backward leaves).
+/// `auto` picks the per-core step where it applies (more than one thread, a hidden layer
+/// wide enough to split; any optimizer and batch), the split GEMM elsewhere, and never
+/// OpenBLAS's own threads unless asked.
 #[test]
-fn auto_resolves_by_width_threads_and_batch() {
-    use nabla::threads::{auto_threading, SLICED_MAX_BATCH};
+fn auto_resolves_by_width_and_threads() {
+    use nabla::threads::auto_threading;
     let auto = GemmThreading::Auto;
-    assert_eq!(auto_threading(auto, true, 50, 2), GemmThreading::Sliced);
-    assert_eq!(
-        auto_threading(auto, true, SLICED_MAX_BATCH, 2),
-        GemmThreading::Sliced
-    );
-    assert_eq!(
-        auto_threading(auto, true, SLICED_MAX_BATCH + 1, 2),
-        GemmThreading::OpenBlas
-    );
-    assert_eq!(auto_threading(auto, false, 50, 2), GemmThreading::OpenBlas);
-    assert_eq!(auto_threading(auto, true, 50, 1), GemmThreading::OpenBlas);
+    assert_eq!(auto_threading(auto, true, 2), GemmThreading::Sliced);
+    assert_eq!(auto_threading(auto, false, 2), GemmThreading::Split);
+    assert_eq!(auto_threading(auto, true, 1), GemmThreading::OpenBlas);
     // An explicit choice stays, except a per-core step that cannot apply.
     assert_eq!(
-        auto_threading(GemmThreading::Split, true, 50, 2),
+        auto_threading(GemmThreading::Split, true, 2),
         GemmThreading::Split
     );
     assert_eq!(
-        auto_threading(GemmThreading::Sliced, false, 50, 2),
+        auto_threading(GemmThreading::OpenBlas, true, 2),
         GemmThreading::OpenBlas
     );
-    // A network too narrow to split, and one that the step does not handle, stay plain.
+    assert_eq!(
+        auto_threading(GemmThreading::Sliced, false, 2),
+        GemmThreading::Split
+    );
+    // A network too narrow to slice takes the split GEMM.
     let _settings = exclusive();
     let narrow = train_sizes::<f64>(
         &[45, 40, 7],
@@ -458,7 +454,7 @@ fn auto_resolves_by_width_threads_and_batch() {
     );
     assert_eq!(
         narrow.2,
-        GemmThreading::OpenBlas,
+        GemmThreading::Split,
         "40 units cannot be split in two blocks of 32"
     );
     let wide = train_sizes::<f64>(

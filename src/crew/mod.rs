@@ -73,6 +73,8 @@ struct Shared {
     panicked: AtomicBool,
     /// Set when the crew is dropped.
     stop: AtomicBool,
+    /// Helpers that have started.
+    ready: AtomicUsize,
     /// Sleeping helpers, and where they sleep.
     sleepers: AtomicUsize,
     bed: Mutex<()>,
@@ -139,6 +141,7 @@ impl Crew {
             finished: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            ready: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             bed: Mutex::new(()),
             alarm: Condvar::new(),
@@ -155,6 +158,11 @@ impl Crew {
                     .ok()
             })
             .collect::<Vec<_>>();
+        // Each helper's start (what the thread library sets up for it) happens now, not
+        // during the first batches: the training step allocates nothing after its first.
+        while shared.ready.load(Ordering::Acquire) < helpers.len() {
+            std::thread::yield_now();
+        }
         let size = helpers.len() + 1;
         let before = LIVE_MEMBERS.fetch_add(size, Ordering::Relaxed);
         Self {
@@ -326,6 +334,7 @@ fn spin_until(limit: Duration, ready: impl Fn() -> bool) -> bool {
 /// A helper's life: wait for each new job, enter it unless it is closed, run the pieces
 /// it claims, leave.
 fn helper(shared: &Shared, member: usize) {
+    shared.ready.fetch_add(1, Ordering::Release);
     let mut seen = 0;
     while let Some(door) = next_generation(shared, seen) {
         let generation = door >> GENERATION_SHIFT;

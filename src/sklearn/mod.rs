@@ -504,7 +504,7 @@ impl<F: Float> SklearnMlp<F> {
         let rows = train.x.nrows();
         let batch_size = settings.batch_size.clamp(1, rows.max(1));
         let mut order: Vec<usize> = (0..rows).collect();
-        let mut step = TrainingStep::new(&mut self.model, batch_size, cores);
+        let mut step = TrainingStep::new(&mut self.model, cores);
         self.progress.n_iter = 0;
         let mut end = FitEnd::MaxIterReached;
         for _ in 0..settings.max_iter {
@@ -776,11 +776,10 @@ struct TrainingStep<F> {
 }
 
 impl<F: Float> TrainingStep<F> {
-    fn new(model: &mut MultiLayerPerceptron<F>, batch_size: usize, cores: usize) -> Self {
+    fn new(model: &mut MultiLayerPerceptron<F>, cores: usize) -> Self {
         let threading = threads::auto_threading(
             threads::gemm_threading(),
             SlicedStep::applies(model, cores),
-            batch_size,
             cores,
         );
         let sliced = match threading {

@@ -26,8 +26,8 @@ pub use pool::on_pool;
 /// Who parallelises a GEMM.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GemmThreading {
-    /// Chosen for each training run from its shape (see [`auto_threading`]): `sliced`
-    /// where it was measured to win, `openblas` elsewhere (the default).
+    /// Chosen for each training run from its network (see [`auto_threading`]): the
+    /// per-core step where it applies, the split GEMM elsewhere (the default).
     #[default]
     Auto,
     /// One OpenBLAS call, threaded by OpenBLAS itself.
@@ -65,28 +65,24 @@ impl GemmThreading {
     }
 }
 
-/// The largest batch for which `auto` picks the per-core step: measured by `cargo bench
-/// --bench epoch` (group `sliced_step`, one epoch each way, back to back) on a 2-core
-/// AVX-512 machine, where the sliced step was faster at batch 1, 50 and 256 (1.2x, 2.0x,
-/// 1.15x in a busy period; 1.0x, 1.5x, 1.24x in another) and level at 1,000 (1.04x,
-/// 1.01x). Larger batches were not measured, and keep OpenBLAS's threads.
-pub const SLICED_MAX_BATCH: usize = 1024;
-
-/// What `auto` resolves to for a run on `threads` threads with batches of `batch`
-/// rows, when the network can be sliced (`sliceable`): `sliced` up to
-/// [`SLICED_MAX_BATCH`] rows, `openblas` otherwise. Other choices are returned as they
-/// are, except `sliced` where the step cannot be sliced.
-pub fn auto_threading(
-    requested: GemmThreading,
-    sliceable: bool,
-    batch: usize,
-    threads: usize,
-) -> GemmThreading {
-    let can_slice = sliceable && threads > 1;
+/// What `auto` resolves to for a run on `threads` threads of a network the per-core step
+/// can slice (`sliceable`) or not: `sliced` where it can, else `split`, and `openblas`
+/// on one thread (all three are then one-thread OpenBLAS calls). So a run that does not
+/// ask for OpenBLAS's threads never depends on OpenBLAS's thread count, which is shared
+/// by everything in the process (other runs change it), and its numbers depend only on
+/// its own settings. Other choices are returned as they are, except `sliced` where the
+/// step cannot be sliced (then `split`).
+///
+/// The per-core step was measured (`cargo bench --bench epoch`, group `sliced_step`; and
+/// 2 epochs of full MNIST at batch 1,024 to 4,096) faster than OpenBLAS's threads at
+/// batch 1, 50 and 256 (1.0-1.2x, 1.5-2.0x, 1.15-1.24x) and level from 1,000 rows up.
+pub fn auto_threading(requested: GemmThreading, sliceable: bool, threads: usize) -> GemmThreading {
     match requested {
-        GemmThreading::Auto if can_slice && batch <= SLICED_MAX_BATCH => GemmThreading::Sliced,
-        GemmThreading::Auto => GemmThreading::OpenBlas,
-        GemmThreading::Sliced if !can_slice => GemmThreading::OpenBlas,
+        GemmThreading::Auto if threads <= 1 => GemmThreading::OpenBlas,
+        GemmThreading::Auto | GemmThreading::Sliced if sliceable && threads > 1 => {
+            GemmThreading::Sliced
+        }
+        GemmThreading::Auto | GemmThreading::Sliced => GemmThreading::Split,
         other => other,
     }
 }

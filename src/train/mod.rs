@@ -157,7 +157,6 @@ impl<'a, F: Float> Trainer<'a, F> {
         let threading = threads::auto_threading(
             threads::gemm_threading(),
             SlicedStep::applies(model, cores),
-            config.batch_size.min(rows),
             cores,
         );
         let sliced = match threading {
