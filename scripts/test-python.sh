@@ -2,7 +2,8 @@
 # The Python package's tests: builds and installs python/ (nabla.MLPClassifier) into a
 # fresh virtual environment with scikit-learn, pytest and pandas from the package
 # registry, runs scikit-learn's estimator checks and the parity tests against
-# scikit-learn (python/tests), then one quick round of scripts/bench_sklearn.py.
+# scikit-learn and the tests of threads, forks, limits and Ctrl-C (python/tests), then
+# one quick round of scripts/bench_sklearn.py and scripts/bench_sklearn_concurrency.py.
 #
 #   scripts/test-python.sh                  # a new venv in a temporary directory
 #   NABLA_VENV=.venv scripts/test-python.sh # reuse (or create) this venv
@@ -18,3 +19,4 @@ venv=${NABLA_VENV:-$scratch/venv}
 # From outside the repository, so that `import nabla` finds the installed package.
 (cd "$scratch" && "$venv/bin/python" -m pytest -q -p no:cacheprovider --import-mode=importlib "$repo/python/tests")
 REPEATS=1 MAX_ITER=1 "$venv/bin/python" scripts/bench_sklearn.py
+QUICK=1 "$venv/bin/python" scripts/bench_sklearn_concurrency.py

@@ -110,8 +110,8 @@ def test_thread_variables_give_one_thread():
         assert out.strip() == str((1, f"{variable}=1")), out
 
 
-@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) missing")
 def test_taskset_gives_one_thread():
+    assert shutil.which("taskset"), "taskset (util-linux) is needed for this test"
     out = run_python(
         "import nabla; print(nabla.thread_budget())", prefix=("taskset", "-c", "0")
     )

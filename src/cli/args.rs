@@ -172,16 +172,18 @@ pub struct TrainArgs {
     /// Float type.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
-    /// Threads for OpenBLAS and rayon together (default: the number of cores; more than
-    /// the cores are reduced to the cores, with a warning).
+    /// Threads for the run (default: what this process may use: the cores, its CPU
+    /// affinity and cgroup CPU quota, and OPENBLAS_NUM_THREADS / OMP_NUM_THREADS /
+    /// RAYON_NUM_THREADS when set; the run header says which decided). More than the
+    /// CPUs this process may use are reduced to them, with a warning.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Who parallelises the GEMMs: auto (sliced for plain gradient descent with batches
-    /// up to 1,024 rows on more than one thread, openblas otherwise; the run header says
-    /// which), openblas (OpenBLAS's own threads), split (each product's column blocks on
-    /// nabla's threads) or sliced (each core owns a slice of every hidden layer for the
-    /// whole step; plain gradient descent only, other optimizers use openblas). Every
-    /// choice but openblas uses one-thread OpenBLAS calls.
+    /// Who parallelises the GEMMs: auto (sliced wherever a hidden layer is wide enough to
+    /// split, split otherwise; the run header says which), openblas (OpenBLAS's own
+    /// threads), split (each product's column blocks on nabla's threads) or sliced (each
+    /// core owns a slice of every hidden layer for the whole step; next to other work
+    /// the step runs on one core, with the same numbers). Every choice but openblas uses
+    /// one-thread OpenBLAS calls, so that the results depend on the settings alone.
     #[arg(long, default_value = "auto")]
     pub gemm: GemmThreading,
     /// Write one CSV row per epoch here (flushed after each epoch).
