@@ -3,7 +3,9 @@
 //! count here with checked arithmetic and compared, before anything is allocated, with
 //! the memory this process may still use: the smallest of the kernel's `MemAvailable`,
 //! the address-space and data limits (`ulimit -v`, `ulimit -d`) less what the process
-//! maps already, and its cgroups' memory limits less their usage (Slurm's `--mem`,
+//! maps already (and, for the address space, less what its threads' OpenBLAS buffers
+//! will take: [`THREAD_ADDRESS_SPACE`]), and its cgroups' memory limits less their
+//! usage (Slurm's `--mem`,
 //! Docker's `--memory`, systemd's `MemoryMax=`). A refusal says how many bytes it would
 //! have needed and which limit refused them.
 
@@ -80,6 +82,42 @@ impl fmt::Display for Bytes {
     }
 }
 
+/// Address space that each thread calling OpenBLAS takes besides the data: OpenBLAS's
+/// own GEMM buffer (128 MiB in Debian's OpenBLAS 0.3.21 on x86-64, allocated at the
+/// thread's first call; when it cannot be had, OpenBLAS retries forever) and a glibc
+/// malloc arena (64 MiB reserved). Measured: a one-thread run of the subset needs
+/// 300-400 MB under `ulimit -v`, a two-thread run 500-600 MB.
+pub const THREAD_ADDRESS_SPACE: u64 = 192 << 20;
+
+/// The address space left under `ulimit -v` (`RLIMIT_AS` less what the process maps
+/// now), if there is such a limit.
+pub fn address_space_left() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
+    rlimit_left(libc::RLIMIT_AS, pages.checked_mul(page_size()))
+}
+
+/// The threads that an address-space limit leaves room for (see
+/// [`THREAD_ADDRESS_SPACE`]): at most half of what is left goes to threads, and one
+/// thread always runs. `None` without a limit.
+pub fn address_space_threads() -> Option<usize> {
+    let left = address_space_left()?;
+    Some(
+        usize::try_from(left / (2 * THREAD_ADDRESS_SPACE))
+            .unwrap_or(usize::MAX)
+            .max(1),
+    )
+}
+
+/// The address space left for data: [`address_space_left`] less the threads' share
+/// (as many threads as [`address_space_threads`] allows, up to the CPUs).
+fn address_space_for_data() -> Option<u64> {
+    let left = address_space_left()?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = address_space_threads().unwrap_or(1).min(cpus) as u64;
+    Some(left.saturating_sub(threads.saturating_mul(THREAD_ADDRESS_SPACE)))
+}
+
 /// The memory this process may still use and the limit that decides it (see the module
 /// docs); where nothing can be read, no limit beyond 64-bit arithmetic.
 pub fn memory_headroom() -> Headroom {
@@ -95,10 +133,7 @@ pub fn memory_headroom() -> Headroom {
     };
     let candidates = [
         (mem_available(), MemoryLimit::Available),
-        (
-            rlimit_left(libc::RLIMIT_AS, pages(0)),
-            MemoryLimit::AddressSpace,
-        ),
+        (address_space_for_data(), MemoryLimit::AddressSpace),
         (rlimit_left(libc::RLIMIT_DATA, pages(5)), MemoryLimit::Data),
         (
             Cgroups::system().memory_headroom().map(|h| h.bytes()),

@@ -347,15 +347,16 @@ impl TrainSettings {
             return Err(invalid(flag_of(setting), value, expected));
         }
         let mut warnings = Vec::new();
-        let cores = threads::available_cores();
+        let hardware = threads::Limits::read().hardware();
         let requested = match args.threads {
             None => None,
             Some(0) => return Err(invalid("--threads", 0, "at least 1")),
-            Some(asked) if asked > cores => {
+            Some(asked) if asked > hardware.threads => {
                 warnings.push(format!(
-                    "--threads {asked} is more than the {cores} cores this process may use; using {cores} (more threads than cores only wait on each other)"
+                    "--threads {asked} is more than this process may use ({hardware}); using {} (more threads than that only wait on each other)",
+                    hardware.threads
                 ));
-                Some(cores)
+                Some(hardware.threads)
             }
             Some(asked) => Some(asked),
         };

@@ -26,6 +26,9 @@ pub enum ThreadSource {
     },
     /// The cgroup's CPU quota, rounded up to whole threads.
     CpuQuota(CpuQuota),
+    /// An address-space limit (`ulimit -v`) with room for this many threads' OpenBLAS
+    /// buffers (see [`crate::limits::THREAD_ADDRESS_SPACE`]).
+    AddressSpace(usize),
     /// An environment variable.
     Environment {
         /// Its name.
@@ -50,6 +53,9 @@ impl fmt::Display for ThreadSource {
                 write!(f, "CPU affinity: {allowed} of {online} cores")
             }
             Self::CpuQuota(quota) => write!(f, "cgroup CPU quota: {:.2} cores", quota.cores()),
+            Self::AddressSpace(threads) => {
+                write!(f, "address-space limit (ulimit -v): room for {threads}")
+            }
             Self::Environment { name, value } => write!(f, "{name}={value}"),
             Self::OpenBlasSetting(threads) => {
                 write!(f, "OpenBLAS limited to {threads} in this process")
@@ -86,6 +92,8 @@ pub struct Limits {
     pub affinity: Option<usize>,
     /// The cgroup's CPU quota, if any.
     pub quota: Option<CpuQuota>,
+    /// The threads an address-space limit leaves room for, if there is one.
+    pub address_space: Option<usize>,
     /// Thread-count variables set in the environment, with their values.
     pub environment: Vec<(&'static str, usize)>,
     /// OpenBLAS's thread count as set from outside nabla, if below the cores.
@@ -111,13 +119,15 @@ impl Limits {
             online: online_cores(),
             affinity: affinity_cpus(),
             quota: Cgroups::system().cpu_quota(),
+            address_space: crate::limits::address_space_threads(),
             environment: environment(|name| std::env::var(name).ok()),
             openblas: None,
             limit: None,
         }
     }
 
-    /// The CPUs the hardware side allows: cores, affinity and quota (at least 1).
+    /// The CPUs the hardware side allows: cores, affinity, quota and the address space
+    /// (at least 1).
     pub fn hardware(&self) -> ThreadBudget {
         let online = self.online.max(1);
         let mut budget = ThreadBudget {
@@ -139,6 +149,12 @@ impl Limits {
                     source: ThreadSource::CpuQuota(quota),
                 };
             }
+        }
+        if let Some(threads) = self.address_space.filter(|&t| t < budget.threads) {
+            budget = ThreadBudget {
+                threads,
+                source: ThreadSource::AddressSpace(threads),
+            };
         }
         budget
     }

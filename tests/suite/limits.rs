@@ -111,3 +111,43 @@ fn an_address_space_limit_is_a_clear_refusal() {
     );
     assert!(output.status.success(), "{output:?}");
 }
+
+#[test]
+fn tight_address_space_limits_end_a_run_cleanly_never_hang() {
+    // OpenBLAS takes a 128 MiB buffer per calling thread and retries forever when it
+    // cannot have it: nabla leaves room for its threads' buffers, or refuses in words.
+    for limit in [250_000, 400_000, 600_000] {
+        let binary = assert_cmd::cargo::cargo_bin("nabla");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v {limit}; exec {} --train-rows 500 --test-rows 100 --epochs 1",
+                binary.display()
+            ))
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("ulimit -v {limit}: the run hangs");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        match output.status.code() {
+            Some(0) => {}
+            Some(2) => assert!(
+                stderr.lines().count() == 1
+                    && stderr.starts_with("nabla: error: ")
+                    && stderr.contains("(ulimit -v)"),
+                "ulimit -v {limit}: {stderr}"
+            ),
+            other => panic!("ulimit -v {limit}: exit {other:?}: {stderr}"),
+        }
+    }
+}

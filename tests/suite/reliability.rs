@@ -378,10 +378,13 @@ fn empty_test_sets_and_absurd_thread_counts() {
         .unwrap();
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let cores = nabla::threads::available_cores();
+    let hardware = nabla::threads::Limits::read().hardware();
+    let cores = hardware.threads;
     assert!(
         stderr.contains(&format!(
-            "nabla: warning: --threads 1000 is more than the {cores} cores this process may use; using {cores}"
+            "nabla: warning: --threads 1000 is more than this process may use ({} ({})); using {cores}",
+            if cores == 1 { "1 thread".to_string() } else { format!("{cores} threads") },
+            hardware.source
         )),
         "{stderr}"
     );
