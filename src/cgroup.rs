@@ -139,18 +139,21 @@ impl Cgroups {
 
     /// Every cgroup directory that can hold limits of `controller` for this process,
     /// from its own cgroup up to each hierarchy's root, with whether it is v2. For the
-    /// running system they are found once per process (and again in a forked child):
-    /// limits are read afresh on every call, but a process rarely changes cgroup.
+    /// running system they are worked out again only when the process's cgroups change
+    /// (`/proc/self/cgroup`, read on every call; the mount table is not): limits are
+    /// read afresh on every call.
     fn directories(&self, controller: &str) -> Vec<(PathBuf, bool)> {
         type Found = Vec<(String, Vec<(PathBuf, bool)>)>;
-        static SYSTEM: Mutex<(u32, Found)> = Mutex::new((0, Vec::new()));
+        static SYSTEM: Mutex<(String, Found)> = Mutex::new((String::new(), Vec::new()));
         if self.root != Path::new("/") {
             return self.find_directories(controller);
         }
+        let Some(membership) = self.read(Path::new("/proc/self/cgroup")) else {
+            return Vec::new();
+        };
         let mut cache = SYSTEM.lock().unwrap_or_else(PoisonError::into_inner);
-        let pid = std::process::id();
-        if cache.0 != pid {
-            *cache = (pid, Vec::new());
+        if cache.0 != membership {
+            *cache = (membership, Vec::new());
         }
         if let Some((_, found)) = cache.1.iter().find(|(name, _)| name == controller) {
             return found.clone();

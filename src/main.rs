@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use cli::{CliError, Parsed};
 
 fn main() -> ExitCode {
+    cli::fit_openblas_to_address_space();
     let command = match cli::parse() {
         Parsed::Run(command) => command,
         Parsed::Print(text) => {

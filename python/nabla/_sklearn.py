@@ -17,11 +17,13 @@ epochs).
 import signal
 import threading
 import warnings
+import weakref
 from itertools import pairwise
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as _ScikitLearnMLPClassifier
 from sklearn.neural_network import MLPRegressor as _ScikitLearnMLPRegressor
@@ -37,15 +39,41 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import (
     _check_sample_weight,
-    check_is_fitted,
     column_or_1d,
     validate_data,
 )
 
 from ._core import Core
+from ._core import check_network_memory as _check_network_memory
 from ._core import predict_proba as _predict_proba
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+class _Fitted(NamedTuple):
+    """What prediction reads, published in one step when a fit ends (or when
+    ``coefs_``/``intercepts_`` are assigned): a thread predicting during a fit uses the
+    model from before it or after it, never a mix."""
+
+    coefs: list
+    intercepts: list
+    out_activation: object = None
+    n_outputs: object = None
+    binarizer: object = None
+
+
+_FIT_LOCKS = weakref.WeakKeyDictionary()
+_FIT_LOCKS_GUARD = threading.Lock()
+
+
+def _fit_lock(estimator):
+    """The estimator's own lock: fits of one estimator take turns, and pickling waits
+    for a fit to end."""
+    with _FIT_LOCKS_GUARD:
+        lock = _FIT_LOCKS.get(estimator)
+        if lock is None:
+            lock = _FIT_LOCKS[estimator] = threading.RLock()
+        return lock
 
 
 def _store_parameters(estimator, arguments):
@@ -78,6 +106,10 @@ class _MultilayerPerceptron(BaseEstimator):
         return True
 
     def _fit(self, X, y, sample_weight, incremental):
+        with _fit_lock(self):
+            return self._fit_now(X, y, sample_weight, incremental)
+
+    def _fit_now(self, X, y, sample_weight, incremental):
         if self.solver not in _STOCHASTIC_SOLVERS:
             raise ValueError(
                 f"solver={self.solver!r} is not supported by nabla: use 'sgd' or 'adam'."
@@ -201,6 +233,8 @@ class _MultilayerPerceptron(BaseEstimator):
         self.t_ = 0
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
+        # Before anything is drawn: MemoryError if the network cannot fit in memory.
+        _check_network_memory(list(layer_units), dtype == np.float32)
         factor = 2.0 if self.activation == "logistic" else 6.0
         coefs, intercepts = [], []
         for fan_in, fan_out in pairwise(layer_units):
@@ -230,65 +264,88 @@ class _MultilayerPerceptron(BaseEstimator):
 
     def _pull_state(self):
         """Mirrors the engine's weights and progress as scikit-learn's attributes."""
-        self._parameters = self._core.parameters()
         for name, value in self._core.progress().items():
             setattr(self, name, value)
+        coefs, intercepts = self._core.parameters()
+        self._fitted = _Fitted(
+            coefs,
+            intercepts,
+            self.out_activation_,
+            self.n_outputs_,
+            getattr(self, "_label_binarizer", None),
+        )
 
-    # ``coefs_`` and ``intercepts_`` are one attribute underneath, replaced in one step
-    # when a fit ends, so that a thread predicting meanwhile sees the old weights or the
-    # new ones, never a mix. Assigning either works as in scikit-learn.
+    # ``coefs_`` and ``intercepts_`` live in ``_fitted`` (see ``_Fitted``). Assigning
+    # either works as in scikit-learn.
 
     @property
     def coefs_(self):
         """The weight matrices, ``(n_in, n_out)`` per layer."""
-        return self._parameters[0]
+        return self._fitted.coefs
 
     @coefs_.setter
     def coefs_(self, value):
-        self._parameters = (value, getattr(self, "_parameters", (None, None))[1])
+        fitted = getattr(self, "_fitted", None) or _Fitted(None, None)
+        self._fitted = fitted._replace(coefs=value)
 
     @property
     def intercepts_(self):
         """The bias vectors, ``(n_out,)`` per layer."""
-        return self._parameters[1]
+        return self._fitted.intercepts
 
     @intercepts_.setter
     def intercepts_(self, value):
-        self._parameters = (getattr(self, "_parameters", (None, None))[0], value)
+        fitted = getattr(self, "_fitted", None) or _Fitted(None, None)
+        self._fitted = fitted._replace(intercepts=value)
 
     # -- prediction -----------------------------------------------------------------
 
     def _forward(self, X):
-        """The outputs for ``X``, from ``coefs_`` and ``intercepts_`` as they are now,
-        read in place by the engine (any number of threads may predict at once)."""
-        check_is_fitted(self)
+        """The outputs for ``X`` and the model that made them (``_Fitted``), from
+        ``coefs_`` and ``intercepts_`` as they are now, read in place by the engine
+        (any number of threads may predict at once)."""
+        # One read of one attribute (scikit-learn's check_is_fitted walks vars(self),
+        # which a fit in another thread may be growing).
+        fitted = self.__dict__.get("_fitted")
+        if fitted is None or fitted.coefs is None or fitted.intercepts is None:
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
+                "with appropriate arguments before using this estimator."
+            )
         X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-        coefs, intercepts = self._parameters
+        coefs, intercepts = fitted.coefs, fitted.intercepts
         dtype = coefs[0].dtype if coefs[0].dtype == np.float32 else np.float64
         y_pred = _predict_proba(
             [np.asarray(c, dtype=dtype) for c in coefs],
             [np.asarray(b, dtype=dtype) for b in intercepts],
             self.activation,
-            self.out_activation_,
+            fitted.out_activation or self.out_activation_,
             np.asarray(X, dtype=dtype),
         )
-        if self.n_outputs_ == 1:
+        n_outputs = fitted.n_outputs if fitted.n_outputs is not None else self.n_outputs_
+        if n_outputs == 1:
             y_pred = y_pred.ravel()
-        return y_pred
+        return y_pred, fitted
 
     # -- scikit-learn plumbing ------------------------------------------------------
 
     def __getstate__(self):
-        state = dict(super().__getstate__())
-        core = state.pop("_core", None)
-        if core is not None:
-            state["_core_state"] = core.export()
+        with _fit_lock(self):  # a fit ends first: its attributes and engine agree
+            state = dict(super().__getstate__())
+            core = state.pop("_core", None)
+            if core is not None:
+                state["_core_state"] = core.export()
+        fitted = state.pop("_fitted", None)
+        if fitted is not None:
+            state["_fitted"] = tuple(fitted)
         return state
 
     def __setstate__(self, state):
         core_state = state.pop("_core_state", None)
         if "coefs_" in state:  # pickled before coefs_ became a property
-            state["_parameters"] = (state.pop("coefs_"), state.pop("intercepts_", None))
+            state["_fitted"] = (state.pop("coefs_"), state.pop("intercepts_", None))
+        if state.get("_fitted") is not None:
+            state["_fitted"] = _Fitted(*state["_fitted"])
         super().__setstate__(state)
         if core_state is not None:
             self._core = Core.restore(core_state, self._core_activation)
@@ -409,12 +466,13 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
 
     def predict(self, X):
         """The predicted classes of ``X`` (n_samples, n_features)."""
-        y_pred = self._forward(X)
-        return self._label_binarizer.inverse_transform(y_pred)
+        y_pred, fitted = self._forward(X)
+        binarizer = fitted.binarizer or self._label_binarizer
+        return binarizer.inverse_transform(y_pred)
 
     def predict_proba(self, X):
         """Probabilities ``(n_samples, n_classes)``, classes ordered as ``classes_``."""
-        y_pred = self._forward(X)
+        y_pred, _ = self._forward(X)
         if y_pred.ndim == 1:
             return np.vstack([1 - y_pred, y_pred]).T
         return y_pred
@@ -504,4 +562,4 @@ class MLPRegressor(RegressorMixin, _MultilayerPerceptron):
 
     def predict(self, X):
         """The predictions ``(n_samples,)`` or ``(n_samples, n_outputs)`` for ``X``."""
-        return self._forward(X)
+        return self._forward(X)[0]

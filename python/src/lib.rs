@@ -691,6 +691,24 @@ fn predict_in<'py, F: Float + Element>(
     Ok(outputs.into_pyarray(py).into_any())
 }
 
+/// Checks, before a network of widths `layer_units` (`[in, hidden..., out]`) is drawn,
+/// that its weights and gradients fit in memory (float32 or float64): `MemoryError`
+/// with the bytes it would need, `ValueError` for widths BLAS cannot take.
+#[pyfunction]
+fn check_network_memory(layer_units: Vec<usize>, float32: bool) -> PyResult<()> {
+    let checked = if float32 {
+        nabla::network::check_sizes::<f32>(&layer_units)
+    } else {
+        nabla::network::check_sizes::<f64>(&layer_units)
+    };
+    checked.map_err(|error| match error {
+        nabla::network::ModelError::TooLarge(too_large) => {
+            PyMemoryError::new_err(too_large.to_string())
+        }
+        other => PyValueError::new_err(other.to_string()),
+    })
+}
+
 /// `(threads, why)`: the threads a fit started now would use, and what decided their
 /// number (cores, CPU affinity, cgroup quota, a thread variable, threadpoolctl's limit
 /// on OpenBLAS or on nabla).
@@ -714,6 +732,13 @@ pub extern "C" fn nabla_set_num_threads(threads: c_int) {
     let threads = usize::try_from(threads).unwrap_or(0);
     let limit = (threads >= 1 && threads < threads::available_cores()).then_some(threads);
     threads::set_limit(limit);
+    if limit.is_some() {
+        // A threadpool_limits block begins: it reads OpenBLAS's count now.
+        threads::outside_limit_began();
+    } else {
+        // It ends: what it puts back of a run's own count is not a limit.
+        threads::after_outside_limit();
+    }
 }
 
 #[pymodule]
@@ -721,5 +746,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_function(wrap_pyfunction!(predict_proba, m)?)?;
     m.add_function(wrap_pyfunction!(thread_budget, m)?)?;
+    m.add_function(wrap_pyfunction!(check_network_memory, m)?)?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The binary's commands: raw flags (`args`), their validation (`settings`), and one
 //! module per subcommand. Nothing here computes: it calls the library and prints.
 
+mod address_space;
 mod args;
 mod dtype;
 mod error;
@@ -18,6 +19,7 @@ mod summarize;
 mod sweep;
 mod train;
 
+pub use address_space::fit_openblas_to_address_space;
 use args::Command;
 pub use args::{parse, Cli, Parsed};
 pub use error::CliError;

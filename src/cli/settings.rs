@@ -360,7 +360,11 @@ impl TrainSettings {
             }
             Some(asked) => Some(asked),
         };
-        let budget = threads::budget_for(requested);
+        let mut budget = threads::budget_for(requested);
+        if args.threads.is_some_and(|asked| asked > hardware.threads) {
+            // Capped: what capped it is the reason.
+            budget.source = hardware.source.clone();
+        }
         let out = args.out.as_deref().map(RunFolder::new);
         let log = args
             .log

@@ -4,9 +4,10 @@
 //! at once, and weights a user assigned or edited are the ones used (as in
 //! scikit-learn, whose `predict` reads `coefs_` every time).
 //!
-//! Shapes: `x: (rows, in)` -> `(rows, outputs)`. Rows go in chunks of
-//! [`crate::train::EVAL_CHUNK_ROWS`]: one chunk runs on the calling thread; more are
-//! shared between the cores of nabla's pool, each with one-thread GEMMs.
+//! Shapes: `x: (rows, in)` -> `(rows, outputs)`. A small prediction runs on the calling
+//! thread; a larger one (see [`PARALLEL_WORK`]) is cut into chunks of at most
+//! [`crate::train::EVAL_CHUNK_ROWS`] rows, at least one per core, shared between the
+//! cores of nabla's pool, each with one-thread GEMMs.
 
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -77,23 +78,39 @@ pub fn predict_proba<F: Float>(
         .map(|(coefs, _)| coefs.ncols())
         .max()
         .unwrap_or(0);
-    let chunks = x.nrows().div_ceil(EVAL_CHUNK_ROWS);
-    let parts = if chunks > 1 {
-        threads::budget().threads.min(chunks)
+    let rows = x.nrows();
+    // Shared between the cores when the work is worth a hand-over to the pool: in
+    // chunks of at most EVAL_CHUNK_ROWS, and at least one chunk per core.
+    let work = layers
+        .iter()
+        .map(|(coefs, _)| coefs.len())
+        .sum::<usize>()
+        .saturating_mul(rows);
+    let threads = if work >= PARALLEL_WORK {
+        threads::budget().threads
     } else {
         1
     };
+    let chunk_rows = if threads > 1 {
+        rows.div_ceil(threads)
+            .next_multiple_of(8)
+            .min(EVAL_CHUNK_ROWS)
+    } else {
+        EVAL_CHUNK_ROWS
+    };
+    let chunks = rows.div_ceil(chunk_rows).max(1);
+    let parts = threads.min(chunks);
     let float = std::mem::size_of::<F>();
     check_memory(
-        format!("predicting {} rows", x.nrows()),
+        format!("predicting {rows} rows"),
         sum([
-            product(&[x.nrows(), outputs, float]),
-            product(&[parts, 2, EVAL_CHUNK_ROWS.min(x.nrows()), widest, float]),
+            product(&[rows, outputs, float]),
+            product(&[parts, 2, chunk_rows.min(rows), widest, float]),
         ]),
     )?;
-    let mut out = Array2::zeros((x.nrows(), outputs));
+    let mut out = Array2::zeros((rows, outputs));
     let run_chunk = |scratch: &mut [Buffer<F>; 2], index: usize, chunk: ArrayViewMut2<'_, F>| {
-        let start = index * EVAL_CHUNK_ROWS;
+        let start = index * chunk_rows;
         let rows = x.slice(ndarray::s![start..start + chunk.nrows(), ..]);
         forward(layers, activation, output, rows, scratch, chunk);
     };
@@ -103,7 +120,7 @@ pub fn predict_proba<F: Float>(
             return;
         }
         threads::on_pool(parts, || {
-            out.axis_chunks_iter_mut(Axis(0), EVAL_CHUNK_ROWS)
+            out.axis_chunks_iter_mut(Axis(0), chunk_rows)
                 .into_par_iter()
                 .enumerate()
                 .for_each_init(Default::default, |scratch, (index, chunk)| {
@@ -113,6 +130,10 @@ pub fn predict_proba<F: Float>(
     });
     Ok(out)
 }
+
+/// Multiply-adds (rows times weights) from which a prediction is shared between the
+/// cores: about 200 microseconds of one core's GEMMs, ten times a hand-over to the pool.
+const PARALLEL_WORK: usize = 4_000_000;
 
 /// `out = output(... activation(x W_0 + b_0) ... W_last + b_last)` for one chunk,
 /// through two alternating buffers; `x: (rows, in)`, `out: (rows, outputs)`.

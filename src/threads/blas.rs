@@ -52,6 +52,9 @@ struct Registry {
     before: usize,
     /// The count the leases set, to tell a change from outside.
     set: usize,
+    /// A run's count that a threadpoolctl block read as OpenBLAS's own (the block
+    /// began while the run was live) and will put back when it ends.
+    stale: Option<usize>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
@@ -59,6 +62,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     asked: [0; MAX_LEASES],
     before: 0,
     set: 0,
+    stale: None,
 });
 
 /// Runs `f` on the registry under the fork-safe lock (a child of `fork` finds it empty).
@@ -67,6 +71,11 @@ fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
         let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
         let pid = std::process::id();
         if registry.pid != pid {
+            // A child of fork: the parent's runs are not here, and neither should be
+            // the count they had set.
+            if registry.live().next().is_some() && blas_threads() == registry.set {
+                set_blas_threads(registry.before);
+            }
             registry.pid = pid;
             registry.asked = [0; MAX_LEASES];
         }
@@ -78,15 +87,51 @@ impl Registry {
     fn live(&self) -> impl Iterator<Item = usize> + '_ {
         self.asked.iter().copied().filter(|&asked| asked > 0)
     }
+
+    /// OpenBLAS's count as the program outside nabla's runs has it: the count from
+    /// before the live runs, or the current count with none live, unless it is a run's
+    /// own count that a threadpoolctl block put back (see [`outside_limit_began`]).
+    fn outside(&self) -> usize {
+        let current = blas_threads();
+        if self.live().next().is_some() || self.stale == Some(current) {
+            self.before
+        } else {
+            current
+        }
+    }
 }
 
 /// OpenBLAS's thread count as the program outside nabla's runs has it: the count before
 /// the first live lease, or the current count when no run is live.
 pub fn outside_setting() -> usize {
-    with_registry(|registry| match registry.live().next() {
-        Some(_) => registry.before,
-        None => blas_threads(),
-    })
+    with_registry(|registry| registry.outside())
+}
+
+/// Called when a limit from outside begins (threadpoolctl's `threadpool_limits`
+/// entering its block, which limits nabla too): the block reads OpenBLAS's count to put
+/// it back at its end, and if a run is live now, what it reads is the run's count.
+pub fn outside_limit_began() {
+    with_registry(|registry| {
+        if registry.live().next().is_some() {
+            registry.stale = Some(registry.set);
+        }
+    });
+}
+
+/// Called when such a limit ends: threadpoolctl puts back the counts it read when the
+/// block began (in the order it found the libraries, before or after this call). A
+/// run's count put back that way is not a limit: with no run live, OpenBLAS at that
+/// count gets the count from before the run back (now, or at the next run, whose
+/// lease counts from there).
+pub fn after_outside_limit() {
+    with_registry(|registry| {
+        let Some(stale) = registry.stale else { return };
+        let current = blas_threads();
+        if registry.live().next().is_none() && current == stale && registry.before != stale {
+            set_blas_threads(registry.before);
+            registry.stale = None;
+        }
+    });
 }
 
 /// OpenBLAS held at (at most) a thread count while a run lives (see the module docs).
@@ -103,7 +148,8 @@ impl BlasLease {
         let threads = threads.max(1);
         with_registry(|registry| {
             if registry.live().next().is_none() {
-                registry.before = blas_threads();
+                registry.before = registry.outside();
+                registry.stale = None;
             }
             let slot = registry.asked.iter().position(|&asked| asked == 0);
             if let Some(slot) = slot {
@@ -179,5 +225,30 @@ mod tests {
         }
         assert_eq!(blas_threads(), 2, "a change from outside is kept");
         assert_eq!(outside_setting(), 2);
+        // threadpoolctl's block began during a run (reading the run's count, 1) and ends
+        // after it (putting that 1 back): the count from before the run comes back,
+        // whether nabla hears of the end after OpenBLAS's count is put back ...
+        set_blas_threads(3);
+        let lease = BlasLease::new(1);
+        outside_limit_began();
+        drop(lease);
+        assert_eq!(blas_threads(), 3);
+        set_blas_threads(1); // threadpoolctl restores what it read
+        after_outside_limit();
+        assert_eq!(blas_threads(), 3);
+        // ... or before: the next run counts from the count before the first.
+        let lease = BlasLease::new(1);
+        outside_limit_began();
+        drop(lease);
+        after_outside_limit();
+        set_blas_threads(1);
+        assert_eq!(outside_setting(), 3, "a run's own count put back");
+        drop(BlasLease::new(2));
+        assert_eq!(blas_threads(), 3);
+        // A limit found before a run is never raised, even one equal to a run's count.
+        set_blas_threads(1);
+        assert_eq!(outside_setting(), 1);
+        drop(BlasLease::new(2));
+        assert_eq!(blas_threads(), 1);
     }
 }

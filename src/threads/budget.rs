@@ -48,6 +48,7 @@ pub enum ThreadSource {
 impl fmt::Display for ThreadSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Cores { online: 1 } => f.write_str("the one core"),
             Self::Cores { online } => write!(f, "all {online} cores"),
             Self::Affinity { allowed, online } => {
                 write!(f, "CPU affinity: {allowed} of {online} cores")
@@ -193,7 +194,12 @@ impl ThreadBudget {
         let mut soft_named = false;
         for (threads, source) in soft {
             let threads = threads.max(1);
-            if threads < budget.threads || (threads == budget.threads && !soft_named) {
+            // On a tie a soft limit is named (it was set on purpose), unless the address
+            // space decided (a soft limit then was likely set to fit it).
+            let tie = threads == budget.threads
+                && !soft_named
+                && !matches!(budget.source, ThreadSource::AddressSpace(_));
+            if threads < budget.threads || tie {
                 budget = Self { threads, source };
                 soft_named = true;
             }
@@ -231,12 +237,18 @@ pub fn allowed_cpus() -> Option<Vec<usize>> {
 }
 
 /// The thread-count variables set to a positive count, as `get` reads them: the first
-/// of OpenBLAS's variables that is set (as OpenBLAS reads them), and rayon's. A value
-/// like `OMP_NUM_THREADS=4,2` (nested levels) counts its first level.
+/// of OpenBLAS's variables that is set (as OpenBLAS reads them, with C's `atoi`: `1.5`
+/// is 1, `abc` is unset), and rayon's. A value like `OMP_NUM_THREADS=4,2` (nested
+/// levels) counts its first level.
 pub fn environment(get: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, usize)> {
     let count = |name: &'static str| {
         let value = get(name)?;
-        let first = value.split(',').next()?.trim().parse::<usize>().ok()?;
+        let digits: String = value
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let first = digits.parse::<usize>().ok()?;
         (first > 0).then_some((name, first))
     };
     OPENBLAS_VARIABLES
@@ -333,6 +345,11 @@ mod tests {
                 ("OMP_NUM_THREADS", "x")
             ])),
             vec![("RAYON_NUM_THREADS", 1)]
+        );
+        assert_eq!(
+            environment(vars(&[("OPENBLAS_NUM_THREADS", "1.5")])),
+            vec![("OPENBLAS_NUM_THREADS", 1)],
+            "as OpenBLAS's atoi reads it"
         );
     }
 

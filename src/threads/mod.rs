@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use crate::names::UnknownName;
 
 pub use blas::{
-    blas_threads, outside_setting as blas_outside_setting, set_blas_threads, BlasLease,
+    after_outside_limit, blas_threads, outside_limit_began,
+    outside_setting as blas_outside_setting, set_blas_threads, BlasLease,
 };
 pub use budget::{allowed_cpus, online_cores, Limits, ThreadBudget, ThreadSource};
 pub use pool::on_pool;

@@ -38,7 +38,8 @@ impl BatchSource {
         let order = shuffle.then(|| ((0..rows).collect(), init::rng(seed)));
         Self {
             order,
-            labels: Vec::with_capacity(batch_size),
+            // A batch never holds more than the rows (a larger batch size is one batch).
+            labels: Vec::with_capacity(batch_size.min(rows)),
         }
     }
 

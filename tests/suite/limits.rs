@@ -47,7 +47,7 @@ fn the_affinity_mask_sets_the_threads() {
     let expected = if online > 1 {
         format!("1 thread (CPU affinity: 1 of {online} cores; gemm openblas, auto)")
     } else {
-        "1 thread (all 1 cores; gemm openblas, auto)".to_string()
+        "1 thread (the one core; gemm openblas, auto)".to_string()
     };
     assert_eq!(part, expected);
 }

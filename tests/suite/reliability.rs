@@ -394,7 +394,7 @@ fn empty_test_sets_and_absurd_thread_counts() {
             .lines()
             .next()
             .unwrap()
-            .contains(&format!(", {cores} threads (--threads {cores}; gemm ")),
+            .contains(&format!(", {cores} threads ({}; gemm ", hardware.source)),
         "{stdout}"
     );
 }
