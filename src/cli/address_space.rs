@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nabla::limits::address_space_threads;
-use nabla::threads::{blas_threads, online_cores};
+use nabla::threads::blas_threads;
 
 /// The variable that marks a run that was started again (no second attempt).
 const STARTED_AGAIN: &str = "OPENBLAS_NUM_THREADS";
@@ -26,7 +26,9 @@ pub fn fit_openblas_to_address_space() {
     let Some(room) = address_space_threads() else {
         return;
     };
-    if room >= blas_threads().max(online_cores().min(blas_threads())) {
+    // OpenBLAS's count at load is the number of threads it started (its own and the
+    // caller's).
+    if room >= blas_threads() {
         return;
     }
     let Ok(program) = std::env::current_exe() else {
