@@ -42,7 +42,7 @@ use crate::gemm::gemm;
 use crate::layers::{column_sums, fill_rows_with, ActivationKind, Layer, LinearViews};
 use crate::module::ParameterKind;
 use crate::optim::PlainUpdate;
-use crate::threads::SerialKernels;
+use crate::threads::{self, SerialKernels};
 
 use super::MultiLayerPerceptron;
 
@@ -256,6 +256,35 @@ impl<F: Float> SlicedStep<F> {
     /// How the pacer has run the crew so far.
     pub(crate) fn pace_report(&self) -> PaceReport {
         self.pacer.report()
+    }
+
+    /// Runs `work` (an optimizer's step on the gradients [`SlicedStep::backward`] left)
+    /// with the crew sharing its elementwise work, as the pacer has the crew run now.
+    pub(crate) fn sharing<R>(&self, work: impl FnOnce() -> R) -> R {
+        let executor = CrewExecutor {
+            crew: &self.crew,
+            mode: self.pacer.mode(),
+        };
+        threads::with_executor(&executor, work)
+    }
+}
+
+/// The crew as the executor of an optimizer's elementwise work.
+struct CrewExecutor<'a> {
+    crew: &'a Crew,
+    mode: Mode,
+}
+
+impl threads::Executor for CrewExecutor<'_> {
+    fn width(&self) -> usize {
+        match self.mode {
+            Mode::Spread => self.crew.size(),
+            Mode::Solo => 1,
+        }
+    }
+
+    fn run(&self, pieces: usize, job: &(dyn Fn(usize) + Sync)) {
+        self.crew.run(self.mode, pieces, job);
     }
 }
 

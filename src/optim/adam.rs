@@ -13,15 +13,18 @@
 //! `eps` is added after the square root, as PyTorch does. PyTorch's AdamW decays every
 //! parameter it is given; nabla decays weight matrices only (the equivalent of giving
 //! PyTorch the biases in a group with `weight_decay=0`). Each update is one fused pass over
-//! the parameter, split across rayon's pool when the parameter is large.
+//! the parameter, split across the cores when the parameter is large (the per-core
+//! step's crew while it holds them, else the pool).
 
 use std::collections::BTreeMap;
 
-use ndarray::{ArrayView1, ArrayViewMut1, Zip};
+use std::sync::{Mutex, PoisonError};
+
+use ndarray::{ArrayView1, ArrayViewMut1};
 
 use crate::float::Float;
 use crate::module::{Module, Parameter, ParameterKey, ParameterKind};
-use crate::threads::{worth_parallel, TRANSCENDENTAL_ELEMENT};
+use crate::threads::{share, share_width, TRANSCENDENTAL_ELEMENT};
 
 /// The first and second moment estimates of one parameter.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -201,11 +204,43 @@ impl<F: Float> StepConstants<F> {
             let denom = v.sqrt() / c.correction2_sqrt + c.eps;
             *w += (-c.step_size) * *m / denom;
         };
-        let zip = Zip::from(value).and(&grad).and(exp_avg).and(exp_avg_sq);
-        if worth_parallel(zip.size(), TRANSCENDENTAL_ELEMENT) {
-            zip.par_for_each(update);
-        } else {
-            zip.for_each(update);
+        let parts = share_width(value.len(), TRANSCENDENTAL_ELEMENT).min(MAX_PIECES);
+        let slices = (
+            value.into_slice(),
+            grad.to_slice(),
+            exp_avg.into_slice(),
+            exp_avg_sq.into_slice(),
+        );
+        let (Some(mut w), Some(mut g), Some(mut m), Some(mut v)) = slices else {
+            unreachable!("Adam's parameters and moments are contiguous vectors")
+        };
+        let pieces: [Mutex<Option<Piece<'_, F>>>; MAX_PIECES] =
+            std::array::from_fn(|_| Mutex::new(None));
+        // Elementwise: the pieces' values do not depend on how many there are.
+        let len = w.len();
+        for (index, piece) in pieces[..parts.max(1)].iter().enumerate() {
+            let end = (len * (index + 1) / parts.max(1))
+                .next_multiple_of(64)
+                .min(len);
+            let taken = end - (len - w.len());
+            let (w_head, w_tail) = std::mem::take(&mut w).split_at_mut(taken);
+            let (g_head, g_tail) = g.split_at(taken);
+            let (m_head, m_tail) = std::mem::take(&mut m).split_at_mut(taken);
+            let (v_head, v_tail) = std::mem::take(&mut v).split_at_mut(taken);
+            *piece.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((w_head, g_head, m_head, v_head));
+            (w, g, m, v) = (w_tail, g_tail, m_tail, v_tail);
         }
+        share(&pieces[..parts.max(1)], &|(w, g, m, v): Piece<'_, F>| {
+            for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                update(w, g, m, v);
+            }
+        });
     }
 }
+
+/// A contiguous part of a parameter, its gradient and its two moments.
+type Piece<'a, F> = (&'a mut [F], &'a [F], &'a mut [F], &'a mut [F]);
+
+/// The most pieces one step of a parameter is cut into.
+const MAX_PIECES: usize = 64;

@@ -12,8 +12,12 @@ mod pool;
 
 use std::cell::Cell;
 use std::fmt;
+use std::ptr::NonNull;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use rayon::prelude::*;
 
 use crate::names::UnknownName;
 
@@ -228,6 +232,86 @@ pub(crate) fn worth_parallel(elements: usize, cost: usize) -> bool {
     rayon::current_thread_index().is_some()
         && !SERIAL.with(Cell::get)
         && elements.saturating_mul(cost) >= PARALLEL_MIN_WORK.load(Ordering::Relaxed)
+}
+
+/// What runs this thread's shareable elementwise work at once while the per-core
+/// step's crew holds the cores (the crew itself, see `network::sliced`).
+pub(crate) trait Executor {
+    /// Members that work at once (1: the calling thread alone).
+    fn width(&self) -> usize;
+    /// Runs `job(piece)` for each piece `0..pieces`, returning when all have.
+    fn run(&self, pieces: usize, job: &(dyn Fn(usize) + Sync));
+}
+
+thread_local! {
+    /// The executor of [`with_executor`], while it runs.
+    static EXECUTOR: Cell<Option<NonNull<dyn Executor>>> = const { Cell::new(None) };
+}
+
+/// Runs `work` with `executor` sharing this thread's elementwise work ([`share`]).
+pub(crate) fn with_executor<R>(executor: &dyn Executor, work: impl FnOnce() -> R) -> R {
+    // SAFETY: only the lifetime is erased; the pointer is taken out of the thread-local
+    // below, when this call ends (also on a panic), before `executor`'s borrow does.
+    let erased: NonNull<dyn Executor + 'static> =
+        unsafe { std::mem::transmute(NonNull::from(executor)) };
+    struct Restore(Option<NonNull<dyn Executor>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            EXECUTOR.with(|cell| cell.set(self.0));
+        }
+    }
+    let _restore = Restore(EXECUTOR.with(|cell| cell.replace(Some(erased))));
+    work()
+}
+
+/// How many pieces elementwise work of `elements` elements of relative cost `cost` is
+/// worth cutting into on this thread: the executor's width, the pool's threads (see
+/// [`worth_parallel`]), or 1.
+pub(crate) fn share_width(elements: usize, cost: usize) -> usize {
+    if elements.saturating_mul(cost) < PARALLEL_MIN_WORK.load(Ordering::Relaxed) {
+        return 1;
+    }
+    if let Some(executor) = EXECUTOR.with(Cell::get) {
+        // SAFETY: set by `with_executor`, whose borrow outlives this call.
+        return unsafe { executor.as_ref() }.width();
+    }
+    if worth_parallel(elements, cost) {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
+/// Runs `work` on every piece (each taken once): on the executor if one is set (taken
+/// while it runs, so that work nested in a piece stays serial), else on the pool the
+/// caller runs on, else here. The pieces' results do not depend on where they ran.
+pub(crate) fn share<T: Send>(pieces: &[Mutex<Option<T>>], work: &(impl Fn(T) + Sync)) {
+    let run = |index: usize| {
+        let piece = pieces[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(piece) = piece {
+            work(piece);
+        }
+    };
+    if let Some(executor) = EXECUTOR.with(Cell::take) {
+        struct Restore(NonNull<dyn Executor>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                EXECUTOR.with(|cell| cell.set(Some(self.0)));
+            }
+        }
+        let _restore = Restore(executor);
+        // SAFETY: set by `with_executor`, whose borrow outlives this call.
+        unsafe { executor.as_ref() }.run(pieces.len(), &run);
+        return;
+    }
+    if rayon::current_thread_index().is_some() && !SERIAL.with(Cell::get) {
+        (0..pieces.len()).into_par_iter().for_each(run);
+    } else {
+        (0..pieces.len()).for_each(run);
+    }
 }
 
 /// While alive, kernels called on this thread run serially (the per-core step's crew

@@ -310,7 +310,8 @@ impl<'a, F: Float> Trainer<'a, F> {
                 (update, Some(step)) => {
                     step.backward(self.model, self.loss.backward(), update);
                     if update.is_none() {
-                        self.optimizer.step(self.model);
+                        let (optimizer, model) = (&mut self.optimizer, &mut *self.model);
+                        step.sharing(|| optimizer.step(model));
                     }
                 }
                 (Some(update), None) => self.model.backward_and_step(self.loss.backward(), update),
