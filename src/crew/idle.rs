@@ -70,6 +70,18 @@ impl IdleCpus {
     }
 }
 
+/// Tasks running or ready to run on the whole machine now (`/proc/loadavg`'s fourth
+/// field), the calling process's included.
+pub(crate) fn runnable_tasks() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace()
+        .nth(3)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Idle plus iowait ticks of `cpus` (all CPUs when `None`) in a `/proc/stat` text.
 fn idle_ticks(stat: &str, cpus: Option<&[usize]>) -> Option<u64> {
     let mut total = None;
@@ -107,6 +119,11 @@ mod tests {
         assert_eq!(idle_ticks(stat, None), Some(505));
         assert_eq!(idle_ticks(stat, Some(&[1])), Some(304));
         assert_eq!(idle_ticks(stat, Some(&[7])), None);
+    }
+
+    #[test]
+    fn this_machine_counts_its_runnable_tasks() {
+        assert!(runnable_tasks().expect("/proc/loadavg is readable on Linux") >= 1);
     }
 
     #[test]

@@ -21,6 +21,8 @@
 mod idle;
 mod pacer;
 
+pub(crate) use idle::runnable_tasks;
+
 pub use pacer::PaceReport;
 pub(crate) use pacer::{Mode, Pacer};
 

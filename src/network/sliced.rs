@@ -104,9 +104,13 @@ impl<F: Float> SlicedStep<F> {
     pub(crate) fn new(model: &MultiLayerPerceptron<F>, cores: usize) -> Option<Self> {
         let stages = Self::plan(model, cores)?;
         let crew = Crew::new(cores.min(MAX_PARTS));
-        // Next to another run of this process that holds the cores, start alone (the
-        // pacer spreads once a core is free).
-        let start = if crew.started_crowded() {
+        // Next to other work that holds the cores (another run of this process, or at
+        // least as many other runnable tasks on the machine as the CPUs this process
+        // may use: the count includes this crew, and on an idle machine a task or so of
+        // the system's), start alone: the pacer spreads once a core is free.
+        let crowded_machine = crate::crew::runnable_tasks()
+            .is_some_and(|tasks| tasks.saturating_sub(crew.size()) >= threads::available_cores());
+        let start = if crew.started_crowded() || crowded_machine {
             Mode::Solo
         } else {
             Mode::Spread
