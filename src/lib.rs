@@ -33,7 +33,7 @@
 //! ```
 //!
 //! The modules, bottom to top (each imports only from those above it in this list):
-//! foundations ([`float`], [`module`], [`init`], [`threads`], [`limits`], [`cgroup`],
+//! foundations ([`float`], [`module`], [`cgroup`], [`limits`], [`threads`], [`init`],
 //! [`names`], [`atomic_file`]),
 //! the model ([`layers`], [`loss`], [`optim`], [`network`]), [`data`], [`train`],
 //! [`checkpoint`]; [`reference`] is the plain-loop oracle of the tests.
