@@ -141,6 +141,33 @@ fn operand<F>(view: &ArrayView2<'_, F>) -> Option<Operand> {
     None
 }
 
+/// Calls the f32 routine `$single` or the f64 routine `$double` of cblas, as `$F` is,
+/// with `$T` the matching element type in the arguments (one call site per routine
+/// pair instead of two copies of every argument list).
+macro_rules! by_precision {
+    ($F:ty, $T:ident, $single:ident, $double:ident, ($($arg:expr),* $(,)?)) => {
+        if TypeId::of::<$F>() == TypeId::of::<f32>() {
+            type $T = f32;
+            cblas_sys::$single($($arg),*)
+        } else if TypeId::of::<$F>() == TypeId::of::<f64>() {
+            type $T = f64;
+            cblas_sys::$double($($arg),*)
+        } else {
+            unreachable!("Float is implemented for f32 and f64 only")
+        }
+    };
+}
+
+/// `value` as the identical type `T` (`F` and `T` are the same type: `by_precision`
+/// chose `T` by `F`'s TypeId).
+///
+/// # Safety
+/// `F` and `T` must be the same type.
+unsafe fn scalar<F: Copy, T: Copy>(value: F) -> T {
+    // SAFETY: the caller's contract: the same type, so the same size and layout.
+    unsafe { *(&value as *const F as *const T) }
+}
+
 /// One BLAS call for `c = alpha a b + beta c`, on the calling thread (OpenBLAS may use its
 /// own threads inside).
 fn one_call<F: Float>(
@@ -215,43 +242,28 @@ fn one_call<F: Float>(
     // three views stay borrowed for the whole call. The pointer casts are between
     // identical types (checked by TypeId).
     unsafe {
-        if TypeId::of::<F>() == TypeId::of::<f32>() {
-            cblas_sys::cblas_sgemm(
+        by_precision!(
+            F,
+            T,
+            cblas_sgemm,
+            cblas_dgemm,
+            (
                 layout,
                 trans_a,
                 trans_b,
                 m,
                 n,
                 k,
-                *(&alpha as *const F as *const f32),
-                a.as_ptr() as *const f32,
+                scalar::<F, T>(alpha),
+                a.as_ptr().cast::<T>(),
                 lda,
-                b.as_ptr() as *const f32,
+                b.as_ptr().cast::<T>(),
                 ldb,
-                *(&beta as *const F as *const f32),
-                c.as_mut_ptr() as *mut f32,
+                scalar::<F, T>(beta),
+                c.as_mut_ptr().cast::<T>(),
                 ldc,
-            );
-        } else if TypeId::of::<F>() == TypeId::of::<f64>() {
-            cblas_sys::cblas_dgemm(
-                layout,
-                trans_a,
-                trans_b,
-                m,
-                n,
-                k,
-                *(&alpha as *const F as *const f64),
-                a.as_ptr() as *const f64,
-                lda,
-                b.as_ptr() as *const f64,
-                ldb,
-                *(&beta as *const F as *const f64),
-                c.as_mut_ptr() as *mut f64,
-                ldc,
-            );
-        } else {
-            unreachable!("Float is implemented for f32 and f64 only");
-        }
+            )
+        );
     }
 }
 
@@ -292,39 +304,26 @@ fn row_times_matrix<F: Float>(
     // vector strides are positive and span exactly `k` and `n` elements of views that
     // stay borrowed for the call; the pointer casts are between identical types.
     unsafe {
-        if TypeId::of::<F>() == TypeId::of::<f32>() {
-            cblas_sys::cblas_sgemv(
+        by_precision!(
+            F,
+            T,
+            cblas_sgemv,
+            cblas_dgemv,
+            (
                 layout,
                 trans,
                 rows,
                 cols,
-                *(&alpha as *const F as *const f32),
-                b.as_ptr() as *const f32,
+                scalar::<F, T>(alpha),
+                b.as_ptr().cast::<T>(),
                 ld,
-                a.as_ptr() as *const f32,
+                a.as_ptr().cast::<T>(),
                 incx,
-                *(&beta as *const F as *const f32),
-                c.as_mut_ptr() as *mut f32,
+                scalar::<F, T>(beta),
+                c.as_mut_ptr().cast::<T>(),
                 incy,
-            );
-        } else if TypeId::of::<F>() == TypeId::of::<f64>() {
-            cblas_sys::cblas_dgemv(
-                layout,
-                trans,
-                rows,
-                cols,
-                *(&alpha as *const F as *const f64),
-                b.as_ptr() as *const f64,
-                ld,
-                a.as_ptr() as *const f64,
-                incx,
-                *(&beta as *const F as *const f64),
-                c.as_mut_ptr() as *mut f64,
-                incy,
-            );
-        } else {
-            unreachable!("Float is implemented for f32 and f64 only");
-        }
+            )
+        );
     }
     true
 }
