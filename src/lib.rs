@@ -34,7 +34,7 @@
 //!
 //! The modules, bottom to top (each imports only from those above it in this list):
 //! foundations ([`float`], [`module`], [`cgroup`], [`limits`], [`threads`], [`init`],
-//! [`names`], [`atomic_file`]),
+//! [`names`], [`atomic_file`], [`file_lock`]),
 //! the model ([`layers`], [`loss`], [`optim`], [`network`]), [`data`], [`train`],
 //! [`checkpoint`]; [`reference`] is the plain-loop oracle of the tests.
 
@@ -47,6 +47,7 @@ pub mod cgroup;
 pub mod checkpoint;
 pub(crate) mod crew;
 pub mod data;
+pub mod file_lock;
 pub mod float;
 #[doc(hidden)]
 pub mod gemm;
