@@ -326,22 +326,34 @@ impl CheckpointError {
     }
 }
 
-/// The whole file at `path`, after checking that its size fits in memory.
+/// The whole file at `path`, after checking that it is a regular file (not a device or a
+/// pipe, which could be read without end) whose size fits in memory; no more than that
+/// size is read.
 fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    let size = std::fs::metadata(path)
-        .map_err(CheckpointError::io(path))?
-        .len();
-    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(CheckpointError::io(path))?;
+    let metadata = file.metadata().map_err(CheckpointError::io(path))?;
+    if !metadata.is_file() {
+        let (kind, what) = if metadata.is_dir() {
+            (std::io::ErrorKind::IsADirectory, "is a directory")
+        } else {
+            (std::io::ErrorKind::InvalidInput, "is not a regular file")
+        };
         return Err(CheckpointError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+            source: std::io::Error::new(kind, what),
         });
     }
+    let size = metadata.len();
     crate::limits::check_memory(format!("reading {}", path.display()), Some(size)).map_err(
         |source| CheckpointError::TooLarge {
             path: path.to_path_buf(),
             source,
         },
     )?;
-    std::fs::read(path).map_err(CheckpointError::io(path))
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(size)
+        .read_to_end(&mut bytes)
+        .map_err(CheckpointError::io(path))?;
+    Ok(bytes)
 }

@@ -6,7 +6,7 @@
 //! the size the header declares.
 
 use std::io::{Cursor, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray_npy::NpzWriter;
 use serde::{Deserialize, Serialize};
@@ -16,48 +16,116 @@ use zip::ZipArchive;
 
 use super::architecture::ArchitectureProblem;
 use super::{fill_model, read_file, sidecar_path, Architecture, ArraySource, CheckpointError};
-use crate::atomic_file::{write_atomically, write_bytes_atomically};
+use crate::atomic_file::write_bytes_atomically;
 use crate::float::Float;
 use crate::layers::Layer;
 use crate::limits::product;
 use crate::network::MultiLayerPerceptron;
 
-/// The sidecar `m.json`: the architecture and the SHA-256 of `m.npz`.
+/// The sidecar `m.json`: the architecture and the SHA-256 of `m.npz`, and, while a save
+/// is under way, the entry of the `.npz` being replaced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Sidecar {
+    #[serde(flatten)]
+    entry: SidecarEntry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous: Option<SidecarEntry>,
+}
+
+/// One `.npz`'s architecture and hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SidecarEntry {
     #[serde(flatten)]
     architecture: Architecture,
     npz_sha256: String,
 }
 
-/// Writes the `.npz` (atomically), then the sidecar with its hash (atomically): a crash
-/// between the two leaves an old sidecar whose hash no longer matches, which the loader
-/// refuses.
+/// Saves in three atomic steps so that the pair is old-or-new under a kill at any point:
+/// the sidecar first describes both the new `.npz` and the one on disk (`previous`), then
+/// the `.npz` is replaced, then the sidecar keeps only the new entry. The loader takes the
+/// entry whose hash matches the `.npz` it finds.
 pub(super) fn save<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    write_atomically(path, |file| {
-        let mut npz = NpzWriter::new(file);
-        for (position, layer) in model.layers().iter().enumerate() {
-            if let Layer::Linear(linear) = layer {
-                npz.add_array(format!("{position}.weight"), &linear.weights())
-                    .and_then(|()| npz.add_array(format!("{position}.bias"), &linear.bias()))
-                    .map_err(std::io::Error::other)?;
-            }
+    for (file, bytes) in save_plan(model, path)? {
+        write_bytes_atomically(&file, &bytes).map_err(CheckpointError::io(&file))?;
+    }
+    Ok(())
+}
+
+/// The atomic writes of a [`save`], in order (see there).
+fn save_plan<F: Float>(
+    model: &MultiLayerPerceptron<F>,
+    path: &Path,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, CheckpointError> {
+    let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
+    for (position, layer) in model.layers().iter().enumerate() {
+        if let Layer::Linear(linear) = layer {
+            npz.add_array(format!("{position}.weight"), &linear.weights())
+                .and_then(|()| npz.add_array(format!("{position}.bias"), &linear.bias()))
+                .map_err(|error| CheckpointError::io(path)(std::io::Error::other(error)))?;
         }
-        npz.finish().map(drop).map_err(std::io::Error::other)
-    })
-    .map_err(CheckpointError::io(path))?;
-    let sidecar = Sidecar {
+    }
+    let bytes = npz
+        .finish()
+        .map_err(|error| CheckpointError::io(path)(std::io::Error::other(error)))?
+        .into_inner();
+    let entry = SidecarEntry {
         architecture: Architecture::of(model),
-        npz_sha256: sha256_hex(&read_file(path)?),
+        npz_sha256: sha256_hex(&bytes),
     };
-    // Cannot fail: plain strings and integers.
-    let json = serde_json::to_string_pretty(&sidecar).expect("the sidecar serialises");
     let sidecar_file = sidecar_path(path);
-    write_bytes_atomically(&sidecar_file, json.as_bytes())
-        .map_err(CheckpointError::io(&sidecar_file))
+    let on_disk = read_sidecar(&sidecar_file)
+        .ok()
+        .and_then(|sidecar| sidecar.matching(path).cloned());
+    let mut plan = Vec::new();
+    if let Some(previous) = on_disk.filter(|previous| *previous != entry) {
+        let both = Sidecar {
+            entry: entry.clone(),
+            previous: Some(previous),
+        };
+        plan.push((sidecar_file.clone(), sidecar_json(&both)));
+    }
+    plan.push((path.to_path_buf(), bytes));
+    let new = Sidecar {
+        entry,
+        previous: None,
+    };
+    plan.push((sidecar_file, sidecar_json(&new)));
+    Ok(plan)
+}
+
+fn sidecar_json(sidecar: &Sidecar) -> Vec<u8> {
+    // Cannot fail: plain strings and integers.
+    serde_json::to_string_pretty(sidecar)
+        .expect("the sidecar serialises")
+        .into_bytes()
+}
+
+fn read_sidecar(path: &Path) -> Result<Sidecar, CheckpointError> {
+    let bytes = read_file(path).map_err(|error| match error {
+        CheckpointError::Io { path, source } => CheckpointError::ArchitectureIo { path, source },
+        other => other,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|error| CheckpointError::Architecture {
+        path: path.to_path_buf(),
+        problem: ArchitectureProblem::Json(error),
+    })
+}
+
+impl Sidecar {
+    /// The entry describing the `.npz` at `npz` as it is now, if either does.
+    fn matching(&self, npz: &Path) -> Option<&SidecarEntry> {
+        let found = sha256_hex(&read_file(npz).ok()?);
+        self.entry_for(&found)
+    }
+
+    fn entry_for(&self, sha256: &str) -> Option<&SidecarEntry> {
+        std::iter::once(&self.entry)
+            .chain(&self.previous)
+            .find(|entry| entry.npz_sha256 == sha256)
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -67,34 +135,29 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Loads a model written by [`save`]: the sidecar, checked against the `.npz`'s hash,
-/// then the arrays.
+/// Loads a model written by [`save`]: the sidecar entry whose hash is the `.npz`'s, then
+/// the arrays.
 pub(super) fn load<F: Float>(path: &Path) -> Result<MultiLayerPerceptron<F>, CheckpointError> {
     let sidecar_file = sidecar_path(path);
-    let text = std::fs::read_to_string(&sidecar_file).map_err(|source| {
-        CheckpointError::ArchitectureIo {
-            path: sidecar_file.clone(),
-            source,
-        }
-    })?;
-    let problem = |problem| CheckpointError::Architecture {
-        path: sidecar_file.clone(),
-        problem,
-    };
-    let sidecar: Sidecar =
-        serde_json::from_str(&text).map_err(|error| problem(ArchitectureProblem::Json(error)))?;
-    sidecar.architecture.check().map_err(problem)?;
+    let sidecar = read_sidecar(&sidecar_file)?;
     let mut archive = NpzFile::open(path)?;
     let found = archive.sha256.clone();
-    if found != sidecar.npz_sha256 {
+    let Some(entry) = sidecar.entry_for(&found) else {
         return Err(CheckpointError::SidecarMismatch {
             path: path.to_path_buf(),
             sidecar: sidecar_file,
-            expected: sidecar.npz_sha256,
+            expected: sidecar.entry.npz_sha256,
             found,
         });
-    }
-    let mut model = sidecar
+    };
+    entry
+        .architecture
+        .check()
+        .map_err(|problem| CheckpointError::Architecture {
+            path: sidecar_file.clone(),
+            problem,
+        })?;
+    let mut model = entry
         .architecture
         .build()
         .map_err(|source| CheckpointError::Model {
@@ -399,5 +462,62 @@ impl ArraySource for NpzFile<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ActivationKind, Init};
+
+    fn weights(model: &MultiLayerPerceptron<f64>) -> Vec<f64> {
+        model
+            .layers()
+            .iter()
+            .filter_map(|layer| match layer {
+                Layer::Linear(linear) => Some(linear.weights().iter().copied().collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn a_save_stopped_after_any_write_leaves_the_old_model_or_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.npz");
+        let build = |sizes: &[usize], seed| {
+            MultiLayerPerceptron::<f64>::from_sizes(
+                sizes,
+                ActivationKind::Relu,
+                Init::Uniform,
+                seed,
+            )
+            .unwrap()
+        };
+        // The new model differs in its weights and in its architecture.
+        let (old, new) = (build(&[4, 3, 2], 1), build(&[4, 5, 2], 2));
+        let plan = save_plan(&new, &path).unwrap();
+        assert_eq!(
+            plan.len(),
+            2,
+            "no model on disk yet: the npz, then its sidecar"
+        );
+        save(&old, &path).unwrap();
+        let plan = save_plan(&new, &path).unwrap();
+        assert_eq!(plan.len(), 3);
+        for done in 0..=plan.len() {
+            save(&old, &path).unwrap();
+            for (file, bytes) in &plan[..done] {
+                write_bytes_atomically(file, bytes).unwrap();
+            }
+            let loaded = load::<f64>(&path).unwrap();
+            let expected = if done >= 2 { &new } else { &old };
+            assert_eq!(
+                weights(&loaded),
+                weights(expected),
+                "stopped after {done} writes"
+            );
+        }
     }
 }
