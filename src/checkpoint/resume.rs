@@ -13,7 +13,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::safetensors::{model_metadata, model_tensors, write, SafetensorsFile, TensorBytes};
+use super::safetensors::{
+    digest_of, model_metadata, model_tensors, write, SafetensorsFile, TensorBytes,
+};
 use super::{fill_model, ArraySource, CheckpointError};
 use crate::float::Float;
 use crate::module::{Module, Parameter, ParameterKey};
@@ -130,19 +132,15 @@ pub fn save_training<F: Float>(
         serde_json::to_string(&scalars).expect("the state serialises"),
     );
     metadata.insert("run".into(), run.to_string());
+    let digest = digest_of(&tensors, &metadata);
+    metadata.insert("digest".into(), digest);
     write(path, &tensors, metadata)
 }
 
 /// The `run` JSON stored in a checkpoint written by [`save_training`], read without the
 /// tensors (to check a resume before loading the data).
 pub fn training_run(path: &Path) -> Result<serde_json::Value, CheckpointError> {
-    let file = SafetensorsFile::open(path)?;
-    if file.metadata_entry("training").is_none() {
-        return Err(bad_state(
-            path,
-            "no training state (a model file, not a resumable checkpoint)",
-        ));
-    }
+    let file = open_verified(path)?;
     match file.metadata_entry("run") {
         Some(text) => serde_json::from_str(text).map_err(|error| bad_state(path, error)),
         None => Ok(serde_json::Value::Null),
@@ -154,7 +152,7 @@ pub fn training_run(path: &Path) -> Result<serde_json::Value, CheckpointError> {
 pub fn load_training<F: Float>(
     path: &Path,
 ) -> Result<(MultiLayerPerceptron<F>, TrainingState<F>, serde_json::Value), CheckpointError> {
-    let mut file = SafetensorsFile::open(path)?;
+    let mut file = open_verified(path)?;
     let mut model = file
         .architecture()?
         .build()
@@ -171,6 +169,7 @@ pub fn load_training<F: Float>(
     })?;
     let scalars: TrainingScalars =
         serde_json::from_str(text).map_err(|error| bad_state(path, error))?;
+    check_counters(&scalars).map_err(|detail| bad_state(path, detail))?;
     let run = match file.metadata_entry("run") {
         Some(text) => serde_json::from_str(text).map_err(|error| bad_state(path, error))?,
         None => serde_json::Value::Null,
@@ -259,6 +258,61 @@ pub fn load_training<F: Float>(
         history: scalars.history,
     };
     Ok((model, state, run))
+}
+
+/// Checks that the counters agree with each other: one history entry per finished epoch,
+/// numbered 1, 2, ..., none partial, and early stopping's best epoch among them.
+fn check_counters(scalars: &TrainingScalars) -> Result<(), String> {
+    if scalars.history.len() != scalars.epoch {
+        return Err(format!(
+            "it records {} finished epochs but the history of {}",
+            scalars.epoch,
+            scalars.history.len()
+        ));
+    }
+    for (index, stats) in scalars.history.iter().enumerate() {
+        if stats.epoch != index + 1 || stats.partial {
+            return Err(format!(
+                "history entry {} is epoch {}{}, expected whole epoch {}",
+                index + 1,
+                stats.epoch,
+                if stats.partial { " (partial)" } else { "" },
+                index + 1
+            ));
+        }
+    }
+    if let Some(early_stopping) = &scalars.early_stopping {
+        if early_stopping.best_epoch > scalars.epoch {
+            return Err(format!(
+                "early stopping's best epoch {} is after the last finished epoch {}",
+                early_stopping.best_epoch, scalars.epoch
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Opens a checkpoint and checks that it is one (it has a training state) and that its
+/// contents are those nabla wrote (its digest matches).
+fn open_verified(path: &Path) -> Result<SafetensorsFile<'_>, CheckpointError> {
+    let file = SafetensorsFile::open(path)?;
+    if file.metadata_entry("training").is_none() {
+        return Err(bad_state(
+            path,
+            "no training state (a model file, not a resumable checkpoint)",
+        ));
+    }
+    match file.metadata_entry("digest") {
+        Some(recorded) if *recorded == file.digest() => Ok(file),
+        Some(_) => Err(bad_state(
+            path,
+            "its contents do not match the digest nabla recorded when writing it: it was edited or damaged since; resume from another checkpoint or start the run again",
+        )),
+        None => Err(bad_state(
+            path,
+            "no digest of its contents (written by an older nabla, or edited): it cannot be checked; start the run again",
+        )),
+    }
 }
 
 /// A 1-D float tensor of `size` values, checked for its shape and for finite values.

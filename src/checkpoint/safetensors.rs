@@ -111,6 +111,65 @@ pub(super) fn model_metadata<F: Float>(model: &MultiLayerPerceptron<F>) -> HashM
     ])
 }
 
+/// The SHA-256 (hex) of a file's tensors (name, element type, shape, bytes, in name
+/// order) and its metadata entries other than `digest` (in key order): what a checkpoint
+/// records about itself, independent of how the header is laid out.
+pub(super) fn content_digest<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+    metadata: &HashMap<String, String>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut tensors: Vec<_> = tensors.into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    let mut hasher = Sha256::new();
+    for (name, dtype, shape, bytes) in tensors {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(format!("{dtype:?}").as_bytes());
+        hasher.update([0]);
+        hasher.update((shape.len() as u64).to_le_bytes());
+        for &extent in shape {
+            hasher.update((extent as u64).to_le_bytes());
+        }
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    let mut entries: Vec<_> = metadata
+        .iter()
+        .filter(|(key, _)| *key != "digest")
+        .collect();
+    entries.sort();
+    for (key, value) in entries {
+        hasher.update((key.len() as u64).to_le_bytes());
+        hasher.update(key.as_bytes());
+        hasher.update((value.len() as u64).to_le_bytes());
+        hasher.update(value.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// [`content_digest`] of tensors about to be written.
+pub(super) fn digest_of(
+    tensors: &[(String, TensorBytes)],
+    metadata: &HashMap<String, String>,
+) -> String {
+    content_digest(
+        tensors.iter().map(|(name, tensor)| {
+            (
+                name.as_str(),
+                tensor.dtype,
+                &tensor.shape[..],
+                &tensor.bytes[..],
+            )
+        }),
+        metadata,
+    )
+}
+
 /// Writes `tensors` and `metadata` to `path` as one `.safetensors` file, atomically.
 pub(super) fn write(
     path: &Path,
@@ -198,6 +257,21 @@ impl<'a> SafetensorsFile<'a> {
             .metadata()
             .as_ref()
             .and_then(|map| map.get(name))
+    }
+
+    /// [`content_digest`] of this file as it was read.
+    pub(super) fn digest(&self) -> String {
+        let start = 8 + self.header_len;
+        let names = self.metadata.offset_keys();
+        let tensors = names.iter().filter_map(|name| {
+            let info = self.info(name)?;
+            let data = &self.bytes[start + info.data_offsets.0..start + info.data_offsets.1];
+            Some((name.as_str(), info.dtype, &info.shape[..], data))
+        });
+        content_digest(
+            tensors,
+            &self.metadata.metadata().clone().unwrap_or_default(),
+        )
     }
 
     /// The tensors whose names start with `prefix`.

@@ -195,7 +195,9 @@ impl<'a, F: Float> Trainer<'a, F> {
 
     /// A run that continues from `state` (saved by [`Trainer::state`] from a run with
     /// the same model, data and settings; `config` may add epochs or change the early
-    /// stopping's patience). The model must hold the saved weights already.
+    /// stopping's patience). The model must hold the saved weights already. A run that
+    /// had ended (all its epochs done, or stopped early) is ended: [`Trainer::stop`] says
+    /// why, and [`Trainer::run_epoch`] trains nothing.
     pub fn resume(
         model: &'a mut MultiLayerPerceptron<F>,
         dataset: &'a Dataset<F>,
@@ -204,6 +206,19 @@ impl<'a, F: Float> Trainer<'a, F> {
     ) -> Result<Self, TrainError> {
         let mut trainer = Self::new(model, dataset, config)?;
         state.apply(&mut trainer)?;
+        // A run that had ended stays ended: it trains no further epoch (unless `config`
+        // adds epochs, or patience for a run early stopping ended).
+        let stopped_early = trainer
+            .early_stopping
+            .as_ref()
+            .is_some_and(|e| e.bad_epochs >= e.patience && trainer.epoch > 0);
+        if trainer.position == 0 && stopped_early {
+            trainer.stop = Some(Stop::EarlyStopped {
+                epoch: trainer.epoch,
+            });
+        } else if trainer.position == 0 && trainer.epoch >= config.epochs {
+            trainer.stop = Some(Stop::Completed);
+        }
         Ok(trainer)
     }
 

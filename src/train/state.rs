@@ -99,6 +99,44 @@ impl<F: Float> TrainingState<F> {
                 ));
             }
         }
+        // The optimizer's buffers come whole: each of its kind's buffers for every
+        // parameter, or none yet (before the first step).
+        let names: &[&str] = match self.optimizer_kind {
+            OptimizerKind::Sgd => &["momentum"],
+            OptimizerKind::Adam | OptimizerKind::AdamW => &["exp_avg", "exp_avg_sq"],
+        };
+        if let Some(((name, key), _)) = self
+            .optimizer
+            .buffers
+            .iter()
+            .find(|((name, _), _)| !names.contains(&name.as_str()))
+        {
+            return Err(mismatch(
+                "optimizer state",
+                format!("a buffer '{name}' of {key}"),
+                format!("the {} buffers {names:?}", self.optimizer_kind),
+            ));
+        }
+        if !self.optimizer.buffers.is_empty() {
+            for key in sizes.keys() {
+                for name in names {
+                    if !self
+                        .optimizer
+                        .buffers
+                        .contains_key(&(name.to_string(), *key))
+                    {
+                        return Err(mismatch(
+                            "optimizer state",
+                            format!("no '{name}' buffer for {key}"),
+                            format!(
+                                "the {} buffers {names:?} for every parameter",
+                                self.optimizer_kind
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         if let Some(saved) = &self.early_stopping {
             let expected: Vec<usize> = sizes.values().copied().collect();
             let found: Vec<usize> = saved.best_weights.iter().map(Vec::len).collect();

@@ -862,6 +862,70 @@ fn a_resume_with_another_optimizer_or_data_is_refused() {
 }
 
 #[test]
+fn a_state_missing_an_optimizer_buffer_is_refused_not_a_panic() {
+    let data = small_data(67, 1);
+    for (optimizer, missing) in [
+        (OptimizerKind::Adam, "exp_avg_sq"),
+        (OptimizerKind::AdamW, "exp_avg"),
+        (OptimizerKind::Sgd, "momentum"),
+    ] {
+        let config = TrainConfig {
+            optimizer,
+            momentum: 0.9,
+            ..TrainConfig::new(4, 0.01, 10, 0)
+        };
+        let mut model = small_model(1);
+        let mut trainer = Trainer::new(&mut model, &data, &config).unwrap();
+        trainer.run_epoch(&mut ()).unwrap();
+        let mut state = trainer.state();
+        drop(trainer);
+        let key = state
+            .optimizer
+            .buffers
+            .keys()
+            .find(|(name, _)| name == missing)
+            .cloned()
+            .unwrap();
+        state.optimizer.buffers.remove(&key);
+        let error = Trainer::resume(&mut model, &data, &config, state)
+            .err()
+            .unwrap();
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("no '{missing}' buffer for 0.weight")),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn a_resumed_run_that_had_ended_trains_nothing_more() {
+    let data = small_data(67, 1);
+    let config = TrainConfig::new(2, 0.1, 10, 0);
+    let mut model = small_model(1);
+    let mut trainer = Trainer::new(&mut model, &data, &config).unwrap();
+    while trainer.run_epoch(&mut ()).unwrap() {}
+    let state = trainer.state();
+    drop(trainer);
+    let weights = weights_of(&model);
+    let mut trainer = Trainer::resume(&mut model, &data, &config, state.clone()).unwrap();
+    assert_eq!(trainer.stop(), Some(nabla::train::Stop::Completed));
+    assert!(!trainer.run_epoch(&mut ()).unwrap());
+    assert_eq!(trainer.epochs_done(), 2);
+    drop(trainer);
+    assert_eq!(weights_of(&model), weights);
+    let longer = TrainConfig {
+        epochs: 3,
+        ..config
+    };
+    let mut trainer = Trainer::resume(&mut model, &data, &longer, state).unwrap();
+    assert_eq!(trainer.stop(), None);
+    assert!(!trainer.run_epoch(&mut ()).unwrap());
+    assert_eq!(trainer.epochs_done(), 3);
+}
+
+#[test]
 fn the_classification_report_counts_by_hand() {
     // labels 0 0 0 1 1 2, predictions 0 1 0 1 2 2:
     // class 0: tp 2, predicted 2, support 3 -> precision 1, recall 2/3, f1 0.8
