@@ -2,7 +2,7 @@
 //! recall and F1 with their macro averages, and the test confusion matrix; as text or
 //! (`--json`) as JSON.
 
-use nabla::train::{check_fit, evaluate, ClassificationReport, Evaluation};
+use nabla::train::{check_fit, evaluate, ClassificationReport, Evaluation, TrainError};
 use nabla::{checkpoint, Features, Float, MultiLayerPerceptron};
 use ndarray::Array1;
 use serde_json::json;
@@ -47,6 +47,7 @@ impl RunInFloat for &EvalArgs {
         let mut model = checkpoint::load::<F>(&self.model)?;
         let dataset = DataChoice::from_args(&self.data)?.load::<F>(nabla::DEFAULT_SEED)?;
         check_fit(&model, &dataset)?;
+        ClassificationReport::check_size(dataset.classes).map_err(TrainError::from)?;
         let classes = dataset.classes;
         let mut sets = vec![evaluate_set(
             "train",

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use nabla::atomic_file::write_atomically;
+use nabla::atomic_file::{open_append, write_atomically};
 use nabla::train::EpochStats;
 use thiserror::Error;
 
@@ -31,12 +31,6 @@ pub enum LogError {
         /// What the CSV reader said.
         source: csv::Error,
     },
-    /// A log to continue whose columns are not this version's.
-    #[error("{path}: the log has other columns than this nabla writes; continue in a new --log")]
-    OtherColumns {
-        /// The log.
-        path: PathBuf,
-    },
     /// A log with a header and no rows.
     #[error("{path}: the log has no epochs")]
     Empty {
@@ -51,8 +45,8 @@ pub enum LogError {
         /// The column.
         column: String,
     },
-    /// A value that should be a number.
-    #[error("{path}:{line}: {column} '{text}' is not a number")]
+    /// A value that should be a (finite) number.
+    #[error("{path}:{line}: {column} '{text}' is not a finite number")]
     NotANumber {
         /// The log.
         path: PathBuf,
@@ -105,49 +99,18 @@ pub struct EpochLog {
 }
 
 impl EpochLog {
-    /// Creates (truncates) the file and writes the header.
+    /// Writes a new file holding the header (replacing any file there, atomically), then
+    /// opens it to append the epochs.
     pub fn create(path: &Path, settings: &TrainSettings) -> Result<Self, LogError> {
-        let error = |source| LogError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut writer = csv::Writer::from_path(path).map_err(error)?;
-        writer.write_record(COLUMNS).map_err(error)?;
-        writer.flush().map_err(|e| error(e.into()))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            writer,
-            hyperparameters: hyperparameters(settings),
-        })
+        Self::start(path, settings, &[])
     }
 
-    /// Continues the log of a resumed run: keeps the rows of the `epochs` finished epochs
-    /// (dropping a partial row and any row past them, so that no epoch is logged twice),
-    /// rewritten atomically, then appends.
-    pub fn resume(path: &Path, settings: &TrainSettings, epochs: usize) -> Result<Self, LogError> {
-        let kept = match LogTable::read_all(path) {
-            Ok(table) => {
-                if table.header.iter().collect::<Vec<_>>() != COLUMNS {
-                    return Err(LogError::OtherColumns {
-                        path: path.to_path_buf(),
-                    });
-                }
-                let epoch = table.index("epoch")?;
-                let partial = table.index("partial")?;
-                table
-                    .rows
-                    .into_iter()
-                    .filter(|row| row.get(partial) == Some("false"))
-                    .filter(|row| {
-                        row.get(epoch)
-                            .and_then(|e| e.parse::<usize>().ok())
-                            .is_some_and(|e| e <= epochs)
-                    })
-                    .collect()
-            }
-            Err(LogError::Read { .. }) => Vec::new(),
-            Err(error) => return Err(error),
-        };
+    /// Writes the header and `rows` atomically, then opens the file to append.
+    fn start(
+        path: &Path,
+        settings: &TrainSettings,
+        rows: &[csv::StringRecord],
+    ) -> Result<Self, LogError> {
         let write_error = |source: std::io::Error| LogError::Write {
             path: path.to_path_buf(),
             source: source.into(),
@@ -155,16 +118,13 @@ impl EpochLog {
         write_atomically(path, |file| {
             let mut writer = csv::Writer::from_writer(file);
             writer.write_record(COLUMNS)?;
-            for row in &kept {
+            for row in rows {
                 writer.write_record(row)?;
             }
             writer.flush()
         })
         .map_err(write_error)?;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(write_error)?;
+        let file = open_append(path).map_err(write_error)?;
         Ok(Self {
             path: path.to_path_buf(),
             writer: csv::Writer::from_writer(file),
@@ -172,29 +132,50 @@ impl EpochLog {
         })
     }
 
+    /// Continues the log of a resumed run whose finished epochs are `history` (from its
+    /// checkpoint): the log is rewritten atomically with one row per finished epoch, the
+    /// file's own row where it has a whole one, else the row rebuilt from the checkpoint
+    /// (a torn, deleted or garbled row, or a garbled header, loses nothing); a partial
+    /// row and rows past the checkpoint are dropped, as those batches run again. Returns
+    /// the log and what had to be rebuilt, for a warning.
+    pub fn resume(
+        path: &Path,
+        settings: &TrainSettings,
+        history: &[EpochStats],
+    ) -> Result<(Self, Option<String>), LogError> {
+        let hyperparameters = hyperparameters(settings);
+        let existing = existing_rows(path);
+        let mut rebuilt = Vec::new();
+        let rows: Vec<csv::StringRecord> = history
+            .iter()
+            .filter(|stats| !stats.partial)
+            .map(|stats| {
+                let epoch = stats.epoch.to_string();
+                existing
+                    .iter()
+                    .find(|row| row.get(0) == Some(epoch.as_str()) && row.get(1) == Some("false"))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        rebuilt.push(epoch);
+                        row_of(stats, &hyperparameters).into_iter().collect()
+                    })
+            })
+            .collect();
+        let repair = (!rebuilt.is_empty()).then(|| {
+            format!(
+                "{}: the row{} of epoch{} {} rebuilt from the checkpoint (missing, torn or edited in the log)",
+                path.display(),
+                if rebuilt.len() == 1 { "" } else { "s" },
+                if rebuilt.len() == 1 { "" } else { "s" },
+                rebuilt.join(", "),
+            )
+        });
+        Ok((Self::start(path, settings, &rows)?, repair))
+    }
+
     /// Appends and flushes one epoch's row.
     pub fn append(&mut self, stats: &EpochStats) -> Result<(), LogError> {
-        let (val_loss, val_acc) = match stats.val {
-            Some(val) => (format!("{:.6}", val.loss), format!("{:.6}", val.accuracy)),
-            None => (String::new(), String::new()),
-        };
-        let mut row = vec![
-            stats.epoch.to_string(),
-            stats.partial.to_string(),
-            format!("{:.6}", stats.train.loss),
-            format!("{:.6}", stats.train.accuracy),
-            format!("{:.6}", stats.train.error_rate()),
-            val_loss,
-            val_acc,
-            format!("{:.6}", stats.test.loss),
-            format!("{:.6}", stats.test.accuracy),
-            format!("{:.6}", stats.test.error_rate()),
-            stats.lr.to_string(),
-            format!("{:.4}", stats.train_seconds + stats.eval_seconds),
-            format!("{:.4}", stats.train_seconds),
-            format!("{:.4}", stats.eval_seconds),
-        ];
-        row.extend(self.hyperparameters.iter().cloned());
+        let row = row_of(stats, &self.hyperparameters);
         let error = |source| LogError::Write {
             path: self.path.clone(),
             source,
@@ -202,6 +183,49 @@ impl EpochLog {
         self.writer.write_record(&row).map_err(error)?;
         self.writer.flush().map_err(|e| error(e.into()))
     }
+}
+
+/// The rows of an existing log with nabla's header whose every field is there (a torn
+/// last row is not); none when the file is missing or its header is not nabla's.
+fn existing_rows(path: &Path) -> Vec<csv::StringRecord> {
+    let Ok(mut reader) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
+        return Vec::new();
+    };
+    match reader.headers() {
+        Ok(header) if header.iter().eq(COLUMNS) => {}
+        _ => return Vec::new(),
+    }
+    reader
+        .records()
+        .map_while(Result::ok)
+        .filter(|row| row.len() == COLUMNS.len())
+        .collect()
+}
+
+/// One epoch's row: its numbers, then the run's settings.
+fn row_of(stats: &EpochStats, hyperparameters: &[String]) -> Vec<String> {
+    let (val_loss, val_acc) = match stats.val {
+        Some(val) => (format!("{:.6}", val.loss), format!("{:.6}", val.accuracy)),
+        None => (String::new(), String::new()),
+    };
+    let mut row = vec![
+        stats.epoch.to_string(),
+        stats.partial.to_string(),
+        format!("{:.6}", stats.train.loss),
+        format!("{:.6}", stats.train.accuracy),
+        format!("{:.6}", stats.train.error_rate()),
+        val_loss,
+        val_acc,
+        format!("{:.6}", stats.test.loss),
+        format!("{:.6}", stats.test.accuracy),
+        format!("{:.6}", stats.test.error_rate()),
+        stats.lr.to_string(),
+        format!("{:.4}", stats.train_seconds + stats.eval_seconds),
+        format!("{:.4}", stats.train_seconds),
+        format!("{:.4}", stats.eval_seconds),
+    ];
+    row.extend(hyperparameters.iter().cloned());
+    row
 }
 
 /// The run's settings, repeated on every row.
@@ -330,6 +354,21 @@ impl LogTable {
                 })
             })
             .collect()
+    }
+
+    /// [`LogTable::numbers`], refusing NaN and infinite values too (an axis needs finite
+    /// ends).
+    pub fn finite_numbers(&self, column: &str) -> Result<Vec<f64>, LogError> {
+        let numbers = self.numbers(column)?;
+        match numbers.iter().position(|value| !value.is_finite()) {
+            None => Ok(numbers),
+            Some(row) => Err(LogError::NotANumber {
+                path: self.path.clone(),
+                line: row + 2,
+                column: column.to_string(),
+                text: numbers[row].to_string(),
+            }),
+        }
     }
 
     /// The last row's `column`.

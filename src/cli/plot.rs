@@ -4,8 +4,8 @@
 
 use plotters::prelude::*;
 
-use nabla::atomic_file::write_bytes_atomically;
-use nabla::train::{check_fit, predict, ClassificationReport};
+use nabla::atomic_file::{protect_input, write_bytes_atomically};
+use nabla::train::{check_fit, predict, ClassificationReport, TrainError};
 use nabla::{checkpoint, Float};
 
 use super::args::PlotArgs;
@@ -14,6 +14,7 @@ use super::settings::DataChoice;
 
 use super::log::{LogError, LogTable};
 use super::output::say;
+use super::run_folder::log_of;
 use super::CliError;
 
 /// One run's curves.
@@ -30,7 +31,7 @@ impl Curves {
     fn read(log: &LogTable) -> Result<Self, LogError> {
         Ok(Self {
             name: log.name(),
-            epochs: log.numbers("epoch")?,
+            epochs: log.finite_numbers("epoch")?,
             train_loss: log.numbers("train_loss")?,
             test_loss: log.numbers("test_loss")?,
             train_acc: log.numbers("train_acc")?,
@@ -48,6 +49,9 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
             draw_confusion(&confusion, &mut svg)
         }
         None => {
+            for path in &args.logs {
+                protect_input(&log_of(path));
+            }
             let runs = args
                 .logs
                 .iter()
@@ -187,6 +191,7 @@ impl RunInFloatReturning for &PlotArgs {
         let model = checkpoint::load::<F>(path)?;
         let dataset = DataChoice::from_args(&self.data)?.load::<F>(nabla::DEFAULT_SEED)?;
         check_fit(&model, &dataset)?;
+        ClassificationReport::check_size(dataset.classes).map_err(TrainError::from)?;
         let predictions = predict(&model, &dataset.test_x);
         Ok(
             ClassificationReport::new(dataset.test_y.view(), predictions.view(), dataset.classes)

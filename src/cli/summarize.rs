@@ -2,11 +2,12 @@
 
 use std::fmt::Write as _;
 
-use nabla::atomic_file::{write_atomically, write_bytes_atomically};
+use nabla::atomic_file::{protect_input, write_atomically, write_bytes_atomically};
 
 use super::args::SummarizeArgs;
 use super::log::LogTable;
 use super::output::write_stdout;
+use super::run_folder::log_of;
 use super::CliError;
 
 /// Columns of the summary: taken from the log's last row, except `run` and `seconds`
@@ -97,6 +98,9 @@ pub fn write_csv(
 
 /// Reads every log and writes the tables.
 pub fn run(args: &SummarizeArgs) -> Result<(), CliError> {
+    for path in &args.logs {
+        protect_input(&log_of(path));
+    }
     let rows = args
         .logs
         .iter()

@@ -3,6 +3,8 @@
 use ndarray::{Array2, ArrayView1};
 use serde::Serialize;
 
+use crate::limits::{check_memory, TooLarge};
+
 /// Precision, recall and F1 of one class.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ClassMetrics {
@@ -30,6 +32,15 @@ pub struct ClassificationReport {
 }
 
 impl ClassificationReport {
+    /// Checks, before a report is built, that its `classes x classes` confusion matrix
+    /// fits in the memory this process may still use.
+    pub fn check_size(classes: usize) -> Result<(), TooLarge> {
+        let bytes = (classes as u64)
+            .checked_mul(classes as u64)
+            .and_then(|cells| cells.checked_mul(std::mem::size_of::<usize>() as u64));
+        check_memory(format!("a {classes} x {classes} confusion matrix"), bytes).map(drop)
+    }
+
     /// The report for `labels` against `predictions` (both `(rows)`, classes
     /// `0..classes`; out-of-range values are not counted).
     pub fn new(
