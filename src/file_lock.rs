@@ -145,7 +145,10 @@ mod tests {
         std::fs::write(&target, "keep").unwrap();
         let path = dir.path().join(".lock");
         std::os::unix::fs::symlink(&target, &path).unwrap();
-        assert!(matches!(FileLock::acquire(&path), Err(LockError::Io { .. })));
+        assert!(matches!(
+            FileLock::acquire(&path),
+            Err(LockError::Io { .. })
+        ));
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
     }
 }

@@ -45,11 +45,18 @@ pub enum CliError {
         source: io::Error,
     },
     /// A run folder that holds a run already.
-    #[error("--out {dir}: the folder holds a run already (config.json); resume it with --resume {dir}, or choose another --out")]
+    #[error("--out {dir}: the folder holds a run already ({found}); {advice}")]
     RunFolderTaken {
         /// The folder.
         dir: PathBuf,
+        /// The run's files found there.
+        found: String,
+        /// What to do instead.
+        advice: String,
     },
+    /// An output another process is writing.
+    #[error(transparent)]
+    Locked(#[from] nabla::file_lock::LockError),
     /// A resume whose flags would change what the saved run computes.
     #[error("cannot resume: {flag} is {saved} in the saved run, {given} now (a resume keeps the run's settings; only --epochs, --patience, --min-delta and --no-restore-best may change)")]
     ResumeDiffers {

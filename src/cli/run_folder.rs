@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use nabla::atomic_file::write_bytes_atomically;
+use nabla::file_lock::FileLock;
 use serde::Serialize;
 
 use super::CliError;
@@ -49,18 +50,54 @@ impl RunFolder {
         self.dir.join("summary.json")
     }
 
-    /// Creates the folder; refuses one that holds a run already, unless it is resumed.
-    pub fn prepare(&self, resuming: bool) -> Result<(), CliError> {
-        if self.config().exists() && !resuming {
-            return Err(CliError::RunFolderTaken {
-                dir: self.dir.clone(),
-            });
-        }
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The run's files present in the folder.
+    fn run_files(&self) -> Vec<String> {
+        [
+            self.config(),
+            self.log(),
+            self.model(),
+            self.checkpoint(),
+            self.summary(),
+        ]
+        .iter()
+        .filter(|path| path.exists())
+        .filter_map(|path| path.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect()
+    }
+
+    /// Creates the folder and takes its lock (`DIR/.lock`, held until the returned guard
+    /// is dropped); refuses a folder another process works in, and one that holds a run
+    /// (any of its files), unless `resuming` is that run.
+    pub fn prepare(&self, resuming: bool) -> Result<FileLock, CliError> {
         std::fs::create_dir_all(&self.dir).map_err(|source| CliError::OutputPath {
             flag: "--out",
             path: self.dir.clone(),
             source,
-        })
+        })?;
+        let lock = FileLock::acquire(&self.dir.join(".lock"))?;
+        let found = self.run_files();
+        if !resuming && !found.is_empty() {
+            let advice = if self.checkpoint().exists() {
+                format!(
+                    "resume it with --resume {}, or choose another --out",
+                    self.dir.display()
+                )
+            } else {
+                "choose another --out (it has no checkpoint to resume from)".to_string()
+            };
+            return Err(CliError::RunFolderTaken {
+                dir: self.dir.clone(),
+                found: found.join(", "),
+                advice,
+            });
+        }
+        Ok(lock)
     }
 
     /// Writes `value` as pretty JSON to `path`, atomically.
@@ -94,4 +131,22 @@ pub fn checkpoint_of(path: &Path) -> PathBuf {
     } else {
         path.to_path_buf()
     }
+}
+
+/// Takes the lock of each output file outside a run folder (`.NAME.lock` beside it), so
+/// that two runs never write one file; held until the guards are dropped.
+pub fn lock_outputs<'a>(
+    paths: impl IntoIterator<Item = &'a Path>,
+) -> Result<Vec<FileLock>, CliError> {
+    let mut locks = Vec::new();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map_or_else(Default::default, |name| name.to_string_lossy());
+        let lock = path.with_file_name(format!(".{name}.lock"));
+        if !locks.iter().any(|held: &FileLock| held.path() == lock) {
+            locks.push(FileLock::acquire(&lock)?);
+        }
+    }
+    Ok(locks)
 }

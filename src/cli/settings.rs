@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nabla::atomic_file::check_writable;
+use nabla::atomic_file::{check_writable, protect_input};
 use nabla::checkpoint::ModelFormat;
 use nabla::data::{load_csv, DataSource, Dataset, Features};
 use nabla::optim::schedule::ScheduleConfig;
@@ -161,11 +161,11 @@ impl DataChoice {
         Ok(dataset)
     }
 
-    /// The SHA-256 of every file the data comes from, by path: what identifies the data
-    /// of a run (a resume refuses other data).
-    pub fn fingerprint(&self) -> Result<BTreeMap<String, String>, CliError> {
+    /// Every file the data comes from, with its role (`train`, `test`, `val`, or `data`
+    /// for the files of a data directory).
+    pub fn files(&self) -> Vec<(&'static str, PathBuf)> {
         let mut files = match self.source() {
-            DataSource::Csv { train, test } => vec![train, test],
+            DataSource::Csv { train, test } => vec![("train", train), ("test", test)],
             DataSource::Directory(dir) => std::fs::read_dir(&dir)
                 .map(|entries| {
                     let mut files: Vec<PathBuf> = entries
@@ -183,7 +183,7 @@ impl DataChoice {
                         })
                         .collect();
                     files.sort();
-                    files
+                    files.into_iter().map(|path| ("data", path)).collect()
                 })
                 .unwrap_or_default(),
             DataSource::Idx {
@@ -191,11 +191,23 @@ impl DataChoice {
                 train_labels,
                 test_images,
                 test_labels,
-            } => vec![train_images, train_labels, test_images, test_labels],
+            } => vec![
+                ("train", train_images),
+                ("train", train_labels),
+                ("test", test_images),
+                ("test", test_labels),
+            ],
         };
-        files.extend(self.val_file.clone());
+        files.extend(self.val_file.clone().map(|path| ("val", path)));
+        files
+    }
+
+    /// The SHA-256 of every file the data comes from, keyed by its role and path (two
+    /// files of one name in two folders are two entries): what identifies the data of a
+    /// run (a resume refuses other data).
+    pub fn fingerprint(&self) -> Result<BTreeMap<String, String>, CliError> {
         let mut hashes = BTreeMap::new();
-        for path in files {
+        for (role, path) in self.files() {
             let bytes = std::fs::read(&path).map_err(|source| {
                 CliError::Data(nabla::DataError::Io {
                     path: path.clone(),
@@ -206,11 +218,7 @@ impl DataChoice {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect();
-            let name = path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            hashes.insert(name, hash);
+            hashes.insert(format!("{role} {}", path.display()), hash);
         }
         Ok(hashes)
     }
@@ -279,6 +287,22 @@ pub struct TrainSettings {
     pub quiet: bool,
     /// Flags nabla adjusted, to tell the user.
     pub warnings: Vec<String>,
+}
+
+impl TrainSettings {
+    /// Every file the run writes: the model (both files of an `.npz`), the log and the
+    /// checkpoint.
+    pub fn output_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if let Some(path) = &self.save {
+            files.extend(
+                ModelFormat::of(path).map_or_else(|_| vec![path.clone()], |f| f.files(path)),
+            );
+        }
+        files.extend(self.log.clone());
+        files.extend(self.checkpoint.as_ref().map(|(path, _)| path.clone()));
+        files
+    }
 }
 
 /// Settings a resume may change: they do not alter what the epochs already run computed.
@@ -364,6 +388,13 @@ impl TrainSettings {
         if args.threads.is_some_and(|asked| asked > hardware.threads) {
             // Capped: what capped it is the reason.
             budget.source = hardware.source.clone();
+        }
+        // The run's inputs are never written, by any output flag.
+        for (_, path) in run.data.files() {
+            protect_input(&path);
+        }
+        if let Some(path) = &run.init_from {
+            protect_input(path);
         }
         let out = args.out.as_deref().map(RunFolder::new);
         let log = args

@@ -19,13 +19,13 @@ use super::dtype::{run_in, RunInFloat};
 use super::log::EpochLog;
 use super::output::tell;
 use super::progress::Reporter;
-use super::run_folder::{checkpoint_of, RunFolder};
+use super::run_folder::{checkpoint_of, lock_outputs, RunFolder};
 use super::settings::{RunConfig, TrainSettings};
 use super::signals::Interrupt;
 use super::CliError;
 
-/// What a run records about itself: its configuration plus where it ran; the `run`
-/// entry of checkpoints and the folder's `config.json`.
+/// What a run records about itself: its configuration plus where it ran and where it
+/// writes; the `run` entry of checkpoints and the folder's `config.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct RunRecord {
     /// nabla's version.
@@ -36,45 +36,133 @@ struct RunRecord {
     threads: usize,
     /// Who parallelises the GEMMs.
     gemm: String,
-    /// SHA-256 of each data file.
+    /// SHA-256 of each data file, keyed by its role and path (`train data/train.csv`).
     data_sha256: BTreeMap<String, String>,
+    /// Where the run writes, so that a resume continues every output.
+    #[serde(default)]
+    outputs: Outputs,
 }
 
-/// Validates the flags (with `--resume`, against the saved run), then trains in the
-/// chosen float type.
+/// Where a run writes (absolute paths): its folder, and the model and log when they are
+/// not the folder's own; how often it writes a checkpoint.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Outputs {
+    out: Option<PathBuf>,
+    save: Option<PathBuf>,
+    log: Option<PathBuf>,
+    checkpoint_every: Option<usize>,
+}
+
+impl Outputs {
+    fn of(settings: &TrainSettings) -> Self {
+        let folder = settings.out.as_ref();
+        let own = |path: &Option<PathBuf>, folder_file: Option<PathBuf>| {
+            path.as_ref()
+                .filter(|path| Some(*path) != folder_file.as_ref())
+                .map(|path| absolute(path))
+        };
+        Self {
+            out: folder.map(|folder| absolute(folder.dir())),
+            save: own(&settings.save, folder.map(RunFolder::model)),
+            log: own(&settings.log, folder.map(RunFolder::log)),
+            checkpoint_every: settings.checkpoint.as_ref().and_then(|(_, every)| *every),
+        }
+    }
+}
+
+/// `path` made absolute against the current directory (links are not resolved).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Whether two paths name the same file or folder.
+fn same_place(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => absolute(a) == absolute(b),
+    }
+}
+
+/// The run record stored in the checkpoint at `path`.
+fn read_record(path: &Path) -> Result<RunRecord, CliError> {
+    let run = checkpoint::training_run(path)?;
+    serde_json::from_value(run).map_err(|error| CliError::ResumeDiffers {
+        flag: "checkpoint".into(),
+        saved: format!("unreadable run settings ({error})"),
+        given: "a checkpoint written by nabla train".into(),
+    })
+}
+
+/// Makes a resume continue every output of the run: the outputs not given are the
+/// recorded ones, and a run folder's run continues in its folder (the one holding the
+/// checkpoint). Returns that folder when the resume continues in it.
+fn continue_outputs(
+    args: &mut TrainArgs,
+    checkpoint: &Path,
+    recorded: &Outputs,
+) -> Result<Option<PathBuf>, CliError> {
+    args.save = args.save.take().or_else(|| recorded.save.clone());
+    args.log = args.log.take().or_else(|| recorded.log.clone());
+    args.checkpoint_every = args.checkpoint_every.or(recorded.checkpoint_every);
+    let folder_run = recorded.out.is_some() || args.resume.as_deref().is_some_and(Path::is_dir);
+    if !folder_run {
+        return Ok(None);
+    }
+    let folder = checkpoint
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    match &args.out {
+        None => {
+            args.out = Some(folder.clone());
+            Ok(Some(folder))
+        }
+        Some(out) if same_place(out, &folder) => Ok(Some(folder)),
+        // Continued in another folder, which must not hold a run.
+        Some(_) => Ok(None),
+    }
+}
+
+/// Validates the flags (with `--resume`, against the saved run), takes the locks of the
+/// run's outputs, then trains in the chosen float type.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let mut args = args.clone();
     let resume = args.resume.as_deref().map(checkpoint_of);
     let saved = match &resume {
-        Some(path) => {
-            let run = checkpoint::training_run(path)?;
-            let record: RunRecord =
-                serde_json::from_value(run).map_err(|error| CliError::ResumeDiffers {
-                    flag: "checkpoint".into(),
-                    saved: format!("unreadable run settings ({error})"),
-                    given: "a checkpoint written by nabla train".into(),
-                })?;
-            Some(record)
-        }
+        Some(path) => Some(read_record(path)?),
         None => None,
     };
-    // Resuming a run folder continues in it, unless told otherwise.
-    if let (Some(dir), None) = (&args.resume, &args.out) {
-        if dir.is_dir() && args.log.is_none() && args.save.is_none() {
-            args.out = Some(dir.clone());
+    let mut resumed_folder = None;
+    if let (Some(path), Some(record)) = (&resume, &saved) {
+        resumed_folder = continue_outputs(&mut args, path, &record.outputs)?;
+        // The run's own thread count, where this process may use it, so that the resume
+        // computes the same bits (the thread count decides how the products are split).
+        if args.threads.is_none() && record.threads <= threads::Limits::read().hardware().threads {
+            args.threads = Some(record.threads);
+        }
+        if !args.given.contains("gemm") {
+            args.gemm = record.gemm.parse().unwrap_or(args.gemm);
         }
     }
-    if let Some(out) = &args.out {
-        RunFolder::new(out).prepare(resume.is_some())?;
-    }
+    let folder_lock = match &args.out {
+        Some(out) => Some(RunFolder::new(out).prepare(resumed_folder.is_some())?),
+        None => None,
+    };
     let mut settings =
         TrainSettings::from_args(&args, saved.as_ref().map(|record| &record.config))?;
     settings.resume = resume;
+    let file_locks = match &settings.out {
+        Some(_) => Vec::new(),
+        None => lock_outputs(settings.output_files().iter().map(PathBuf::as_path))?,
+    };
     for warning in &settings.warnings {
         tell(&format!("nabla: warning: {warning}"));
     }
     threads::set_threads(Some(settings.threads), settings.gemm);
-    run_in(settings.dtype, &(settings, saved))
+    let outcome = run_in(settings.dtype, &(settings, saved));
+    drop((folder_lock, file_locks));
+    outcome
 }
 
 impl RunInFloat for &(TrainSettings, Option<RunRecord>) {
@@ -132,6 +220,7 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
         threads: settings.threads,
         gemm: settings.gemm.to_string(),
         data_sha256: run.data.fingerprint()?,
+        outputs: Outputs::of(settings),
     };
     if let Some(saved) = saved {
         if saved.data_sha256 != record.data_sha256 {
@@ -150,28 +239,48 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
     }
     let (mut model, state) = starting_point(settings, &dataset)?;
     let run_json = serde_json::to_value(&record).unwrap_or_default();
+    let history_so_far = state.as_ref().map(|state| state.history.clone());
+    let epochs_done = state.as_ref().map_or(0, |state| state.epoch);
+    let mut trainer = match state {
+        Some(state) => Trainer::resume(&mut model, &dataset, &run.train, state)?,
+        None => Trainer::new(&mut model, &dataset, &run.train)?,
+    };
+    // A finished run is finished: resuming it writes nothing.
+    if let Some(stop) = trainer.stop() {
+        tell(&finished_message(settings, stop, epochs_done));
+        return Ok(());
+    }
+    // A run folder (or a run asked for checkpoints) holds a checkpoint from the start,
+    // so that a run killed in its first epoch can be resumed.
+    if let (Some((path, every)), None) = (&settings.checkpoint, &history_so_far) {
+        if settings.out.is_some() || every.is_some() {
+            checkpoint::save_training(path, trainer.model(), &trainer.state(), &run_json)?;
+        }
+    }
     if let Some(out) = &settings.out {
         RunFolder::write_json(&out.config(), &record)?;
     }
-    let log = match (&settings.log, &state) {
-        (Some(path), Some(state)) => Some(EpochLog::resume(path, settings, state.epoch)?),
+    let log = match (&settings.log, &history_so_far) {
+        (Some(path), Some(history)) => {
+            let (log, repair) = EpochLog::resume(path, settings, history)?;
+            if let Some(repair) = repair {
+                tell(&format!("nabla: warning: {repair}"));
+            }
+            Some(log)
+        }
         (Some(path), None) => Some(EpochLog::create(path, settings)?),
         (None, _) => None,
     };
     let show_bars = !settings.quiet && std::io::stdout().is_terminal();
-    let epochs_done = state.as_ref().map_or(0, |state| state.epoch);
+    let interrupt = Interrupt::install()?;
     let mut reporter = Reporter::new(
         run.train.epochs,
         settings.quiet,
         show_bars,
         log,
-        Some(Interrupt::install()?),
+        Some(interrupt.clone()),
     );
     let started = Instant::now();
-    let mut trainer = match state {
-        Some(state) => Trainer::resume(&mut model, &dataset, &run.train, state)?,
-        None => Trainer::new(&mut model, &dataset, &run.train)?,
-    };
     if !settings.quiet {
         let threading = trainer.threading();
         reporter.say(&header(
@@ -193,23 +302,24 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
     }
     let stop = trainer.stop();
     // The checkpoint of the run as it ended (interrupted, early-stopped or complete),
-    // before early stopping puts the best weights back: resuming it continues the run.
-    let end_checkpoint = settings.out.is_some() || matches!(stop, Some(Stop::Interrupted { .. }));
+    // before early stopping puts the best weights back: resuming it continues the run,
+    // or, once it has ended, says so.
+    let end_checkpoint = settings.out.is_some()
+        || matches!(stop, Some(Stop::Interrupted { .. }))
+        || settings
+            .checkpoint
+            .as_ref()
+            .is_some_and(|(_, every)| every.is_some());
     if let (true, Some((path, _))) = (end_checkpoint, &settings.checkpoint) {
         checkpoint::save_training(path, trainer.model(), &trainer.state(), &run_json)?;
     }
-    let interrupted_save = match (stop, &settings.save) {
-        (Some(Stop::Interrupted { .. }), Some(path)) => {
-            Some(checkpoint::save(trainer.model(), path))
-        }
-        _ => None,
-    };
+    // The model is saved as the run ended, with the best epoch's weights put back when
+    // early stopping keeps them (interrupted or not), and even when the log could not be
+    // written (that stopped the run).
     let history = trainer.finish();
-    // The model is saved even when the log could not be written (it stopped the run).
-    let saved_files = match (&settings.save, interrupted_save) {
-        (Some(path), Some(result)) => result.and_then(|()| files_of(path)),
-        (Some(path), None) => checkpoint::save(&model, path).and_then(|()| files_of(path)),
-        (None, _) => Ok(String::new()),
+    let saved_files = match &settings.save {
+        Some(path) => checkpoint::save(&model, path).and_then(|()| files_of(path)),
+        None => Ok(String::new()),
     };
     if let Some(error) = reporter.error.take() {
         return Err(error);
@@ -221,6 +331,17 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
         Stop::Completed | Stop::EarlyStopped { .. } => {
             if !saved_files.is_empty() && !settings.quiet {
                 reporter.say(&format!("saved {saved_files}"));
+            }
+            if interrupt.requested() {
+                // The signal came after the last epoch, while the files were written:
+                // they are whole, and the run is complete, but the caller asked to stop.
+                let mut message =
+                    "interrupted after the last epoch, while saving; the run is complete"
+                        .to_string();
+                if !saved_files.is_empty() {
+                    message.push_str(&format!(" and {saved_files} whole"));
+                }
+                return Err(CliError::Interrupted(message));
             }
             Ok(())
         }
@@ -238,11 +359,31 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
                 message.push_str(&format!("; saved {saved_files}"));
             }
             if let Some((path, _)) = &settings.checkpoint {
-                message.push_str(&format!("; resume with --resume {}", path.display()));
+                let target = settings.out.as_ref().map_or(path.as_path(), RunFolder::dir);
+                message.push_str(&format!("; resume with --resume {}", target.display()));
             }
             Err(CliError::Interrupted(message))
         }
     }
+}
+
+/// What a resume of a run that had ended says (it changes nothing).
+fn finished_message(settings: &TrainSettings, stop: Stop, epochs_done: usize) -> String {
+    let place = settings
+        .resume
+        .as_ref()
+        .map_or_else(String::new, |path| format!(" ({})", path.display()));
+    let (how, more) = match stop {
+        Stop::EarlyStopped { epoch } => (
+            format!("early stopping ended it after epoch {epoch}"),
+            "a larger --patience (or --epochs)",
+        ),
+        _ => (
+            format!("all {epochs_done} of its epochs are done"),
+            "a larger --epochs",
+        ),
+    };
+    format!("nabla: the run{place} has finished: {how}; nothing was trained or written. To train further, resume it with {more}")
 }
 
 /// Runs the epochs, writing a checkpoint every `--checkpoint-every` epochs.

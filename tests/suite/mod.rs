@@ -6,6 +6,7 @@ mod initialisation;
 mod limits;
 mod reference_equivalence;
 mod reliability;
+mod run_edges;
 mod sklearn;
 mod sweep;
 mod training;

@@ -1,0 +1,735 @@
+// A run's result at every edge: finished runs, resume hints, other folders, torn and
+// edited logs and checkpoints, kills, Ctrl-C, outputs that are inputs, files that are
+// devices, and sizes from flags. Each test is a case a hostile user found.
+//
+// `NABLA_TEST_BIN` runs these tests against another build of the binary (how they were
+// seen to fail before the fixes).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::cli::column;
+
+fn bin() -> PathBuf {
+    std::env::var_os("NABLA_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("nabla"))
+}
+
+/// `nabla train` in `dir` on 300 subset rows, one thread, quiet.
+fn train(dir: &Path) -> Command {
+    let mut command = Command::new(bin());
+    command.current_dir(dir).args([
+        "train",
+        "--dataset",
+        &bundled("mnist-subset"),
+        "--train-rows",
+        "300",
+        "--test-rows",
+        "100",
+        "--hidden",
+        "16",
+        "--threads",
+        "1",
+        "--quiet",
+    ]);
+    command
+}
+
+/// `nabla SUBCOMMAND` in `dir`.
+fn nabla(dir: &Path, subcommand: &str) -> Command {
+    let mut command = Command::new(bin());
+    command.current_dir(dir).arg(subcommand);
+    command
+}
+
+fn bundled(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn succeeds(command: &mut Command) -> Output {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        command,
+        stderr(&output)
+    );
+    output
+}
+
+fn refused(command: &mut Command, expected: &str) -> String {
+    let output = run(command);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{command:?}: {message}");
+    assert!(message.contains(expected), "{command:?}: {message}");
+    message
+}
+
+/// Every file in `dir` (not starting with '.') with its bytes.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.path().is_file())
+        .map(|entry| {
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                std::fs::read(entry.path()).unwrap(),
+            )
+        })
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect();
+    files.sort();
+    files
+}
+
+fn epochs(log: &Path) -> Vec<String> {
+    column(log, "epoch")
+}
+
+#[test]
+fn a_finished_run_stays_finished_and_more_epochs_continue_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(train(d).args(["--epochs", "2", "--out", "S"]));
+    let before = snapshot(&d.join("S"));
+    for _ in 0..2 {
+        let output = succeeds(nabla(d, "train").args(["--resume", "S", "--quiet"]));
+        assert!(
+            stderr(&output).contains("has finished"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(
+            snapshot(&d.join("S")) == before,
+            "a finished run's files changed"
+        );
+    }
+    // More epochs continue it, and only by them.
+    succeeds(nabla(d, "train").args(["--resume", "S", "--epochs", "3", "--quiet"]));
+    assert_eq!(epochs(&d.join("S/log.csv")), ["1", "2", "3"]);
+    // Early stopping ended this one after epoch 2 (no epoch improves by 100).
+    succeeds(train(d).args([
+        "--epochs",
+        "20",
+        "--patience",
+        "1",
+        "--min-delta",
+        "100",
+        "--out",
+        "E",
+    ]));
+    assert_eq!(epochs(&d.join("E/log.csv")), ["1", "2"]);
+    let before = snapshot(&d.join("E"));
+    let output = succeeds(nabla(d, "train").args(["--resume", "E", "--quiet"]));
+    assert!(stderr(&output).contains("early stopping ended it after epoch 2"));
+    assert!(
+        snapshot(&d.join("E")) == before,
+        "an early-stopped run's files changed"
+    );
+}
+
+#[test]
+fn the_resume_hint_continues_the_model_the_log_and_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The straight run, and the same run stopped after 2 epochs, then resumed as the
+    // interrupted run's hint says (only the checkpoint named).
+    succeeds(train(d).args(["--epochs", "4", "--save", "straight.safetensors"]));
+    succeeds(train(d).args([
+        "--epochs",
+        "2",
+        "--save",
+        "m.safetensors",
+        "--log",
+        "m.csv",
+        "--checkpoint-every",
+        "1",
+    ]));
+    succeeds(nabla(d, "train").args([
+        "--resume",
+        "m.checkpoint.safetensors",
+        "--epochs",
+        "4",
+        "--quiet",
+    ]));
+    assert_eq!(epochs(&d.join("m.csv")), ["1", "2", "3", "4"]);
+    assert!(
+        std::fs::read(d.join("m.safetensors")).unwrap()
+            == std::fs::read(d.join("straight.safetensors")).unwrap(),
+        "the resumed run did not continue --save"
+    );
+    // The same from inside a run folder, named by its checkpoint file, from elsewhere.
+    succeeds(train(d).args(["--epochs", "2", "--out", "M"]));
+    std::fs::create_dir(d.join("elsewhere")).unwrap();
+    succeeds(nabla(&d.join("elsewhere"), "train").args([
+        "--resume",
+        "../M/checkpoint.safetensors",
+        "--epochs",
+        "4",
+        "--quiet",
+    ]));
+    assert_eq!(epochs(&d.join("M/log.csv")), ["1", "2", "3", "4"]);
+    assert!(
+        std::fs::read(d.join("M/model.safetensors")).unwrap()
+            == std::fs::read(d.join("straight.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn a_resume_never_writes_into_another_runs_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(train(d).args(["--epochs", "2", "--out", "a"]));
+    succeeds(train(d).args(["--epochs", "1", "--out", "b", "--seed", "7"]));
+    let (a, b) = (snapshot(&d.join("a")), snapshot(&d.join("b")));
+    refused(
+        nabla(d, "train").args(["--resume", "a", "--out", "b", "--epochs", "3"]),
+        "holds a run already",
+    );
+    assert!(snapshot(&d.join("b")) == b && snapshot(&d.join("a")) == a);
+    // A new folder takes the continued run whole; the first stays as it was.
+    succeeds(nabla(d, "train").args(["--resume", "a", "--out", "c", "--epochs", "3", "--quiet"]));
+    assert_eq!(epochs(&d.join("c/log.csv")), ["1", "2", "3"]);
+    assert!(snapshot(&d.join("a")) == a);
+    // `--out .` in a folder holding a log or a model but no config.json is refused too.
+    std::fs::create_dir(d.join("loose")).unwrap();
+    std::fs::write(d.join("loose/log.csv"), "keep").unwrap();
+    refused(
+        train(&d.join("loose")).args(["--epochs", "1", "--out", "."]),
+        "holds a run already",
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("loose/log.csv")).unwrap(),
+        "keep"
+    );
+}
+
+#[test]
+fn a_torn_edited_or_garbled_log_is_repaired_from_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(train(d).args(["--epochs", "5", "--out", "straight"]));
+    succeeds(train(d).args(["--epochs", "2", "--out", "R"]));
+    let log = d.join("R/log.csv");
+    let whole = std::fs::read_to_string(&log).unwrap();
+    // A torn last row.
+    std::fs::write(&log, format!("{whole}3,false,2.2")).unwrap();
+    succeeds(nabla(d, "train").args(["--resume", "R", "--epochs", "3", "--quiet"]));
+    assert_eq!(epochs(&log), ["1", "2", "3"]);
+    // A deleted row.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let without_2: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.starts_with("2,"))
+        .collect();
+    std::fs::write(&log, without_2.join("\n") + "\n").unwrap();
+    let output = succeeds(nabla(d, "train").args(["--resume", "R", "--epochs", "4", "--quiet"]));
+    assert!(
+        stderr(&output).contains("epoch 2 rebuilt"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(epochs(&log), ["1", "2", "3", "4"]);
+    // A garbled header.
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("epoch,partial", "epoch;partial", 1)).unwrap();
+    succeeds(nabla(d, "train").args(["--resume", "R", "--epochs", "5", "--quiet"]));
+    assert_eq!(epochs(&log), ["1", "2", "3", "4", "5"]);
+    for name in ["train_loss", "test_acc", "lr"] {
+        assert_eq!(
+            column(&log, name),
+            column(&d.join("straight/log.csv"), name),
+            "{name}"
+        );
+    }
+}
+
+/// The checkpoint at `path` with its `training` metadata's `field` set to `value`.
+fn edit_training(path: &Path, field: &str, value: serde_json::Value) {
+    let bytes = std::fs::read(path).unwrap();
+    let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + length]).unwrap();
+    let metadata = &mut header["__metadata__"];
+    let mut training: serde_json::Value =
+        serde_json::from_str(metadata["training"].as_str().unwrap()).unwrap();
+    training[field] = value;
+    metadata["training"] = training.to_string().into();
+    let mut text = header.to_string().into_bytes();
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut edited = (text.len() as u64).to_le_bytes().to_vec();
+    edited.extend(text);
+    edited.extend(&bytes[8 + length..]);
+    std::fs::write(path, edited).unwrap();
+}
+
+#[test]
+fn an_edited_or_damaged_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(train(d).args(["--epochs", "2", "--optimizer", "adam", "--out", "R"]));
+    let checkpoint = d.join("R/checkpoint.safetensors");
+    let original = std::fs::read(&checkpoint).unwrap();
+    for (field, value) in [
+        ("epoch", serde_json::json!(1)),
+        ("epoch", serde_json::json!(0)),
+        ("steps", serde_json::json!(0)),
+    ] {
+        std::fs::write(&checkpoint, &original).unwrap();
+        edit_training(&checkpoint, field, value);
+        refused(
+            nabla(d, "train").args(["--resume", "R", "--epochs", "4"]),
+            "do not match the digest",
+        );
+    }
+    // One weight changed in place.
+    let mut bytes = original.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&checkpoint, &bytes).unwrap();
+    refused(
+        nabla(d, "train").args(["--resume", "R", "--epochs", "4"]),
+        "do not match the digest",
+    );
+    // One optimizer buffer taken out (the file stays a valid safetensors file).
+    let file = safetensors::SafeTensors::deserialize(&original).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&original).unwrap();
+    let kept: Vec<_> = file
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name != "optimizer.exp_avg_sq.0.weight")
+        .collect();
+    let rewritten = safetensors::serialize(kept, metadata.metadata().clone()).unwrap();
+    std::fs::write(&checkpoint, rewritten).unwrap();
+    refused(
+        nabla(d, "train").args(["--resume", "R", "--epochs", "4"]),
+        "do not match the digest",
+    );
+    std::fs::write(&checkpoint, &original).unwrap();
+    succeeds(nabla(d, "train").args(["--resume", "R", "--epochs", "3", "--quiet"]));
+}
+
+#[test]
+fn data_files_of_one_name_in_two_folders_are_checked_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut rows = String::new();
+    for row in 0..40 {
+        rows.push_str(&format!("{},{},{}\n", row % 7, (row * 3) % 5, row % 2));
+    }
+    for folder in ["dA", "dB"] {
+        std::fs::create_dir(d.join(folder)).unwrap();
+        std::fs::write(d.join(folder).join("data.csv"), &rows).unwrap();
+    }
+    let mut command = Command::new(bin());
+    command.current_dir(d).args([
+        "train",
+        "--train-file",
+        "dA/data.csv",
+        "--test-file",
+        "dB/data.csv",
+        "--classes",
+        "2",
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--out",
+        "R",
+        "--quiet",
+    ]);
+    succeeds(&mut command);
+    // The training file is edited; the test file, of the same name, is not.
+    std::fs::write(d.join("dA/data.csv"), rows.replacen("0,0,0", "6,0,0", 1)).unwrap();
+    refused(
+        nabla(d, "train").args(["--resume", "R", "--epochs", "2"]),
+        "data",
+    );
+}
+
+/// Starts `command` with piped output.
+fn spawn(command: &mut Command) -> Child {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, signal: &str) {
+    Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+/// Reads `child`'s stdout until the line of epoch `epoch` (`epoch   2/50 ...`).
+fn wait_for_epoch(
+    child: &mut Child,
+    epoch: usize,
+) -> std::io::BufReader<std::process::ChildStdout> {
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0,
+            "ended before epoch {epoch}"
+        );
+        let number = line
+            .strip_prefix("epoch")
+            .and_then(|rest| rest.trim_start().split('/').next())
+            .and_then(|number| number.parse::<usize>().ok());
+        if number == Some(epoch) {
+            return stdout;
+        }
+    }
+}
+
+/// A run on 20,000 MNIST rows (long enough to be killed part-way).
+fn long_run(dir: &Path) -> Command {
+    let mut command = Command::new(bin());
+    command.current_dir(dir).args([
+        "train",
+        "--dataset",
+        &bundled("mnist"),
+        "--train-rows",
+        "20000",
+        "--test-rows",
+        "1000",
+        "--hidden",
+        "128",
+        "--threads",
+        "1",
+    ]);
+    command
+}
+
+#[test]
+fn a_run_killed_in_its_first_epoch_can_be_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(long_run(d).args(["--epochs", "2", "--out", "straight", "--quiet"]));
+    let mut child = spawn(long_run(d).args(["--epochs", "2", "--out", "K"]));
+    let started = Instant::now();
+    // Killed as soon as the folder holds anything, well before the first epoch ends.
+    while !d.join("K/checkpoint.safetensors").exists() && !d.join("K/config.json").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the folder never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    succeeds(nabla(d, "train").args(["--resume", "K", "--quiet"]));
+    assert!(
+        std::fs::read(d.join("K/model.safetensors")).unwrap()
+            == std::fs::read(d.join("straight/model.safetensors")).unwrap()
+    );
+    assert_eq!(epochs(&d.join("K/log.csv")), ["1", "2"]);
+}
+
+#[test]
+fn ctrl_c_with_early_stopping_saves_the_best_epochs_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // No epoch improves on the first by 100: the best epoch stays 1.
+    let mut child = spawn(long_run(d).args([
+        "--epochs",
+        "50",
+        "--patience",
+        "100",
+        "--min-delta",
+        "100",
+        "--save",
+        "m.safetensors",
+        "--log",
+        "m.csv",
+    ]));
+    let _stdout = wait_for_epoch(&mut child, 2);
+    signal(&child, "-INT");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(epochs(&d.join("m.csv")).len() >= 2);
+    succeeds(long_run(d).args(["--epochs", "1", "--save", "one.safetensors", "--quiet"]));
+    assert!(
+        std::fs::read(d.join("m.safetensors")).unwrap()
+            == std::fs::read(d.join("one.safetensors")).unwrap(),
+        "the saved model does not hold the best epoch's weights"
+    );
+}
+
+#[test]
+fn ctrl_c_during_the_final_save_is_reported_and_the_files_are_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A large model in f64: its checkpoint and model take a while to write.
+    let mut command = Command::new(bin());
+    command
+        .current_dir(d)
+        .arg("train")
+        .arg("--dataset")
+        .arg(bundled("mnist"))
+        .args([
+            "--train-rows",
+            "1000",
+            "--test-rows",
+            "1000",
+            "--hidden",
+            "2048,2048",
+            "--dtype",
+            "f64",
+            "--optimizer",
+            "adam",
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            "F",
+        ]);
+    let mut child = spawn(&mut command);
+    let _stdout = wait_for_epoch(&mut child, 1);
+    signal(&child, "-INT");
+    let output = child.wait_with_output().unwrap();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{message}");
+    assert!(message.contains("while saving"), "{message}");
+    succeeds(
+        nabla(d, "eval")
+            .args(["--model", "F/model.safetensors", "--dataset"])
+            .arg(bundled("mnist"))
+            .args(["--test-rows", "10", "--train-rows", "10"]),
+    );
+}
+
+#[test]
+fn two_runs_never_write_one_output_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (first, second) in [
+        (
+            vec!["--save", "m.safetensors"],
+            vec!["--save", "m.safetensors"],
+        ),
+        (vec!["--out", "R"], vec!["--out", "R"]),
+        (vec!["--log", "l.csv"], vec!["--log", "l.csv"]),
+    ] {
+        let mut child = spawn(long_run(d).args(["--epochs", "50"]).args(&first));
+        let _stdout = wait_for_epoch(&mut child, 1);
+        refused(
+            train(d).args(["--epochs", "1"]).args(&second),
+            "in use by another nabla process (pid",
+        );
+        signal(&child, "-KILL");
+        child.wait().unwrap();
+        let _ = std::fs::remove_dir_all(d.join("R"));
+    }
+}
+
+#[test]
+fn saving_keeps_the_files_mode_and_follows_no_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(train(d).args(["--epochs", "1", "--save", "m.safetensors"]));
+    let set_mode = |mode| {
+        std::fs::set_permissions(
+            d.join("m.safetensors"),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap()
+    };
+    set_mode(0o600);
+    std::fs::write(d.join("victim"), "keep").unwrap();
+    std::os::unix::fs::symlink(d.join("victim"), d.join("m.safetensors.tmp")).unwrap();
+    succeeds(train(d).args(["--epochs", "1", "--save", "m.safetensors", "--seed", "3"]));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(d.join("m.safetensors"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(d.join("victim")).unwrap(), "keep");
+}
+
+#[test]
+fn no_command_writes_onto_its_own_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut rows = String::new();
+    for row in 0..40 {
+        rows.push_str(&format!("{},{},{}\n", row % 7, (row * 3) % 5, row % 2));
+    }
+    std::fs::write(d.join("tr.csv"), &rows).unwrap();
+    std::fs::write(d.join("te.csv"), &rows).unwrap();
+    let mut command = Command::new(bin());
+    command.current_dir(d).args([
+        "train",
+        "--train-file",
+        "tr.csv",
+        "--test-file",
+        "te.csv",
+        "--classes",
+        "2",
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--log",
+        "tr.csv",
+    ]);
+    refused(&mut command, "input");
+    assert_eq!(std::fs::read_to_string(d.join("tr.csv")).unwrap(), rows);
+    succeeds(train(d).args(["--epochs", "2", "--log", "x.csv"]));
+    let log = std::fs::read(d.join("x.csv")).unwrap();
+    refused(
+        nabla(d, "summarize").args(["x.csv", "--csv", "x.csv"]),
+        "input",
+    );
+    refused(
+        nabla(d, "summarize").args(["x.csv", "--markdown", "x.csv"]),
+        "input",
+    );
+    refused(nabla(d, "plot").args(["x.csv", "-o", "x.csv"]), "input");
+    assert!(std::fs::read(d.join("x.csv")).unwrap() == log);
+}
+
+#[test]
+fn a_device_named_as_a_model_or_checkpoint_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::os::unix::fs::symlink("/dev/zero", d.join("z.safetensors")).unwrap();
+    let started = Instant::now();
+    refused(
+        nabla(d, "eval").args(["--model", "z.safetensors"]),
+        "not a regular file",
+    );
+    refused(
+        nabla(d, "train").args(["--resume", "z.safetensors"]),
+        "not a regular file",
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn sizes_from_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A batch larger than the rows is one batch of all of them.
+    for batch in ["18446744073709551615", "4294967296"] {
+        let output = run(train(d).args(["--epochs", "1", "--batch-size", batch]));
+        assert!(
+            output.status.success(),
+            "--batch-size {batch}: {}",
+            stderr(&output)
+        );
+    }
+    // A model of 2,000,000 classes, written directly: its confusion matrix would take
+    // 32 TB.
+    let classes = 2_000_000usize;
+    let tensor = |shape: Vec<usize>| {
+        let count: usize = shape.iter().product();
+        (shape, vec![0u8; count * 4])
+    };
+    let tensors = [
+        ("0.weight", tensor(vec![1, 784])),
+        ("0.bias", tensor(vec![1])),
+        ("2.weight", tensor(vec![classes, 1])),
+        ("2.bias", tensor(vec![classes])),
+    ];
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(name, (shape, bytes))| {
+            (
+                name.to_string(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let layers = format!(
+        r#"[{{"type":"linear","in_features":784,"out_features":1}},{{"type":"relu"}},{{"type":"linear","in_features":1,"out_features":{classes}}}]"#
+    );
+    let metadata = std::collections::HashMap::from([
+        ("format".to_string(), "nabla-mlp".to_string()),
+        ("dtype".to_string(), "f32".to_string()),
+        ("layers".to_string(), layers),
+    ]);
+    safetensors::serialize_to_file(views, Some(metadata), &d.join("big.safetensors")).unwrap();
+    let started = Instant::now();
+    let output = run(nabla(d, "eval")
+        .args([
+            "--model",
+            "big.safetensors",
+            "--test-rows",
+            "5",
+            "--train-rows",
+            "5",
+            "--classes",
+            "2000000",
+            "--dataset",
+        ])
+        .arg(bundled("mnist-subset")));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("confusion matrix"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn plot_ends_on_any_epoch_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(train(d).args(["--epochs", "2", "--log", "x.csv"]));
+    let text = std::fs::read_to_string(d.join("x.csv")).unwrap();
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(index, line)| {
+            if index == 2 {
+                line.replacen("2,", "inf,", 1)
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(d.join("x.csv"), edited.join("\n") + "\n").unwrap();
+    let mut command = nabla(d, "plot");
+    command.args(["x.csv", "-o", "p.svg"]);
+    let mut child = spawn(&mut command);
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("plot did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("x.csv:3: epoch 'inf' is not a finite number"),
+        "{}",
+        stderr(&output)
+    );
+}
