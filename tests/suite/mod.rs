@@ -8,6 +8,8 @@ mod reference_equivalence;
 mod reliability;
 mod sklearn;
 mod sweep;
+mod sweep_edges;
+mod sweep_processes;
 mod training;
 mod util;
 mod worked_example;
