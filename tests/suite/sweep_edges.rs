@@ -83,7 +83,11 @@ fn another_schedule_or_a_typo_keeps_finished_runs() {
     // A typo in --extra is refused before anything is removed.
     let typo = nabla_subcommand("sweep")
         .args(&GRID[..8])
-        .args(["--extra", "--train-rows 300 --test-rows 50 --shufle", "--out"])
+        .args([
+            "--extra",
+            "--train-rows 300 --test-rows 50 --shufle",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -118,7 +122,10 @@ fn a_plan_naming_a_folder_outside_the_sweep_is_refused() {
         let text = stderr(&task);
         assert_eq!(task.status.code(), Some(2), "{name}: {text}");
         assert!(text.contains("run name"), "{name}: {text}");
-        assert_eq!(std::fs::read_to_string(victim.join("keep")).unwrap(), "keep");
+        assert_eq!(
+            std::fs::read_to_string(victim.join("keep")).unwrap(),
+            "keep"
+        );
     }
     assert!(!dir.path().join("a").join("victim").join("log.csv").exists());
 }
@@ -168,7 +175,13 @@ fn extra_is_split_as_a_shell_splits_it_and_data_paths_are_absolute() {
     let out = dir.path().join("sweep");
     let log = dir.path().join("a b").join("x.csv");
     let listed = nabla_subcommand("sweep")
-        .args(["--hidden", "16", "--dataset", "data/mnist-subset", "--extra"])
+        .args([
+            "--hidden",
+            "16",
+            "--dataset",
+            "data/mnist-subset",
+            "--extra",
+        ])
         .arg(format!("--train-rows 300 --log '{}'", log.display()))
         .arg("--list")
         .arg("--out")
@@ -235,14 +248,23 @@ fn sizes_beyond_the_cap_are_refused_before_any_work() {
     // Within the cap, a random sample is drawn in about linear time.
     let started = Instant::now();
     let output = nabla_subcommand("sweep")
-        .args(["--random", "10000", "--lr", "loguniform:1e-4:1e-1", "--list"])
+        .args([
+            "--random",
+            "10000",
+            "--lr",
+            "loguniform:1e-4:1e-1",
+            "--list",
+        ])
         .arg("--out")
         .arg(&out)
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 10_000);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().count(),
+        10_000
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
     // Without replacement: no more points than the lists combine.
     let output = nabla_subcommand("sweep")
@@ -250,7 +272,11 @@ fn sizes_beyond_the_cap_are_refused_before_any_work() {
         .arg(dir.path().join("small"))
         .output()
         .unwrap();
-    assert!(stderr(&output).contains("more than 2"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("more than 2"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -114,7 +114,10 @@ fn wait_at_most(sweep: &mut Child, seconds: u64) -> Option<std::process::ExitSta
 
 fn signal(pid: u32, signal: i32) {
     // SAFETY: kill(2) on a child this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(i32::try_from(pid).unwrap(), signal) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(pid).unwrap(), signal) },
+        0
+    );
 }
 
 /// Ends whatever is left of a failed test's processes.
@@ -260,7 +263,10 @@ fn a_second_sweep_into_a_busy_folder_is_refused_naming_the_holder() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&collect.stderr).contains(&holder));
-    assert!(!out.join("results.md").exists(), "a refused sweep wrote results");
+    assert!(
+        !out.join("results.md").exists(),
+        "a refused sweep wrote results"
+    );
     // A Slurm array task claims only its own run: it runs while the sweep is held.
     let task = nabla_subcommand("sweep")
         .args(["--task-id", "0", "--out"])

@@ -25,7 +25,10 @@ const SWEEP_FLAGS: [&str; 3] = ["--out", "--resume", "--threads"];
 /// point's name (or index) and what was expected.
 pub fn check(plan: &Plan, dir: &Path) -> Result<(), CliError> {
     if plan.threads == 0 {
-        return Err(refused("the plan", "threads is 0, expected at least 1".into()));
+        return Err(refused(
+            "the plan",
+            "threads is 0, expected at least 1".into(),
+        ));
     }
     let mut seen = HashSet::with_capacity(plan.points.len());
     for (index, point) in plan.points.iter().enumerate() {
@@ -107,7 +110,11 @@ mod tests {
             assert!(check_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(check_name(&"a".repeat(MAX_NAME_LEN + 1)).is_err());
-        for good in ["a", "h384-256_relu_lr1.000e-2_bs50", "r007_h16_tanh_lr0.1_bs50_adam"] {
+        for good in [
+            "a",
+            "h384-256_relu_lr1.000e-2_bs50",
+            "r007_h16_tanh_lr0.1_bs50_adam",
+        ] {
             assert_eq!(check_name(good), Ok(()), "{good:?} refused");
         }
     }

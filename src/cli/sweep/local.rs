@@ -113,7 +113,9 @@ pub fn run(plan: &Plan, dir: &Path, jobs: usize, force: bool) -> Result<Failures
         }
         if interrupt.requested() && !stopping {
             stopping = true;
-            running.iter().for_each(|run| children::ask_to_stop(&run.child));
+            running
+                .iter()
+                .for_each(|run| children::ask_to_stop(&run.child));
         }
         std::thread::sleep(Duration::from_millis(50));
         let mut still = Vec::with_capacity(running.len());

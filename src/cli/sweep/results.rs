@@ -394,7 +394,12 @@ fn page(
     };
     let best_heading = best.map_or_else(
         || "No run finished: no confusion matrix".to_string(),
-        |name| format!("Best run: {}, confusion matrix on the test set", escape(name)),
+        |name| {
+            format!(
+                "Best run: {}, confusion matrix on the test set",
+                escape(name)
+            )
+        },
     );
     let ranking = if ranked_by_val {
         "validation accuracy"
