@@ -42,21 +42,22 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cargo build --release --quiet --bin nabla --example sgemm
+release=$(scripts/target-dir.sh)/release
 openblas_env="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"
 [ -n "${KEEP_OPENBLAS_ENV:-}" ] && openblas_env="env"
-nabla="$openblas_env target/release/nabla"
+nabla="$openblas_env $release/nabla"
 
 # The values of the column named $1 in the CSV file $2 (logs are read by column name).
 column() { awk -F, -v name="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; if (!c) exit 1; next } { print $c }' "$2"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-sgemm() { $openblas_env target/release/examples/sgemm 2048 2048 2048 --threads "$threads" | awk '{ print $(NF - 1) }'; }
+sgemm() { $openblas_env $release/examples/sgemm 2048 2048 2048 --threads "$threads" | awk '{ print $(NF - 1) }'; }
 
 numpy=""
 if python3 -c 'import numpy' 2>/dev/null; then
     numpy="$openblas_env OPENBLAS_NUM_THREADS=$threads python3 scripts/numpy_mlp.py"
 fi
 
-kernel=$($openblas_env OPENBLAS_VERBOSE=2 target/release/examples/sgemm 16 16 16 2>&1 | sed -n 's/^Core: //p')
+kernel=$($openblas_env OPENBLAS_VERBOSE=2 $release/examples/sgemm 16 16 16 2>&1 | sed -n 's/^Core: //p')
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $threads threads; $(date -u +%Y-%m-%d)"
 echo "nabla: system OpenBLAS $(pkg-config --modversion openblas 2>/dev/null || echo '?'), kernel ${kernel:-?}"
 if [ -n "$numpy" ]; then

@@ -27,9 +27,10 @@ train_rows=60000
 batch1_rows=20000
 if [ -n "${QUICK:-}" ]; then repeats=1 train_rows=15000 batch1_rows=5000; fi
 cargo build --release --quiet --bin nabla --example sgemm
+release=$(scripts/target-dir.sh)/release
 # Every run picks its own OpenBLAS kernel (see scripts/bench.sh).
 clean_env="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS -u GOTO_NUM_THREADS -u RAYON_NUM_THREADS"
-nabla="$clean_env target/release/nabla"
+nabla="$clean_env $release/nabla"
 default="$nabla --dataset mnist --activation relu --epochs 1 --quiet --train-rows $train_rows"
 batch1="$nabla --dataset mnist --activation relu --epochs 1 --quiet --batch-size 1 --train-rows $batch1_rows --test-rows 1000"
 
@@ -41,7 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-kernel=$($clean_env OPENBLAS_VERBOSE=2 target/release/examples/sgemm 16 16 16 2>&1 | sed -n 's/^Core: //p')
+kernel=$($clean_env OPENBLAS_VERBOSE=2 $release/examples/sgemm 16 16 16 2>&1 | sed -n 's/^Core: //p')
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_bf16|fma)$' | tr '\n' ' ')
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; flags: ${flags% }; $(date -u +%Y-%m-%d)"
 echo "nabla: system OpenBLAS $(pkg-config --modversion openblas 2>/dev/null || echo '?'), kernel ${kernel:-?}; $($nabla --dataset mnist --train-rows 50 --test-rows 10 --epochs 1 | head -1 | sed 's/.*seed [0-9]*, //')"

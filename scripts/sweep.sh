@@ -18,4 +18,4 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 (cd "$root" && cargo build --release --quiet --bin nabla)
-exec "$root/target/release/nabla" sweep "$@"
+exec "$("$root/scripts/target-dir.sh")/release/nabla" sweep "$@"

@@ -4,11 +4,11 @@
 # enabled, v1 otherwise), a training run inside it, then the cgroup removed. Needs root
 # (CI runs as root); takes a few seconds.
 #
-#   scripts/test-limits.sh            # builds target/release/nabla if missing
+#   scripts/test-limits.sh            # builds the release nabla if missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x target/release/nabla ] || cargo build --release --quiet
-nabla=$(pwd)/target/release/nabla
+nabla=$(scripts/target-dir.sh)/release/nabla
+[ -x "$nabla" ] || cargo build --release --quiet
 if [ "$(id -u)" != 0 ]; then
     echo "test-limits: needs root to make cgroups; not run" >&2
     exit 1

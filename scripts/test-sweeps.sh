@@ -22,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release --quiet --bin nabla
-nabla=$PWD/target/release/nabla
+nabla=$(scripts/target-dir.sh)/release/nabla
 work=$(mktemp -d)
 export NABLA_SLURM_DIR=$work/slurm-cluster
 cleanup() {

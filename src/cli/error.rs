@@ -75,6 +75,49 @@ pub enum CliError {
         /// Their names.
         names: String,
     },
+    /// A sweep's plan (made from the flags, or read from `plan.json`) that cannot run.
+    #[error("sweep plan: {point}: {why}")]
+    PlanRefused {
+        /// The point (its name or index), or the file.
+        point: String,
+        /// What is wrong and what was expected.
+        why: String,
+    },
+    /// A sweep folder or run another process is writing in.
+    #[error("{what} {path} is in use by another nabla process ({holder}); wait for it to end or stop it")]
+    SweepBusy {
+        /// `the sweep folder`, `run`, `run folder`.
+        what: &'static str,
+        /// The folder.
+        path: PathBuf,
+        /// The holder, `pid N`.
+        holder: String,
+    },
+    /// A sweep with more points than allowed.
+    #[error("{flag}: the sweep would have {asked} points, more than {limit} ({why})")]
+    SweepTooLarge {
+        /// The flag (or `the lists`).
+        flag: &'static str,
+        /// The number of points asked for.
+        asked: String,
+        /// The most allowed.
+        limit: usize,
+        /// Where the limit comes from.
+        why: &'static str,
+    },
+    /// `--collect` found runs that have not finished (the tables of what exists are
+    /// written).
+    #[error("the sweep is not complete: {incomplete} incomplete ({incomplete_names}), {missing} missing ({missing_names})")]
+    SweepIncomplete {
+        /// How many runs stopped before their last epoch.
+        incomplete: usize,
+        /// Their names, with how far each got.
+        incomplete_names: String,
+        /// How many runs never logged an epoch.
+        missing: usize,
+        /// Their names.
+        missing_names: String,
+    },
     /// An output file could not be written.
     #[error("{path}: cannot write: {source}")]
     Write {

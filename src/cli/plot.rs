@@ -96,15 +96,28 @@ pub fn confusion_svg(confusion: &[Vec<usize>]) -> Result<String, CliError> {
     Ok(svg)
 }
 
-/// Draws the two panels into `svg`.
+/// Size of the two panels, side by side.
+const PANELS: (u32, u32) = (1280, 520);
+/// Legend entries per line, and the height of a line, below the panels.
+const LEGEND_COLUMNS: usize = 4;
+const LEGEND_LINE: u32 = 20;
+
+/// Draws the two panels into `svg`, epochs on an integer axis, and below them (never over
+/// a curve) the legend: one colour per run, train solid and test dashed.
 fn draw(runs: &[Curves], svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::with_string(svg, (1280, 520)).into_drawing_area();
+    let legend_lines = runs.len().div_ceil(LEGEND_COLUMNS) as u32 + 1;
+    let height = PANELS.1 + legend_lines * LEGEND_LINE + 16;
+    let root = SVGBackend::with_string(svg, (PANELS.0, height)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(640);
+    let (panels, legend) = root.split_vertically(PANELS.1);
+    let (left, right) = panels.split_horizontally(PANELS.0 / 2);
+    // Epochs are whole numbers: an integer axis ticks at 1, 2, ... or 5, 10, ..., never 2.5.
+    let epoch = |value: f64| value.round() as i64;
     let max_epoch = runs
         .iter()
         .flat_map(|run| run.epochs.iter().copied())
-        .fold(1.0, f64::max);
+        .map(epoch)
+        .fold(2, i64::max);
     let max_loss = runs
         .iter()
         .flat_map(|run| run.train_loss.iter().chain(&run.test_loss).copied())
@@ -126,10 +139,11 @@ fn draw(runs: &[Curves], svg: &mut String) -> Result<(), Box<dyn std::error::Err
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(1.0..max_epoch.max(2.0), range)?;
+            .build_cartesian_2d(1..max_epoch, range)?;
         chart
             .configure_mesh()
             .x_desc("epoch")
+            .x_labels(max_epoch.min(10) as usize)
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         for (index, run) in runs.iter().enumerate() {
@@ -142,39 +156,35 @@ fn draw(runs: &[Curves], svg: &mut String) -> Result<(), Box<dyn std::error::Err
             let points = |values: &Vec<f64>| {
                 run.epochs
                     .iter()
-                    .copied()
+                    .map(|&e| epoch(e))
                     .zip(values.iter().copied())
                     .collect::<Vec<_>>()
             };
-            chart
-                .draw_series(LineSeries::new(points(train), colour.stroke_width(2)))?
-                .label(format!("{} train", run.name))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
-            chart
-                .draw_series(DashedLineSeries::new(
-                    points(test),
-                    6,
-                    4,
-                    colour.stroke_width(2),
-                ))?
-                .label(format!("{} test", run.name))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 6, y)], colour.stroke_width(2))
-                });
+            chart.draw_series(LineSeries::new(points(train), colour.stroke_width(2)))?;
+            chart.draw_series(DashedLineSeries::new(
+                points(test),
+                6,
+                4,
+                colour.stroke_width(2),
+            ))?;
         }
-        chart
-            .configure_series_labels()
-            .position(if is_loss {
-                SeriesLabelPosition::UpperRight
-            } else {
-                SeriesLabelPosition::LowerRight
-            })
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 12))
-            .draw()?;
+    }
+    let font = ("sans-serif", 12).into_font().color(&BLACK);
+    legend.draw(&Text::new(
+        "solid: train, dashed: test",
+        (16, 4),
+        font.clone(),
+    ))?;
+    let column_width = (PANELS.0 as usize - 32) / LEGEND_COLUMNS;
+    for (index, run) in runs.iter().enumerate() {
+        let colour = Palette99::pick(index).to_rgba();
+        let x = 16 + (index % LEGEND_COLUMNS * column_width) as i32;
+        let y = ((index / LEGEND_COLUMNS + 1) as u32 * LEGEND_LINE) as i32 + 4;
+        legend.draw(&PathElement::new(
+            vec![(x, y + 7), (x + 24, y + 7)],
+            colour.stroke_width(2),
+        ))?;
+        legend.draw(&Text::new(run.name.clone(), (x + 30, y), font.clone()))?;
     }
     root.present()?;
     Ok(())

@@ -9,6 +9,8 @@ mod reliability;
 mod run_edges;
 mod sklearn;
 mod sweep;
+mod sweep_edges;
+mod sweep_processes;
 mod training;
 mod util;
 mod worked_example;

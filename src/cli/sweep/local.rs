@@ -5,17 +5,20 @@
 
 use std::fs::File;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nabla::file_lock::FileLock;
 
 use super::super::output::tell;
 use super::super::run_folder::RunFolder;
 use super::super::signals::Interrupt;
 use super::super::CliError;
 use super::plan::{Plan, Point};
+use super::{children, ownership};
 
 /// Where a point stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,14 +61,19 @@ pub fn accuracy(dir: &Path, point: &Point) -> Option<f64> {
 /// The points that failed, by name.
 pub type Failures = Vec<String>;
 
-/// Runs every point of `plan` that has not finished, `jobs` at a time.
+/// One running point: its index, its process and its claim (held until it ends).
+struct Running {
+    index: usize,
+    child: Child,
+    _claim: FileLock,
+}
+
+/// Runs every point of `plan` that has not finished, `jobs` at a time. The first SIGINT or
+/// SIGTERM stops the runs (each saves its checkpoint) and starts no more; a second one
+/// ends the sweep at once, and its runs with it (see `children`).
 pub fn run(plan: &Plan, dir: &Path, jobs: usize, force: bool) -> Result<Failures, CliError> {
     let binary = std::env::current_exe().map_err(CliError::Stdout)?;
-    let runs = dir.join("runs");
-    std::fs::create_dir_all(&runs).map_err(|source| CliError::Write {
-        path: runs.clone(),
-        source,
-    })?;
+    ownership::runs_dir(dir)?;
     let mut waiting: Vec<(usize, Status)> = Vec::new();
     for (index, point) in plan.points.iter().enumerate() {
         let status = if force {
@@ -73,9 +81,6 @@ pub fn run(plan: &Plan, dir: &Path, jobs: usize, force: bool) -> Result<Failures
         } else {
             status(dir, point)
         };
-        if status == Status::Fresh {
-            remove_dir(&Plan::folder(dir, point))?;
-        }
         if status != Status::Done {
             waiting.push((index, status));
         }
@@ -85,7 +90,8 @@ pub fn run(plan: &Plan, dir: &Path, jobs: usize, force: bool) -> Result<Failures
     waiting.reverse(); // popped from the end: the plan's order
     let progress = Progress::new(total);
     let interrupt = Interrupt::install()?;
-    let mut running: Vec<(usize, Child)> = Vec::new();
+    let mut stopping = false;
+    let mut running: Vec<Running> = Vec::new();
     let mut failures = Failures::new();
     let mut best = best_so_far(plan, dir);
     progress.show(done, running.len(), waiting.len(), &best);
@@ -94,21 +100,35 @@ pub fn run(plan: &Plan, dir: &Path, jobs: usize, force: bool) -> Result<Failures
             let Some((index, status)) = waiting.pop() else {
                 break;
             };
-            running.push((index, spawn(&binary, plan, dir, index, status)?));
+            match start(&binary, plan, dir, index, status) {
+                Ok(started) => running.push(started),
+                Err(busy @ CliError::SweepBusy { .. }) => {
+                    let name = &plan.points[index].name;
+                    progress.line(&format!("sweep: {name} not started: {busy}"));
+                    failures.push(name.clone());
+                }
+                Err(error) => return Err(error),
+            }
             progress.show(done, running.len(), waiting.len(), &best);
+        }
+        if interrupt.requested() && !stopping {
+            stopping = true;
+            running
+                .iter()
+                .for_each(|run| children::ask_to_stop(&run.child));
         }
         std::thread::sleep(Duration::from_millis(50));
         let mut still = Vec::with_capacity(running.len());
-        for (index, mut child) in running {
-            match child.try_wait().map_err(CliError::Stdout)? {
-                None => still.push((index, child)),
+        for mut run in running {
+            match run.child.try_wait().map_err(CliError::Stdout)? {
+                None => still.push(run),
                 Some(exit) => {
-                    let name = &plan.points[index].name;
+                    let name = &plan.points[run.index].name;
                     if exit.success() {
                         done += 1;
                         best = best_so_far(plan, dir);
-                        progress.finished(name, accuracy(dir, &plan.points[index]));
-                    } else {
+                        progress.finished(name, accuracy(dir, &plan.points[run.index]));
+                    } else if !stopping {
                         failures.push(name.clone());
                         progress.failed(name, &dir.join("runs").join(format!("{name}.out")));
                     }
@@ -141,16 +161,25 @@ fn best_so_far(plan: &Plan, dir: &Path) -> String {
         })
 }
 
-/// Starts point `index`: a fresh run, or the resume of its run folder.
-fn spawn(
+/// Claims point `index` and starts it: a fresh run in an emptied run folder, or the resume
+/// of its run folder. Its process is in a process group of its own (a Ctrl-C reaches the
+/// sweep, which stops each run once) and dies with the sweep.
+fn start(
     binary: &Path,
     plan: &Plan,
     dir: &Path,
     index: usize,
     status: Status,
-) -> Result<Child, CliError> {
+) -> Result<Running, CliError> {
     let point = &plan.points[index];
-    let folder = Plan::folder(dir, point);
+    let claim = ownership::claim_run(dir, point)?;
+    let args = match status {
+        Status::Resumable => plan.resume_command(dir, point),
+        _ => {
+            ownership::remove_run_folder(dir, point)?;
+            plan.command(dir, point)
+        }
+    };
     let output_path = dir.join("runs").join(format!("{}.out", point.name));
     let output = File::create(&output_path).map_err(|source| CliError::Write {
         path: output_path.clone(),
@@ -160,37 +189,22 @@ fn spawn(
         path: output_path.clone(),
         source,
     })?;
-    let args = match status {
-        Status::Resumable => vec![
-            "train".to_string(),
-            "--resume".into(),
-            folder.display().to_string(),
-            "--threads".into(),
-            plan.threads.to_string(),
-            "--quiet".into(),
-        ],
-        _ => plan.command(dir, point),
-    };
-    Command::new(binary)
+    let child = children::dying_with_this_process(binary)
         .args(&args)
         .stdin(Stdio::null())
         .stdout(output)
         .stderr(errors)
+        .process_group(0)
         .spawn()
         .map_err(|source| CliError::Write {
             path: binary.to_path_buf(),
             source,
-        })
-}
-
-fn remove_dir(path: &PathBuf) -> Result<(), CliError> {
-    match std::fs::remove_dir_all(path) {
-        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(CliError::Write {
-            path: path.clone(),
-            source,
-        }),
-        _ => Ok(()),
-    }
+        })?;
+    Ok(Running {
+        index,
+        child,
+        _claim: claim,
+    })
 }
 
 /// One line for the whole sweep on a terminal (runs done / running / left, best accuracy);

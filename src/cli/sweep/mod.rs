@@ -3,13 +3,16 @@
 //! for GNU parallel or any scheduler, or submitted as a Slurm job array; then collected
 //! into tables, curves and one results page.
 
+mod check;
+mod children;
 mod local;
+mod ownership;
 mod plan;
 mod results;
 mod slurm;
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use nabla::threads::available_cores;
 
@@ -20,9 +23,12 @@ use super::CliError;
 use plan::Plan;
 use results::shell_line;
 
-/// Runs the sweep as the flags say.
+/// Runs the sweep as the flags say. Every flag and every point's `nabla train` command
+/// is checked before anything in the sweep folder is removed or started; all but a
+/// Slurm task (which claims only its own run) hold the sweep folder's lock throughout.
 pub fn run(args: &SweepArgs) -> Result<(), CliError> {
     if let Some(dir) = &args.collect {
+        let _lock = ownership::lock_sweep(dir)?;
         return report(dir);
     }
     let dir = &args.out;
@@ -45,11 +51,8 @@ pub fn run(args: &SweepArgs) -> Result<(), CliError> {
         }
     };
     let plan = plan::plan(args, threads)?;
-    std::fs::create_dir_all(dir).map_err(|source| CliError::OutputPath {
-        flag: "--out",
-        path: dir.clone(),
-        source,
-    })?;
+    check::check(&plan, dir)?;
+    let _lock = ownership::lock_sweep(dir)?;
     forget_changed_points(dir, &plan)?;
     plan.write(dir)?;
     if args.list {
@@ -114,20 +117,43 @@ pub fn run(args: &SweepArgs) -> Result<(), CliError> {
     collected
 }
 
-/// Builds the results and names the files.
+/// Builds the results and names the files; refuses, after writing them, a sweep with runs
+/// that are incomplete or missing. The caller holds the sweep folder's lock.
 fn report(dir: &Path) -> Result<(), CliError> {
-    let written = results::collect(dir)?;
+    let collected = results::collect(dir)?;
     if let Ok(table) = std::fs::read_to_string(dir.join("results.md")) {
         super::output::write_stdout(&table)?;
     }
-    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-    say(&format!("wrote {}", names.join(", "))).map(drop)
+    let names: Vec<String> = collected
+        .written
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    say(&format!("wrote {}", names.join(", ")))?;
+    if collected.incomplete.is_empty() && collected.missing.is_empty() {
+        return Ok(());
+    }
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    Err(CliError::SweepIncomplete {
+        incomplete: collected.incomplete.len(),
+        incomplete_names: list(&collected.incomplete),
+        missing: collected.missing.len(),
+        missing_names: list(&collected.missing),
+    })
 }
 
 /// Runs point `index` of the plan in `dir` (a Slurm array task): resumes it if it
-/// stopped with a checkpoint, skips it if it finished.
+/// stopped with a checkpoint, skips it if it finished. It claims its own run only, so
+/// that the array's tasks run side by side.
 fn run_task(dir: &Path, index: usize) -> Result<(), CliError> {
     let plan = Plan::read(dir)?;
+    check::check(&plan, dir)?;
     let Some(point) = plan.points.get(index) else {
         return Err(invalid(
             "--task-id",
@@ -136,29 +162,18 @@ fn run_task(dir: &Path, index: usize) -> Result<(), CliError> {
         ));
     };
     let binary = std::env::current_exe().map_err(CliError::Stdout)?;
-    let folder = Plan::folder(dir, point);
+    let _claim = ownership::claim_run(dir, point)?;
     let args = match local::status(dir, point) {
         local::Status::Done => {
             return say(&format!("{}: finished already", point.name)).map(drop);
         }
-        local::Status::Resumable => vec![
-            "train".to_string(),
-            "--resume".into(),
-            folder.display().to_string(),
-            "--threads".into(),
-            plan.threads.to_string(),
-            "--quiet".into(),
-        ],
+        local::Status::Resumable => plan.resume_command(dir, point),
         local::Status::Fresh => {
-            let _ = std::fs::remove_dir_all(&folder);
+            ownership::remove_run_folder(dir, point)?;
             plan.command(dir, point)
         }
     };
-    std::fs::create_dir_all(dir.join("runs")).map_err(|source| CliError::Write {
-        path: dir.join("runs"),
-        source,
-    })?;
-    let status = Command::new(binary)
+    let status = children::dying_with_this_process(&binary)
         .args(&args)
         .status()
         .map_err(CliError::Stdout)?;
@@ -172,24 +187,28 @@ fn run_task(dir: &Path, index: usize) -> Result<(), CliError> {
     }
 }
 
-/// A point whose settings changed since an earlier plan in the same folder is run again:
-/// its old run folder is removed.
+/// A point whose `nabla train` flags changed since an earlier plan in the same folder is
+/// run again: its old run folder is removed. The schedule (`--jobs`, threads per run) is
+/// not a run setting: a finished run stays finished on another machine.
 fn forget_changed_points(dir: &Path, plan: &Plan) -> Result<(), CliError> {
     let Ok(previous) = Plan::read(dir) else {
         return Ok(());
     };
+    let before: HashMap<&str, &Vec<String>> = previous
+        .points
+        .iter()
+        .map(|old| (old.name.as_str(), &old.args))
+        .collect();
     for point in &plan.points {
-        let changed = previous
-            .points
-            .iter()
-            .find(|old| old.name == point.name)
-            .is_some_and(|old| old.args != point.args || previous.threads != plan.threads);
-        if changed {
+        if before
+            .get(point.name.as_str())
+            .is_some_and(|args| **args != point.args)
+        {
             tell(&format!(
                 "sweep: {} changed since the last plan; running it again",
                 point.name
             ));
-            let _ = std::fs::remove_dir_all(Plan::folder(dir, point));
+            ownership::remove_run_folder(dir, point)?;
         }
     }
     Ok(())

@@ -38,7 +38,7 @@ impl Plan {
         dir.join("plan.json")
     }
 
-    /// Reads the plan of the sweep in `dir`.
+    /// Reads the plan of the sweep in `dir` (not checked yet: see `check`).
     pub fn read(dir: &Path) -> Result<Self, CliError> {
         let path = Self::path(dir);
         let text = std::fs::read_to_string(&path).map_err(|source| CliError::Write {
@@ -73,6 +73,18 @@ impl Plan {
             Self::folder(dir, point).display().to_string(),
         ]);
         args
+    }
+
+    /// The `nabla train` arguments that resume `point` from its run folder's checkpoint.
+    pub fn resume_command(&self, dir: &Path, point: &Point) -> Vec<String> {
+        vec![
+            "train".to_string(),
+            "--resume".into(),
+            Self::folder(dir, point).display().to_string(),
+            "--threads".into(),
+            self.threads.to_string(),
+            "--quiet".into(),
+        ]
     }
 }
 
@@ -153,7 +165,13 @@ const DIMENSIONS: [(&str, &str); 5] = [
     ("--optimizer", "sgd"),
 ];
 
-/// The plan the flags describe.
+/// The most points a sweep may have: a grid (the product of its list lengths) or a
+/// random sample beyond it is refused before any work. Ten thousand runs are already
+/// far beyond a Slurm array's default `MaxArraySize` (1001); split larger searches.
+pub const MAX_POINTS: usize = 10_000;
+
+/// The plan the flags describe, refused before any work when it has more than
+/// [`MAX_POINTS`] points or a `--random K` larger than the lists allow.
 pub fn plan(args: &SweepArgs, threads: usize) -> Result<Plan, CliError> {
     let given = [
         &args.hidden,
@@ -168,40 +186,17 @@ pub fn plan(args: &SweepArgs, threads: usize) -> Result<Plan, CliError> {
         .map(|(&(flag, default), value)| Values::parse(flag, value.as_deref().unwrap_or(default)))
         .collect::<Result<Vec<_>, _>>()?;
     let grid_given = given.iter().any(|value| value.is_some());
-    let mut points: Vec<(String, Vec<String>)> = Vec::new();
-    match (args.random, grid_given) {
+    let extra = run_flags(args)?;
+    let points: Vec<(String, Vec<String>)> = match (args.random, grid_given) {
         (Some(0), _) => return Err(invalid("--random", 0, "at least 1")),
-        (Some(count), _) => {
-            let mut rng = nabla::init::rng(args.random_seed);
-            let mut drawn = std::collections::BTreeSet::new();
-            for index in 0..count {
-                // A combination drawn before is drawn again (a few times at most: a small
-                // grid may have fewer combinations than points asked for).
-                let mut chosen: Vec<String> = values.iter().map(|v| v.sample(&mut rng)).collect();
-                for _ in 0..100 {
-                    if !drawn.contains(&chosen) {
-                        break;
-                    }
-                    chosen = values.iter().map(|v| v.sample(&mut rng)).collect();
-                }
-                drawn.insert(chosen.clone());
-                points.push((format!("r{index:03}_{}", short_name(&chosen)), chosen));
-            }
-        }
-        (None, false) => {
-            for (name, hidden, activation, lr, batch) in EXPERIMENTS {
-                points.push((
-                    name.into(),
-                    vec![
-                        hidden.into(),
-                        activation.into(),
-                        lr.into(),
-                        batch.into(),
-                        "sgd".into(),
-                    ],
-                ));
-            }
-        }
+        (Some(count), _) => random_points(&values, count, args.random_seed)?,
+        (None, false) => EXPERIMENTS
+            .iter()
+            .map(|&(name, hidden, activation, lr, batch)| {
+                let chosen = [hidden, activation, lr, batch, "sgd"];
+                (name.into(), chosen.map(str::to_string).to_vec())
+            })
+            .collect(),
         (None, true) => {
             let lists = values
                 .iter()
@@ -212,37 +207,29 @@ pub fn plan(args: &SweepArgs, threads: usize) -> Result<Plan, CliError> {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut combinations: Vec<Vec<String>> = vec![Vec::new()];
-            for list in lists {
-                combinations = combinations
-                    .into_iter()
-                    .flat_map(|prefix| {
-                        list.iter().map(move |value| {
-                            let mut next = prefix.clone();
-                            next.push(value.clone());
-                            next
-                        })
-                    })
-                    .collect();
+            let size = grid_size(&lists);
+            if size.is_none_or(|size| size > MAX_POINTS) {
+                return Err(CliError::SweepTooLarge {
+                    flag: "the lists",
+                    asked: size.map_or_else(|| "more than 2^64".into(), |s| s.to_string()),
+                    limit: MAX_POINTS,
+                    why: "the cap on a sweep's points",
+                });
             }
-            for chosen in combinations {
-                points.push((short_name(&chosen), chosen));
-            }
+            (0..size.unwrap_or(0))
+                .map(|index| {
+                    let chosen = combination(&lists, index);
+                    (short_name(&chosen), chosen)
+                })
+                .collect()
         }
-    }
-    let extra: Vec<String> = args
-        .extra
-        .as_deref()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    };
     let mut planned: Vec<Point> = points
         .into_iter()
         .map(|(name, chosen)| {
             let mut run = vec![
                 "--dataset".to_string(),
-                args.dataset.clone(),
+                absolute_if_present(&args.dataset),
                 "--epochs".into(),
                 args.epochs.to_string(),
                 "--seed".into(),
@@ -265,20 +252,128 @@ pub fn plan(args: &SweepArgs, threads: usize) -> Result<Plan, CliError> {
             }
         })
         .collect();
-    let mut seen = std::collections::BTreeSet::new();
-    if let Some(duplicate) = planned.iter().find(|p| !seen.insert(p.name.clone())) {
-        return Err(invalid(
-            "--random",
-            &duplicate.name,
-            "points with different names (draw fewer, or give wider ranges)",
-        ));
-    }
     // Longest first, so that the last runs to finish are short ones.
     planned.sort_by(|a, b| b.cost.total_cmp(&a.cost).then_with(|| a.name.cmp(&b.name)));
     Ok(Plan {
         points: planned,
         threads,
     })
+}
+
+/// The number of combinations of `lists`, or `None` beyond `usize`.
+fn grid_size(lists: &[&[String]]) -> Option<usize> {
+    lists
+        .iter()
+        .try_fold(1usize, |size, list| size.checked_mul(list.len()))
+}
+
+/// Combination `index` of `lists` (mixed radix, the last list varying fastest).
+fn combination(lists: &[&[String]], mut index: usize) -> Vec<String> {
+    let mut chosen = vec![String::new(); lists.len()];
+    for (slot, list) in chosen.iter_mut().zip(lists).rev() {
+        *slot = list[index % list.len()].clone();
+        index /= list.len();
+    }
+    chosen
+}
+
+/// `count` points drawn with `seed`: without replacement from the grid when every
+/// dimension is a list (O(count)), else each value drawn on its own, a combination
+/// drawn before drawn again (a few times at most, O(count log count) in all).
+fn random_points(
+    values: &[Values],
+    count: usize,
+    seed: u64,
+) -> Result<Vec<(String, Vec<String>)>, CliError> {
+    if count > MAX_POINTS {
+        return Err(CliError::SweepTooLarge {
+            flag: "--random",
+            asked: count.to_string(),
+            limit: MAX_POINTS,
+            why: "the cap on a sweep's points",
+        });
+    }
+    let mut rng = nabla::init::rng(seed);
+    let name = |index: usize, chosen: &[String]| format!("r{index:03}_{}", short_name(chosen));
+    if let Some(lists) = values.iter().map(Values::list).collect::<Option<Vec<_>>>() {
+        let size = grid_size(&lists).unwrap_or(usize::MAX);
+        if count > size {
+            return Err(CliError::SweepTooLarge {
+                flag: "--random",
+                asked: count.to_string(),
+                limit: size,
+                why: "the combinations of the lists: each is drawn at most once",
+            });
+        }
+        return Ok(rand::seq::index::sample(&mut rng, size, count)
+            .into_iter()
+            .enumerate()
+            .map(|(index, drawn)| {
+                let chosen = combination(&lists, drawn);
+                (name(index, &chosen), chosen)
+            })
+            .collect());
+    }
+    let mut drawn = std::collections::HashSet::with_capacity(count);
+    let mut points = Vec::with_capacity(count);
+    for index in 0..count {
+        let mut chosen: Vec<String> = values.iter().map(|v| v.sample(&mut rng)).collect();
+        for _ in 0..100 {
+            if !drawn.contains(&chosen) {
+                break;
+            }
+            chosen = values.iter().map(|v| v.sample(&mut rng)).collect();
+        }
+        if !drawn.insert(chosen.clone()) {
+            return Err(invalid(
+                "--random",
+                count,
+                "fewer points than the lists and ranges give distinct combinations (draw fewer, or give wider ranges)",
+            ));
+        }
+        points.push((name(index, &chosen), chosen));
+    }
+    Ok(points)
+}
+
+/// `--extra` split as a shell splits it (quotes and backslashes), its data paths made
+/// absolute so that every printed command works from any directory or node.
+fn run_flags(args: &SweepArgs) -> Result<Vec<String>, CliError> {
+    let text = args.extra.as_deref().unwrap_or("");
+    let mut flags = shlex::split(text).ok_or_else(|| {
+        invalid(
+            "--extra",
+            text,
+            "flags quoted as a shell quotes them (a quote is left open)",
+        )
+    })?;
+    let mut index = 0;
+    while index < flags.len() {
+        let flag = flags[index].clone();
+        if let Some((name, value)) = flag.split_once('=') {
+            if DATA_PATH_FLAGS.contains(&name) {
+                flags[index] = format!("{name}={}", absolute_if_present(value));
+            }
+        } else if DATA_PATH_FLAGS.contains(&flag.as_str()) && index + 1 < flags.len() {
+            flags[index + 1] = absolute_if_present(&flags[index + 1]);
+            index += 1;
+        }
+        index += 1;
+    }
+    Ok(flags)
+}
+
+/// The `nabla train` flags that name input data.
+const DATA_PATH_FLAGS: [&str; 4] = ["--dataset", "--train-file", "--test-file", "--val-file"];
+
+/// `path` made absolute when it names something here (a bundled data set's name, such
+/// as `mnist-subset`, is left as it is).
+fn absolute_if_present(path: &str) -> String {
+    let given = Path::new(path);
+    if given.is_absolute() || !given.exists() {
+        return path.to_string();
+    }
+    std::path::absolute(given).map_or_else(|_| path.to_string(), |p| p.display().to_string())
 }
 
 /// `h256_relu_lr0.01_bs50` (the optimizer only when it is not sgd).

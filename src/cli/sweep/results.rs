@@ -12,6 +12,7 @@ use nabla::train::{check_fit, predict, ClassificationReport};
 use nabla::{checkpoint, Float};
 
 use super::super::dtype::{run_in_returning, RunInFloatReturning};
+use super::super::log::LogTable;
 use super::super::plot::{confusion_svg, curves_svg};
 use super::super::run_folder::RunFolder;
 use super::super::settings::DataChoice;
@@ -19,53 +20,132 @@ use super::super::summarize::{markdown_table, summary_row, write_csv, COLUMNS};
 use super::super::CliError;
 use super::plan::Plan;
 
-/// One finished (or stopped) run: its summary row and its command.
+/// One finished (or stopped) run: its summary row, its command, and how far it got
+/// (empty when it finished).
 struct Row {
     folder: PathBuf,
     values: Vec<String>,
     command: String,
+    progress: String,
 }
 
-/// Writes the results of the sweep in `dir`; returns the paths written.
-pub fn collect(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
-    let plan = Plan::read(dir).ok();
+/// What `collect` wrote and what it found missing.
+pub struct Collected {
+    /// The files written.
+    pub written: Vec<PathBuf>,
+    /// Runs that logged epochs but did not finish, each `NAME (E of N epochs)`.
+    pub incomplete: Vec<String>,
+    /// Runs of the plan that never logged an epoch.
+    pub missing: Vec<String>,
+}
+
+/// A run to collect: its folder, its command and its planned epochs.
+struct Planned {
+    folder: PathBuf,
+    command: String,
+    epochs: Option<usize>,
+}
+
+/// The runs of the sweep in `dir`: the plan's points, or without a plan every folder in
+/// `DIR/runs`.
+fn planned_runs(dir: &Path) -> Vec<Planned> {
     let binary = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "nabla".into());
-    let mut folders: Vec<(PathBuf, String)> = match &plan {
-        Some(plan) => plan
+    let mut runs: Vec<Planned> = match Plan::read(dir) {
+        Ok(plan) => plan
             .points
             .iter()
-            .map(|point| {
-                (
-                    Plan::folder(dir, point),
-                    shell_line(&binary, &plan.command(dir, point)),
-                )
+            .map(|point| Planned {
+                folder: Plan::folder(dir, point),
+                command: shell_line(&binary, &plan.command(dir, point)),
+                epochs: planned_epochs(&point.args),
             })
             .collect(),
-        None => std::fs::read_dir(dir.join("runs"))
+        Err(_) => std::fs::read_dir(dir.join("runs"))
             .map(|entries| {
                 entries
                     .filter_map(Result::ok)
                     .map(|entry| entry.path())
                     .filter(|path| path.is_dir())
-                    .map(|path| (path, String::new()))
+                    .map(|folder| Planned {
+                        folder,
+                        command: String::new(),
+                        epochs: None,
+                    })
                     .collect()
             })
             .unwrap_or_default(),
     };
-    folders.sort();
-    let mut rows: Vec<Row> = folders
-        .into_iter()
-        .filter(|(folder, _)| RunFolder::new(folder).log().is_file())
-        .filter_map(|(folder, command)| {
-            summary_row(&folder).ok().map(|values| Row {
-                folder,
-                values,
-                command,
-            })
-        })
-        .collect();
+    runs.sort_by(|a, b| a.folder.cmp(&b.folder));
+    runs
+}
+
+/// The epochs a run's `nabla train` arguments ask for (the last `--epochs` given).
+fn planned_epochs(args: &[String]) -> Option<usize> {
+    let mut epochs = None;
+    for (index, arg) in args.iter().enumerate() {
+        if arg == "--epochs" {
+            epochs = args.get(index + 1).and_then(|v| v.parse().ok());
+        } else if let Some(value) = arg.strip_prefix("--epochs=") {
+            epochs = value.parse().ok();
+        }
+    }
+    epochs
+}
+
+/// Whether the run in `folder` finished: all its epochs, or early stopping.
+fn finished(folder: &Path) -> bool {
+    std::fs::read_to_string(RunFolder::new(folder).summary())
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|summary| summary["stopped"].as_str().map(str::to_string))
+        .is_some_and(|stopped| stopped == "completed" || stopped.starts_with("early stopping"))
+}
+
+/// The last whole epoch the run in `folder` logged (`0` when it logged none).
+fn logged_epochs(folder: &Path) -> String {
+    LogTable::read(folder)
+        .and_then(|log| log.last("epoch"))
+        .unwrap_or_else(|_| "0".into())
+}
+
+/// Writes the results of the sweep in `dir` (finished runs ranked, best first; runs that
+/// stopped early listed after them, with how far they got); returns the paths written
+/// and the runs that are incomplete or missing.
+pub fn collect(dir: &Path) -> Result<Collected, CliError> {
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    let mut incomplete = Vec::new();
+    for run in planned_runs(dir) {
+        let name = run
+            .folder
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let values = RunFolder::new(&run.folder)
+            .log()
+            .is_file()
+            .then(|| summary_row(&run.folder).ok())
+            .flatten();
+        let Some(values) = values else {
+            missing.push(name);
+            continue;
+        };
+        let progress = if finished(&run.folder) {
+            String::new()
+        } else {
+            let done = logged_epochs(&run.folder);
+            let of = run.epochs.map_or_else(String::new, |n| format!(" of {n}"));
+            incomplete.push(format!("{name} ({done}{of} epochs)"));
+            format!("incomplete: {done}{of} epochs")
+        };
+        rows.push(Row {
+            folder: run.folder,
+            values,
+            command: run.command,
+            progress,
+        });
+    }
     if rows.is_empty() {
         return Err(CliError::Write {
             path: dir.join("runs"),
@@ -80,42 +160,62 @@ pub fn collect(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let ranked_by_val = rows.iter().all(|row| !row.values[val].is_empty());
     let key = if ranked_by_val { val } else { test };
     let value = |row: &Row| row.values[key].parse::<f64>().unwrap_or(f64::NEG_INFINITY);
+    // Finished runs first, best first; incomplete runs after them, by name.
     rows.sort_by(|a, b| {
-        value(b)
-            .total_cmp(&value(a))
+        (!a.progress.is_empty())
+            .cmp(&!b.progress.is_empty())
+            .then_with(|| {
+                if a.progress.is_empty() {
+                    value(b).total_cmp(&value(a))
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
             .then_with(|| a.values[0].cmp(&b.values[0]))
     });
 
-    let seconds = column("seconds");
-    let timeless: Vec<&str> = COLUMNS
-        .iter()
-        .copied()
-        .filter(|c| *c != "seconds")
-        .collect();
-    let markdown_rows: Vec<Vec<String>> = rows
+    // The tables: the summary columns, `status` (how far an incomplete run got), then
+    // in the CSV each run's command; results.md leaves out the times (it is the same for
+    // the same sweep) and, like the page, every column empty for every run.
+    let mut table_columns: Vec<&str> = COLUMNS.to_vec();
+    table_columns.push("status");
+    let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
-            row.values
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != seconds)
-                .map(|(_, v)| v.clone())
-                .collect()
+            let mut values = row.values.clone();
+            values.push(row.progress.clone());
+            values
         })
         .collect();
+    let shown: Vec<usize> = (0..table_columns.len())
+        .filter(|&i| table_rows.iter().any(|row| !row[i].is_empty()))
+        .collect();
+    let pick = |indices: &[usize]| -> (Vec<&str>, Vec<Vec<String>>) {
+        (
+            indices.iter().map(|&i| table_columns[i]).collect(),
+            table_rows
+                .iter()
+                .map(|row| indices.iter().map(|&i| row[i].clone()).collect())
+                .collect(),
+        )
+    };
+    let seconds = column("seconds");
+    let timeless: Vec<usize> = shown.iter().copied().filter(|&i| i != seconds).collect();
+    let (markdown_columns, markdown_rows) = pick(&timeless);
     let mut written = Vec::new();
     let markdown = dir.join("results.md");
     write_file(
         &markdown,
-        markdown_table(&timeless, &markdown_rows).as_bytes(),
+        markdown_table(&markdown_columns, &markdown_rows).as_bytes(),
     )?;
     written.push(markdown);
-    let mut csv_columns = COLUMNS.to_vec();
+    let mut csv_columns = table_columns.clone();
     csv_columns.push("command");
-    let csv_rows: Vec<Vec<String>> = rows
+    let csv_rows: Vec<Vec<String>> = table_rows
         .iter()
-        .map(|row| {
-            let mut values = row.values.clone();
+        .zip(&rows)
+        .map(|(values, row)| {
+            let mut values = values.clone();
             values.push(row.command.clone());
             values
         })
@@ -132,22 +232,32 @@ pub fn collect(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let svg = dir.join("curves.svg");
     write_file(&svg, curves.as_bytes())?;
     written.push(svg);
-    // The best run's confusion matrix, when its model is there.
-    let best = &rows[0];
-    let confusion = best_confusion(&best.folder).ok();
+    // The best finished run's confusion matrix, when its model is there.
+    let best = rows.first().filter(|row| row.progress.is_empty());
+    let confusion = best.and_then(|row| best_confusion(&row.folder).ok());
+    let (page_columns, page_rows) = pick(&shown);
+    let commands: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|row| (row.values[0].as_str(), row.command.as_str()))
+        .collect();
     let html = page(
         dir,
-        &csv_columns,
-        &csv_rows,
+        &page_columns,
+        &page_rows,
+        &commands,
         &curves,
         confusion.as_deref(),
-        &best.values[0],
+        best.map(|row| row.values[0].as_str()),
         ranked_by_val,
     );
     let page_path = dir.join("results.html");
     write_file(&page_path, html.as_bytes())?;
     written.push(page_path);
-    Ok(written)
+    Ok(Collected {
+        written,
+        incomplete,
+        missing,
+    })
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
@@ -239,14 +349,17 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The self-contained results page.
+/// The self-contained results page: the table (sortable), each run's command below it
+/// (wrapped, so that the table fits the window), the curves and the confusion matrix.
+#[allow(clippy::too_many_arguments)]
 fn page(
     dir: &Path,
     columns: &[&str],
     rows: &[Vec<String>],
+    commands: &[(&str, &str)],
     curves: &str,
     confusion: Option<&str>,
-    best: &str,
+    best: Option<&str>,
     ranked_by_val: bool,
 ) -> String {
     let header: String = columns
@@ -258,18 +371,36 @@ fn page(
         .map(|row| {
             let cells: String = row
                 .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    if columns[i] == "command" {
-                        format!("<td><code>{}</code></td>", escape(v))
-                    } else {
-                        format!("<td>{}</td>", escape(v))
-                    }
-                })
+                .map(|v| format!("<td>{}</td>", escape(v)))
                 .collect();
             format!("<tr>{cells}</tr>\n")
         })
         .collect();
+    let commands: String = commands
+        .iter()
+        .filter(|(_, command)| !command.is_empty())
+        .map(|(name, command)| {
+            format!(
+                "<dt>{}</dt><dd><code>{}</code></dd>\n",
+                escape(name),
+                escape(command)
+            )
+        })
+        .collect();
+    let commands = if commands.is_empty() {
+        String::new()
+    } else {
+        format!("<h2>Commands</h2>\n<dl id=\"commands\">\n{commands}</dl>\n")
+    };
+    let best_heading = best.map_or_else(
+        || "No run finished: no confusion matrix".to_string(),
+        |name| {
+            format!(
+                "Best run: {}, confusion matrix on the test set",
+                escape(name)
+            )
+        },
+    );
     let ranking = if ranked_by_val {
         "validation accuracy"
     } else {
@@ -293,8 +424,9 @@ th {{ background: #eef; cursor: pointer; user-select: none; }}
 th.sorted-down::after {{ content: " \25BC"; }}
 th.sorted-up::after {{ content: " \25B2"; }}
 tr:first-child td {{ background: #efe; }}
-code {{ font-size: 11px; }}
-td:first-child, td:last-child {{ text-align: left; }}
+td:first-child {{ text-align: left; }}
+#commands code {{ font-size: 11px; white-space: pre-wrap; overflow-wrap: anywhere; }}
+#commands dd {{ margin: 0 0 0.6em 1.5em; }}
 </style>
 </head>
 <body>
@@ -305,9 +437,9 @@ td:first-child, td:last-child {{ text-align: left; }}
 <tbody>
 {body}</tbody>
 </table>
-<h2>Loss and accuracy</h2>
+{commands}<h2>Loss and accuracy</h2>
 <div id="curves">{curves}</div>
-<h2>Best run: {best_escaped}, confusion matrix on the test set</h2>
+<h2>{best_heading}</h2>
 <div id="confusion">{confusion}</div>
 <script>
 (function () {{
@@ -342,6 +474,5 @@ td:first-child, td:last-child {{ text-align: left; }}
 "#,
         title = escape(&dir.display().to_string()),
         count = rows.len(),
-        best_escaped = escape(best),
     )
 }
