@@ -81,6 +81,29 @@ pub fn save<F: Float>(model: &MultiLayerPerceptron<F>, path: &Path) -> Result<()
     }
 }
 
+/// Writes `model` as [`save`] does, recording the seed of the run that trained it (it
+/// chose that run's validation rows, which `nabla eval --val-split` must hold out again):
+/// a `seed` metadata entry in `.safetensors`, a `seed` field in an `.npz`'s sidecar.
+pub fn save_trained<F: Float>(
+    model: &MultiLayerPerceptron<F>,
+    path: &Path,
+    seed: u64,
+) -> Result<(), CheckpointError> {
+    match ModelFormat::of(path)? {
+        ModelFormat::Safetensors => safetensors::save_with_seed(model, path, Some(seed)),
+        ModelFormat::Npz => npz::save_with_seed(model, path, Some(seed)),
+    }
+}
+
+/// The seed [`save_trained`] recorded in the model file at `path` (`None` for a model
+/// saved without one, such as PyTorch's).
+pub fn trained_seed(path: &Path) -> Result<Option<u64>, CheckpointError> {
+    match ModelFormat::of(path)? {
+        ModelFormat::Safetensors => safetensors::recorded_seed(path),
+        ModelFormat::Npz => npz::recorded_seed(path),
+    }
+}
+
 /// Loads a network saved by [`save`]: its architecture and weights (stored as f32 or
 /// f64), converted to `F`.
 pub fn load<F: Float>(path: &Path) -> Result<MultiLayerPerceptron<F>, CheckpointError> {

@@ -32,12 +32,14 @@ struct Sidecar {
     previous: Option<SidecarEntry>,
 }
 
-/// One `.npz`'s architecture and hash.
+/// One `.npz`'s architecture and hash, and the seed of the run that trained it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct SidecarEntry {
     #[serde(flatten)]
     architecture: Architecture,
     npz_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
 }
 
 /// Saves in three atomic steps so that the pair is old-or-new under a kill at any point:
@@ -48,7 +50,16 @@ pub(super) fn save<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    for (file, bytes) in save_plan(model, path)? {
+    save_with_seed(model, path, None)
+}
+
+/// [`save`], with the training seed in the sidecar when there is one.
+pub(super) fn save_with_seed<F: Float>(
+    model: &MultiLayerPerceptron<F>,
+    path: &Path,
+    seed: Option<u64>,
+) -> Result<(), CheckpointError> {
+    for (file, bytes) in save_plan(model, path, seed)? {
         write_bytes_atomically(&file, &bytes).map_err(CheckpointError::io(&file))?;
     }
     Ok(())
@@ -58,6 +69,7 @@ pub(super) fn save<F: Float>(
 fn save_plan<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
+    seed: Option<u64>,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, CheckpointError> {
     let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
     for (position, layer) in model.layers().iter().enumerate() {
@@ -74,6 +86,7 @@ fn save_plan<F: Float>(
     let entry = SidecarEntry {
         architecture: Architecture::of(model),
         npz_sha256: sha256_hex(&bytes),
+        seed,
     };
     let sidecar_file = sidecar_path(path);
     let on_disk = read_sidecar(&sidecar_file)
@@ -126,6 +139,12 @@ impl Sidecar {
             .chain(&self.previous)
             .find(|entry| entry.npz_sha256 == sha256)
     }
+}
+
+/// The seed the sidecar of the `.npz` at `path` records for it, if any.
+pub(super) fn recorded_seed(path: &Path) -> Result<Option<u64>, CheckpointError> {
+    let sidecar = read_sidecar(&sidecar_path(path))?;
+    Ok(sidecar.matching(path).and_then(|entry| entry.seed))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -497,14 +516,14 @@ mod tests {
         };
         // The new model differs in its weights and in its architecture.
         let (old, new) = (build(&[4, 3, 2], 1), build(&[4, 5, 2], 2));
-        let plan = save_plan(&new, &path).unwrap();
+        let plan = save_plan(&new, &path, None).unwrap();
         assert_eq!(
             plan.len(),
             2,
             "no model on disk yet: the npz, then its sidecar"
         );
         save(&old, &path).unwrap();
-        let plan = save_plan(&new, &path).unwrap();
+        let plan = save_plan(&new, &path, None).unwrap();
         assert_eq!(plan.len(), 3);
         for done in 0..=plan.len() {
             save(&old, &path).unwrap();

@@ -218,7 +218,28 @@ pub(super) fn save<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    write(path, &model_tensors(model), model_metadata(model))
+    save_with_seed(model, path, None)
+}
+
+/// [`save`], with the training seed in the metadata when there is one.
+pub(super) fn save_with_seed<F: Float>(
+    model: &MultiLayerPerceptron<F>,
+    path: &Path,
+    seed: Option<u64>,
+) -> Result<(), CheckpointError> {
+    let mut metadata = model_metadata(model);
+    if let Some(seed) = seed {
+        metadata.insert("seed".into(), seed.to_string());
+    }
+    write(path, &model_tensors(model), metadata)
+}
+
+/// The `seed` metadata entry of the file at `path`, if any.
+pub(super) fn recorded_seed(path: &Path) -> Result<Option<u64>, CheckpointError> {
+    let file = SafetensorsFile::open(path)?;
+    Ok(file
+        .metadata_entry("seed")
+        .and_then(|seed| seed.parse().ok()))
 }
 
 /// A parsed `.safetensors` file.

@@ -235,6 +235,10 @@ pub struct EvalArgs {
     /// the confusion matrix) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The seed that chooses the --val-split rows. Default: the seed the model was trained
+    /// with (nabla train records it in the model and the checkpoint), else 10701.
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// Flags of `nabla predict`.

@@ -18,6 +18,17 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
     run_in(args.dtype, args)
 }
 
+/// The seed of the run that trained the model at `path`: recorded in a model file by
+/// `nabla train`, or in a checkpoint's run settings.
+fn trained_seed(path: &std::path::Path) -> Option<u64> {
+    checkpoint::trained_seed(path).ok().flatten().or_else(|| {
+        checkpoint::training_run(path)
+            .ok()?
+            .pointer("/config/train/seed")?
+            .as_u64()
+    })
+}
+
 /// One set's evaluation: the loss, the accuracy and the report.
 struct SetResult {
     name: &'static str,
@@ -45,7 +56,11 @@ fn evaluate_set<F: Float>(
 impl RunInFloat for &EvalArgs {
     fn run<F: Float>(self) -> Result<(), CliError> {
         let mut model = checkpoint::load::<F>(&self.model)?;
-        let dataset = DataChoice::from_args(&self.data)?.load::<F>(nabla::DEFAULT_SEED)?;
+        let seed = self
+            .seed
+            .or_else(|| trained_seed(&self.model))
+            .unwrap_or(nabla::DEFAULT_SEED);
+        let dataset = DataChoice::from_args(&self.data)?.load::<F>(seed)?;
         check_fit(&model, &dataset)?;
         ClassificationReport::check_size(dataset.classes).map_err(TrainError::from)?;
         let classes = dataset.classes;

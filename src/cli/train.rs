@@ -318,7 +318,9 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
     // written (that stopped the run).
     let history = trainer.finish();
     let saved_files = match &settings.save {
-        Some(path) => checkpoint::save(&model, path).and_then(|()| files_of(path)),
+        Some(path) => {
+            checkpoint::save_trained(&model, path, run.train.seed).and_then(|()| files_of(path))
+        }
         None => Ok(String::new()),
     };
     if let Some(error) = reporter.error.take() {

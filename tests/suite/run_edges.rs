@@ -733,3 +733,60 @@ fn plot_ends_on_any_epoch_column() {
         stderr(&output)
     );
 }
+
+#[test]
+fn eval_holds_out_the_validation_rows_the_model_was_trained_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = [
+        "--dataset".to_string(),
+        bundled("mnist-subset"),
+        "--train-rows".into(),
+        "300".into(),
+        "--test-rows".into(),
+        "100".into(),
+        "--val-split".into(),
+        "0.3".into(),
+    ];
+    for format in ["m.safetensors", "m.npz"] {
+        succeeds(
+            train(d)
+                .args(["--val-split", "0.3", "--seed", "42", "--epochs", "3"])
+                .args([
+                    "--activation",
+                    "relu",
+                    "--lr",
+                    "0.1",
+                    "--save",
+                    format,
+                    "--log",
+                    "m.csv",
+                ]),
+        );
+        let logged: f64 = column(&d.join("m.csv"), "val_loss")[2].parse().unwrap();
+        let val_loss = |extra: &[&str]| -> f64 {
+            let output = succeeds(
+                nabla(d, "eval")
+                    .args(["--model", format])
+                    .args(&data)
+                    .args(extra),
+            );
+            let text = String::from_utf8(output.stdout).unwrap();
+            let line = text
+                .lines()
+                .find(|line| line.starts_with("val"))
+                .unwrap()
+                .to_string();
+            line.split_whitespace().nth(2).unwrap().parse().unwrap()
+        };
+        assert!(
+            (val_loss(&[]) - logged).abs() < 1e-5,
+            "{format}: {} vs {logged}",
+            val_loss(&[])
+        );
+        assert!(
+            (val_loss(&["--seed", "10701"]) - logged).abs() > 1e-4,
+            "{format}"
+        );
+    }
+}

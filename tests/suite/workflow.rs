@@ -1086,7 +1086,9 @@ fn a_run_folder_holds_the_whole_run() {
     );
     let svg = dir.path().join("curves.svg");
     stdout_of(nabla_subcommand("plot").arg(&out).arg("-o").arg(&svg));
-    assert!(std::fs::read_to_string(&svg).unwrap().contains("\nrun\n</text>"));
+    assert!(std::fs::read_to_string(&svg)
+        .unwrap()
+        .contains("\nrun\n</text>"));
 }
 
 #[test]
