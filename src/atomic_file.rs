@@ -2,8 +2,8 @@
 //! (models, checkpoints, subsets, tables, plots, logs rewritten on resume) goes through
 //! [`write_atomically`], and every file it appends to is opened by [`open_append`].
 //!
-//! The contents go to a temporary file of a name no one else uses (`NAME.PID-N.tmp` in the
-//! same directory, created with `O_EXCL` and without following a link there), which is
+//! The contents go to a temporary file of a name no one else uses (`NAME.HOST.PID-N.tmp`
+//! in the same directory, created with `O_EXCL` and without following a link there), which is
 //! flushed, fsynced, given the old file's permissions, and renamed over `NAME`; then the
 //! directory is fsynced. A crash or a power loss leaves the old file or the new one under
 //! the name, never a torn one, and two processes writing one name at once each rename a
@@ -154,15 +154,29 @@ fn sync_directory(path: &Path) {
     }
 }
 
-/// `NAME.` for `path`: the prefix of its temporary files.
+/// `NAME.HOST.` for `path`: the prefix of this host's temporary files for it.
 fn temporary_prefix(path: &Path) -> OsString {
     let mut prefix = path.file_name().map_or_else(OsString::new, OsString::from);
-    prefix.push(".");
+    prefix.push(format!(".{}.", host_name()));
     prefix
 }
 
-/// Removes `NAME.PID-N.tmp` files beside `path` whose process is gone (killed while
-/// writing).
+/// This machine's host name (`localhost` if it has none), with any `/` replaced.
+fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname writes at most buffer.len() bytes into the buffer.
+    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    let length = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    let name = String::from_utf8_lossy(&buffer[..length]).replace('/', "_");
+    if result != 0 || name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name
+    }
+}
+
+/// Removes this host's `NAME.HOST.PID-N.tmp` files beside `path` whose process is gone
+/// (killed while writing).
 fn remove_stale_temporaries(path: &Path) {
     let prefix = temporary_prefix(path);
     let prefix = prefix.to_string_lossy();
@@ -176,7 +190,11 @@ fn remove_stale_temporaries(path: &Path) {
             .strip_prefix(prefix.as_ref())
             .and_then(|rest| rest.strip_suffix(".tmp"))
             .and_then(|rest| rest.split_once('-'))
-            .filter(|(_, counter)| counter.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|(pid, counter)| {
+                !pid.is_empty()
+                    && pid.bytes().all(|b| b.is_ascii_digit())
+                    && counter.bytes().all(|b| b.is_ascii_digit())
+            })
             .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
         else {
             continue;
@@ -198,7 +216,7 @@ struct TemporaryFile {
 }
 
 impl TemporaryFile {
-    /// Creates `NAME.PID-N.tmp` beside `path`: a new file (`O_EXCL`, so never a link or
+    /// Creates `NAME.HOST.PID-N.tmp` beside `path`: a new file (`O_EXCL`, so never a link or
     /// another process's file), tried under the next number if the name is taken.
     fn create(path: &Path) -> io::Result<(Self, File)> {
         loop {
@@ -257,7 +275,11 @@ mod tests {
         std::os::unix::fs::symlink(&victim, dir.path().join("m.safetensors.tmp")).unwrap();
         let next = TEMPORARIES.load(Ordering::Relaxed);
         for n in next..next + 4 {
-            let name = format!("m.safetensors.{}-{n}.tmp", std::process::id());
+            let name = format!(
+                "m.safetensors.{}.{}-{n}.tmp",
+                host_name(),
+                std::process::id()
+            );
             std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
         }
         write_bytes_atomically(&target, b"new").unwrap();
@@ -305,17 +327,19 @@ mod tests {
     fn temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("log.csv");
-        let dead = dir.path().join("log.csv.999999999-0.tmp");
+        let host = host_name();
+        let dead = dir.path().join(format!("log.csv.{host}.999999999-0.tmp"));
         let live = dir
             .path()
-            .join(format!("log.csv.{}-999.tmp", std::process::id()));
+            .join(format!("log.csv.{host}.{}-999.tmp", std::process::id()));
+        let other_host = dir.path().join("log.csv.another-host.999999999-0.tmp");
         let unrelated = dir.path().join("log.csv.notes.tmp");
-        for path in [&dead, &live, &unrelated] {
+        for path in [&dead, &live, &other_host, &unrelated] {
             std::fs::write(path, "x").unwrap();
         }
         write_bytes_atomically(&target, b"new").unwrap();
         assert!(!dead.exists());
-        assert!(live.exists() && unrelated.exists());
+        assert!(live.exists() && other_host.exists() && unrelated.exists());
     }
 
     #[test]

@@ -133,8 +133,8 @@ pub fn checkpoint_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Takes the lock of each output file outside a run folder (`.NAME.lock` beside it), so
-/// that two runs never write one file; held until the guards are dropped.
+/// Takes the lock of each output file (`.NAME.lock` beside it), so that two runs never
+/// write one file; held until the guards are dropped.
 pub fn lock_outputs<'a>(
     paths: impl IntoIterator<Item = &'a Path>,
 ) -> Result<Vec<FileLock>, CliError> {

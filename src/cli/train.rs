@@ -152,10 +152,9 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let mut settings =
         TrainSettings::from_args(&args, saved.as_ref().map(|record| &record.config))?;
     settings.resume = resume;
-    let file_locks = match &settings.out {
-        Some(_) => Vec::new(),
-        None => lock_outputs(settings.output_files().iter().map(PathBuf::as_path))?,
-    };
+    // Each output file too (a run folder's included): another run may name one of them
+    // with --save or --log.
+    let file_locks = lock_outputs(settings.output_files().iter().map(PathBuf::as_path))?;
     for warning in &settings.warnings {
         tell(&format!("nabla: warning: {warning}"));
     }

@@ -531,6 +531,7 @@ fn two_runs_never_write_one_output_at_once() {
         ),
         (vec!["--out", "R"], vec!["--out", "R"]),
         (vec!["--log", "l.csv"], vec!["--log", "l.csv"]),
+        (vec!["--out", "R"], vec!["--log", "R/log.csv"]),
     ] {
         let mut child = spawn(long_run(d).args(["--epochs", "50"]).args(&first));
         let _stdout = wait_for_epoch(&mut child, 1);
