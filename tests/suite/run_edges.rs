@@ -270,7 +270,7 @@ fn edit_training(path: &Path, field: &str, value: serde_json::Value) {
     training[field] = value;
     metadata["training"] = training.to_string().into();
     let mut text = header.to_string().into_bytes();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut edited = (text.len() as u64).to_le_bytes().to_vec();
