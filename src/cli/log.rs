@@ -134,33 +134,16 @@ impl EpochLog {
 
     /// Continues the log of a resumed run whose finished epochs are `history` (from its
     /// checkpoint): the log is rewritten atomically with one row per finished epoch, the
-    /// file's own row where it has a whole one, else the row rebuilt from the checkpoint
-    /// (a torn, deleted or garbled row, or a garbled header, loses nothing); a partial
-    /// row and rows past the checkpoint are dropped, as those batches run again. Returns
-    /// the log and what had to be rebuilt, for a warning.
+    /// file's own row where its numbers are the checkpoint's, else the row rebuilt from
+    /// the checkpoint (a torn, deleted or edited row, or a garbled header, loses
+    /// nothing); a partial row and rows past the checkpoint are dropped, as those batches
+    /// run again. Returns the log and what had to be rebuilt, for a warning.
     pub fn resume(
         path: &Path,
         settings: &TrainSettings,
         history: &[EpochStats],
     ) -> Result<(Self, Option<String>), LogError> {
-        let hyperparameters = hyperparameters(settings);
-        let existing = existing_rows(path);
-        let mut rebuilt = Vec::new();
-        let rows: Vec<csv::StringRecord> = history
-            .iter()
-            .filter(|stats| !stats.partial)
-            .map(|stats| {
-                let epoch = stats.epoch.to_string();
-                existing
-                    .iter()
-                    .find(|row| row.get(0) == Some(epoch.as_str()) && row.get(1) == Some("false"))
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        rebuilt.push(epoch);
-                        row_of(stats, &hyperparameters).into_iter().collect()
-                    })
-            })
-            .collect();
+        let (rows, rebuilt) = rows_for(path, &hyperparameters(settings), history);
         let repair = (!rebuilt.is_empty()).then(|| {
             format!(
                 "{}: the row{} of epoch{} {} rebuilt from the checkpoint (missing, torn or edited in the log)",
@@ -171,6 +154,13 @@ impl EpochLog {
             )
         });
         Ok((Self::start(path, settings, &rows)?, repair))
+    }
+
+    /// Whether the log at `path` holds exactly the epochs of `history`, each as the
+    /// checkpoint has it (a finished run's log needs no repair).
+    pub fn is_complete(path: &Path, settings: &TrainSettings, history: &[EpochStats]) -> bool {
+        let (rows, rebuilt) = rows_for(path, &hyperparameters(settings), history);
+        rebuilt.is_empty() && existing_rows(path).len() == rows.len()
     }
 
     /// Appends and flushes one epoch's row.
@@ -200,6 +190,37 @@ fn existing_rows(path: &Path) -> Vec<csv::StringRecord> {
         .map_while(Result::ok)
         .filter(|row| row.len() == COLUMNS.len())
         .collect()
+}
+
+/// The numbers of a row: the columns before the run's settings.
+const NUMBERS: usize = 14;
+
+/// The rows of a log for the whole epochs of `history`: the file's own row of each epoch
+/// where its numbers are the checkpoint's, else the row rebuilt from it; and the epochs
+/// rebuilt.
+fn rows_for(
+    path: &Path,
+    hyperparameters: &[String],
+    history: &[EpochStats],
+) -> (Vec<csv::StringRecord>, Vec<String>) {
+    let existing = existing_rows(path);
+    let mut rebuilt = Vec::new();
+    let rows = history
+        .iter()
+        .filter(|stats| !stats.partial)
+        .map(|stats| {
+            let expected = row_of(stats, hyperparameters);
+            existing
+                .iter()
+                .find(|row| row.iter().take(NUMBERS).eq(expected.iter().take(NUMBERS)))
+                .cloned()
+                .unwrap_or_else(|| {
+                    rebuilt.push(stats.epoch.to_string());
+                    expected.into_iter().collect()
+                })
+        })
+        .collect();
+    (rows, rebuilt)
 }
 
 /// One epoch's row: its numbers, then the run's settings.

@@ -244,9 +244,12 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
         Some(state) => Trainer::resume(&mut model, &dataset, &run.train, state)?,
         None => Trainer::new(&mut model, &dataset, &run.train)?,
     };
-    // A finished run is finished: resuming it writes nothing.
+    // A finished run is finished: resuming it trains nothing, and writes only what its
+    // end did not (a run killed while writing its model, its summary or its log).
     if let Some(stop) = trainer.stop() {
-        tell(&finished_message(settings, stop, epochs_done));
+        let history = trainer.finish();
+        let written = complete_finished_run(settings, &model, &history)?;
+        tell(&finished_message(settings, stop, epochs_done, &written));
         return Ok(());
     }
     // A run folder (or a run asked for checkpoints) holds a checkpoint from the start,
@@ -368,8 +371,44 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
     }
 }
 
-/// What a resume of a run that had ended says (it changes nothing).
-fn finished_message(settings: &TrainSettings, stop: Stop, epochs_done: usize) -> String {
+/// Writes the outputs of a finished run that are missing or incomplete (the model, the
+/// log, the run folder's summary), as its end would have written them; returns what it
+/// wrote.
+fn complete_finished_run<F: Float>(
+    settings: &TrainSettings,
+    model: &MultiLayerPerceptron<F>,
+    history: &History,
+) -> Result<Vec<String>, CliError> {
+    let mut written = Vec::new();
+    if let Some(path) = &settings.save {
+        let files = ModelFormat::of(path)?.files(path);
+        if files.iter().any(|file| !file.is_file()) {
+            checkpoint::save_trained(model, path, settings.run.train.seed)?;
+            written.push(files_of(path)?);
+        }
+    }
+    if let Some(path) = &settings.log {
+        if !EpochLog::is_complete(path, settings, &history.epochs) {
+            EpochLog::resume(path, settings, &history.epochs)?;
+            written.push(path.display().to_string());
+        }
+    }
+    if let Some(out) = &settings.out {
+        if !out.summary().is_file() {
+            write_summary(settings, Some(history), "", Instant::now());
+            written.push(out.summary().display().to_string());
+        }
+    }
+    Ok(written)
+}
+
+/// What a resume of a run that had ended says.
+fn finished_message(
+    settings: &TrainSettings,
+    stop: Stop,
+    epochs_done: usize,
+    written: &[String],
+) -> String {
     let place = settings
         .resume
         .as_ref()
@@ -384,7 +423,15 @@ fn finished_message(settings: &TrainSettings, stop: Stop, epochs_done: usize) ->
             "a larger --epochs",
         ),
     };
-    format!("nabla: the run{place} has finished: {how}; nothing was trained or written. To train further, resume it with {more}")
+    let done = if written.is_empty() {
+        "nothing was trained or written".to_string()
+    } else {
+        format!(
+            "nothing was trained; wrote what its end had not: {}",
+            written.join(", ")
+        )
+    };
+    format!("nabla: the run{place} has finished: {how}; {done}. To train further, resume it with {more}")
 }
 
 /// Runs the epochs, writing a checkpoint every `--checkpoint-every` epochs.

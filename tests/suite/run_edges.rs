@@ -119,6 +119,26 @@ fn a_finished_run_stays_finished_and_more_epochs_continue_it() {
             "a finished run's files changed"
         );
     }
+    // A run killed while writing its end (here: its model, summary and a log row lost)
+    // gets them back as they were, and is not trained.
+    let model = std::fs::read(d.join("S/model.safetensors")).unwrap();
+    let log = std::fs::read_to_string(d.join("S/log.csv")).unwrap();
+    std::fs::remove_file(d.join("S/model.safetensors")).unwrap();
+    std::fs::remove_file(d.join("S/summary.json")).unwrap();
+    std::fs::write(
+        d.join("S/log.csv"),
+        log.lines().take(2).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    let output = succeeds(nabla(d, "train").args(["--resume", "S", "--quiet"]));
+    assert!(
+        stderr(&output).contains("wrote what its end had not"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(std::fs::read(d.join("S/model.safetensors")).unwrap() == model);
+    assert_eq!(std::fs::read_to_string(d.join("S/log.csv")).unwrap(), log);
+    assert!(d.join("S/summary.json").is_file());
     // More epochs continue it, and only by them.
     succeeds(nabla(d, "train").args(["--resume", "S", "--epochs", "3", "--quiet"]));
     assert_eq!(epochs(&d.join("S/log.csv")), ["1", "2", "3"]);
