@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use flate2::bufread::GzDecoder;
@@ -26,8 +27,8 @@ const DEFLATE_MAX_RATIO: u64 = 1032;
 
 impl DataFile {
     /// Opens `path`, sniffing the first two bytes for the gzip magic number, and returns
-    /// the file's description with its (decompressed) byte stream. A directory, or an
-    /// empty file, is refused.
+    /// the file's description with its (decompressed) byte stream. A directory, a device,
+    /// or an empty file, is refused.
     pub fn open(path: &Path) -> Result<(Self, Box<dyn Read + Send>), DataError> {
         let io_error = |source| DataError::Io {
             path: path.to_path_buf(),
@@ -39,7 +40,17 @@ impl DataFile {
             });
         }
         let file = File::open(path).map_err(io_error)?;
-        let length = file.metadata().map_err(io_error)?.len();
+        let metadata = file.metadata().map_err(io_error)?;
+        // A device (/dev/zero, a terminal) could be read without end; a regular file or a
+        // pipe (`<(zcat data.csv.gz)`) ends.
+        let file_type = metadata.file_type();
+        if file_type.is_char_device() || file_type.is_block_device() || file_type.is_socket() {
+            return Err(io_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a device, not a data file",
+            )));
+        }
+        let length = metadata.len();
         let mut buffered = BufReader::with_capacity(1 << 16, file);
         let head = buffered.fill_buf().map_err(io_error)?;
         if head.is_empty() {

@@ -646,6 +646,17 @@ fn a_device_named_as_a_model_or_checkpoint_is_refused_at_once() {
         nabla(d, "train").args(["--resume", "z.safetensors"]),
         "not a regular file",
     );
+    refused(
+        nabla(d, "train").args([
+            "--train-file",
+            "/dev/zero",
+            "--test-file",
+            "/dev/zero",
+            "--epochs",
+            "1",
+        ]),
+        "is a device, not a data file",
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
 }
 
