@@ -100,10 +100,12 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
 /// Refuses a path naming no file, an existing non-regular file (a link is followed to
 /// judge), and an input; returns the existing file's metadata.
 fn refuse_unwritable(path: &Path) -> io::Result<Option<std::fs::Metadata>> {
-    if path.file_name().is_none() {
+    // `m.safetensors/` names a directory to the system, whatever its last component.
+    let ends_with_separator = path.as_os_str().as_encoded_bytes().ends_with(b"/");
+    if path.file_name().is_none() || ends_with_separator {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "the path names no file",
+            "the path names a directory, not a file",
         ));
     }
     let metadata = match std::fs::metadata(path) {

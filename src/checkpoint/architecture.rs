@@ -108,9 +108,6 @@ pub enum ArchitectureProblem {
     /// Another float type than `f32` or `f64`.
     #[error("dtype '{0}', expected 'f32' or 'f64'")]
     Dtype(String),
-    /// A resumable checkpoint's training state that does not parse or fit its model.
-    #[error("training state: {0}")]
-    Training(String),
 }
 
 /// The format name in every model file.

@@ -330,6 +330,15 @@ pub enum CheckpointError {
         /// The value.
         value: f64,
     },
+    /// A resumable checkpoint that cannot be resumed: no training state, contents that
+    /// do not match its digest, counters that disagree, a state that does not parse.
+    #[error("{path}: not a checkpoint nabla can resume: {detail}")]
+    Training {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// The architecture describes layers that do not make a network.
     #[error("{path}: {source}")]
     Model {
@@ -350,12 +359,12 @@ impl CheckpointError {
 }
 
 /// The whole file at `path`, after checking that it is a regular file (not a device or a
-/// pipe, which could be read without end) whose size fits in memory; no more than that
+/// pipe, which could be read without end or wait for a writer) whose size fits in memory; no more than that
 /// size is read.
 fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(CheckpointError::io(path))?;
-    let metadata = file.metadata().map_err(CheckpointError::io(path))?;
+    // Judged before opening: opening a named pipe waits for a writer.
+    let metadata = std::fs::metadata(path).map_err(CheckpointError::io(path))?;
     if !metadata.is_file() {
         let (kind, what) = if metadata.is_dir() {
             (std::io::ErrorKind::IsADirectory, "is a directory")
@@ -367,7 +376,8 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
             source: std::io::Error::new(kind, what),
         });
     }
-    let size = metadata.len();
+    let file = std::fs::File::open(path).map_err(CheckpointError::io(path))?;
+    let size = file.metadata().map_err(CheckpointError::io(path))?.len();
     crate::limits::check_memory(format!("reading {}", path.display()), Some(size)).map_err(
         |source| CheckpointError::TooLarge {
             path: path.to_path_buf(),

@@ -59,9 +59,9 @@ struct ShuffleStream {
 
 /// A problem with a checkpoint's training state.
 fn bad_state(path: &Path, detail: impl std::fmt::Display) -> CheckpointError {
-    CheckpointError::Architecture {
+    CheckpointError::Training {
         path: path.to_path_buf(),
-        problem: super::architecture::ArchitectureProblem::Training(detail.to_string()),
+        detail: detail.to_string(),
     }
 }
 

@@ -85,12 +85,13 @@ pub struct TrainArgs {
     /// The data.
     #[command(flatten)]
     pub data: DataArgs,
-    /// Hidden layer widths, comma-separated (e.g. 384,256).
+    /// Hidden layer widths, comma-separated (e.g. 384,256); given once.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "256",
-        value_name = "N[,N...]"
+        value_name = "N[,N...]",
+        action = clap::ArgAction::Set
     )]
     pub hidden: Vec<usize>,
     /// Activation of the hidden layers: sigmoid, relu, tanh or identity.

@@ -54,6 +54,16 @@ pub enum CliError {
         /// What to do instead.
         advice: String,
     },
+    /// Two outputs of one run that name one file.
+    #[error("{first} and {second} both name {path}: one would overwrite the other; give them different paths")]
+    OutputClash {
+        /// The first output.
+        first: &'static str,
+        /// The second.
+        second: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
     /// An output another process is writing.
     #[error(transparent)]
     Locked(#[from] nabla::file_lock::LockError),

@@ -5,7 +5,6 @@
 use nabla::train::{check_fit, evaluate, ClassificationReport, Evaluation, TrainError};
 use nabla::{checkpoint, Features, Float, MultiLayerPerceptron};
 use ndarray::Array1;
-use serde_json::json;
 
 use super::args::EvalArgs;
 use super::dtype::{run_in, RunInFloat};
@@ -62,7 +61,12 @@ impl RunInFloat for &EvalArgs {
             .unwrap_or(nabla::DEFAULT_SEED);
         let dataset = DataChoice::from_args(&self.data)?.load::<F>(seed)?;
         check_fit(&model, &dataset)?;
-        ClassificationReport::check_size(dataset.classes).map_err(TrainError::from)?;
+        // A report per set; the text prints the test matrix, the JSON every one (a count
+        // of up to 20 digits and a comma a cell).
+        let reports = 2 + usize::from(dataset.validation.is_some());
+        let printed = if self.json { 21 * reports as u64 } else { 21 };
+        ClassificationReport::check_size(dataset.classes, reports, printed)
+            .map_err(TrainError::from)?;
         let classes = dataset.classes;
         let mut sets = vec![evaluate_set(
             "train",
@@ -143,20 +147,37 @@ fn as_text(sets: &[SetResult]) -> String {
 }
 
 fn as_json(sets: &[SetResult]) -> String {
-    let mut value = serde_json::Map::new();
-    for set in sets {
-        value.insert(
-            set.name.into(),
-            json!({
-                "loss": set.evaluation.loss,
-                "accuracy": set.evaluation.accuracy,
-                "correct": correct(set),
-                "rows": set.rows,
-                "per_class": set.report.classes,
-                "macro": set.report.macro_average,
-                "confusion": set.report.confusion,
-            }),
-        );
+    /// One set, serialised as it stands (no JSON tree of a large confusion matrix).
+    #[derive(serde::Serialize)]
+    struct SetJson<'a> {
+        loss: f64,
+        accuracy: f64,
+        correct: usize,
+        rows: usize,
+        per_class: &'a [nabla::train::ClassMetrics],
+        r#macro: &'a nabla::train::ClassMetrics,
+        confusion: &'a [Vec<usize>],
     }
-    format!("{}\n", serde_json::Value::Object(value))
+    let value: std::collections::BTreeMap<&str, SetJson<'_>> = sets
+        .iter()
+        .map(|set| {
+            (
+                set.name,
+                SetJson {
+                    loss: set.evaluation.loss,
+                    accuracy: set.evaluation.accuracy,
+                    correct: correct(set),
+                    rows: set.rows,
+                    per_class: &set.report.classes,
+                    r#macro: &set.report.macro_average,
+                    confusion: &set.report.confusion,
+                },
+            )
+        })
+        .collect();
+    // Cannot fail: numbers and strings (a NaN loss serialises as null).
+    format!(
+        "{}\n",
+        serde_json::to_string(&value).expect("the report serialises")
+    )
 }

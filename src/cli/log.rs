@@ -144,7 +144,9 @@ impl EpochLog {
         history: &[EpochStats],
     ) -> Result<(Self, Option<String>), LogError> {
         let (rows, rebuilt) = rows_for(path, &hyperparameters(settings), history);
-        let repair = (!rebuilt.is_empty()).then(|| {
+        // A log that was not there (a run continued into a new folder) is written whole,
+        // which is no repair.
+        let repair = (path.exists() && !rebuilt.is_empty()).then(|| {
             format!(
                 "{}: the row{} of epoch{} {} rebuilt from the checkpoint (missing, torn or edited in the log)",
                 path.display(),
@@ -160,7 +162,8 @@ impl EpochLog {
     /// checkpoint has it (a finished run's log needs no repair).
     pub fn is_complete(path: &Path, settings: &TrainSettings, history: &[EpochStats]) -> bool {
         let (rows, rebuilt) = rows_for(path, &hyperparameters(settings), history);
-        rebuilt.is_empty() && existing_rows(path).len() == rows.len()
+        let (existing, all_whole) = read_rows(path);
+        rebuilt.is_empty() && all_whole && existing.len() == rows.len()
     }
 
     /// Appends and flushes one epoch's row.
@@ -175,21 +178,39 @@ impl EpochLog {
     }
 }
 
-/// The rows of an existing log with nabla's header whose every field is there (a torn
-/// last row is not); none when the file is missing or its header is not nabla's.
-fn existing_rows(path: &Path) -> Vec<csv::StringRecord> {
-    let Ok(mut reader) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
-        return Vec::new();
+/// The rows of an existing log with nabla's header, up to its last line ending (a row
+/// torn by a kill is not one), and whether every row read is whole: ended by a newline
+/// and with every field. None when the file is missing, not a regular file, or its header
+/// is not nabla's.
+fn read_rows(path: &Path) -> (Vec<csv::StringRecord>, bool) {
+    let bytes = match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => std::fs::read(path).unwrap_or_default(),
+        _ => return (Vec::new(), false),
     };
+    let ended = bytes.ends_with(b"\n");
+    let whole_lines = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(last) => &bytes[..=last],
+        None => &[][..],
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(whole_lines);
     match reader.headers() {
         Ok(header) if header.iter().eq(COLUMNS) => {}
-        _ => return Vec::new(),
+        _ => return (Vec::new(), false),
     }
-    reader
-        .records()
-        .map_while(Result::ok)
+    let records: Vec<csv::StringRecord> = reader.records().map_while(Result::ok).collect();
+    let all_whole = ended && records.iter().all(|row| row.len() == COLUMNS.len());
+    let rows = records
+        .into_iter()
         .filter(|row| row.len() == COLUMNS.len())
-        .collect()
+        .collect();
+    (rows, all_whole)
+}
+
+/// The whole rows of an existing log (see [`read_rows`]).
+fn existing_rows(path: &Path) -> Vec<csv::StringRecord> {
+    read_rows(path).0
 }
 
 /// The numbers of a row: the columns before the run's settings.
@@ -303,6 +324,13 @@ impl LogTable {
             path: path.to_path_buf(),
             source,
         };
+        // Judged before opening: a pipe or a device could wait or never end.
+        if std::fs::metadata(path).is_ok_and(|metadata| !metadata.is_file()) {
+            return Err(error(csv::Error::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is not a regular file",
+            ))));
+        }
         let mut reader = csv::Reader::from_path(path).map_err(error)?;
         let header = reader.headers().map_err(error)?.clone();
         let rows = reader

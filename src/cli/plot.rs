@@ -201,7 +201,9 @@ impl RunInFloatReturning for &PlotArgs {
         let model = checkpoint::load::<F>(path)?;
         let dataset = DataChoice::from_args(&self.data)?.load::<F>(nabla::DEFAULT_SEED)?;
         check_fit(&model, &dataset)?;
-        ClassificationReport::check_size(dataset.classes).map_err(TrainError::from)?;
+        // One report, drawn as a heat map (a rectangle and a label a cell: about 300
+        // bytes of SVG).
+        ClassificationReport::check_size(dataset.classes, 1, 300).map_err(TrainError::from)?;
         let predictions = predict(&model, &dataset.test_x);
         Ok(
             ClassificationReport::new(dataset.test_y.view(), predictions.view(), dataset.classes)

@@ -112,16 +112,20 @@ impl DataChoice {
             Some(train) => train.display().to_string(),
             None => args.dataset.clone(),
         };
+        let dataset = match args.dataset.as_str() {
+            bundled @ ("mnist-subset" | "mnist") => bundled.to_string(),
+            path => absolute(Path::new(path)).display().to_string(),
+        };
         Ok(Self {
             name,
-            dataset: args.dataset.clone(),
-            train_file: args.train_file.clone(),
-            test_file: args.test_file.clone(),
+            dataset,
+            train_file: args.train_file.as_deref().map(absolute),
+            test_file: args.test_file.as_deref().map(absolute),
             train_rows: args.train_rows,
             test_rows: args.test_rows,
             classes: args.classes,
             val_split: args.val_split,
-            val_file: args.val_file.clone(),
+            val_file: args.val_file.as_deref().map(absolute),
         })
     }
 
@@ -256,6 +260,100 @@ pub struct RunConfig {
     pub train: TrainConfig,
 }
 
+impl RunConfig {
+    /// The run the flags describe, every value checked (not the outputs, the threads or
+    /// the data's contents): what a sweep checks for each of its points before it deletes
+    /// or starts anything. Data paths are made absolute, so that a resume from another
+    /// directory reads the same files.
+    pub fn from_args(args: &TrainArgs) -> Result<Self, CliError> {
+        if args.hidden.is_empty() {
+            return Err(invalid(
+                "--hidden",
+                "''",
+                "one or more widths, e.g. 256 or 384,256",
+            ));
+        }
+        if let Some(zero) = args.hidden.iter().find(|&&width| width == 0) {
+            return Err(invalid("--hidden", zero, "widths of at least 1"));
+        }
+        let train = TrainConfig {
+            epochs: args.epochs,
+            lr: args.lr,
+            batch_size: args.batch_size,
+            seed: args.seed,
+            shuffle: args.shuffle,
+            optimizer: args.optimizer,
+            momentum: args.momentum,
+            nesterov: args.nesterov,
+            beta1: args.beta1,
+            beta2: args.beta2,
+            eps: args.eps,
+            weight_decay: args.weight_decay,
+            schedule: ScheduleConfig {
+                kind: args.lr_schedule,
+                step_size: args.lr_step_size,
+                gamma: args.lr_gamma,
+                lr_min: args.lr_min,
+                patience: args.lr_patience,
+                factor: args.lr_factor,
+                warmup_epochs: args.warmup_epochs,
+            },
+            patience: args.patience,
+            min_delta: args.min_delta,
+            restore_best: !args.no_restore_best,
+        };
+        let run = RunConfig {
+            data: DataChoice::from_args(&args.data)?,
+            hidden: args.hidden.clone(),
+            activation: args.activation.to_string(),
+            init: args.init.to_string(),
+            dtype: args.dtype.name().to_string(),
+            init_from: args.init_from.as_deref().map(absolute),
+            train,
+        };
+        run.validate()?;
+        Ok(run)
+    }
+
+    /// Checks the library's hyperparameters.
+    fn validate(&self) -> Result<(), CliError> {
+        match self.train.validate() {
+            Err(TrainError::InvalidSetting {
+                setting,
+                value,
+                expected,
+            }) => Err(invalid(flag_of(setting), value, expected)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that the data's files are there (a sweep's check before any work).
+    pub fn check_data_present(&self) -> Result<(), CliError> {
+        let files = self.data.files();
+        if files.is_empty() {
+            return Err(invalid(
+                "--dataset",
+                &self.data.dataset,
+                "mnist-subset, mnist, or a folder holding train/test CSV or IDX files",
+            ));
+        }
+        for (_, path) in files {
+            if !path.is_file() {
+                return Err(CliError::Data(nabla::DataError::Io {
+                    path,
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` made absolute against the current directory (links are not resolved).
+pub(super) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Everything `nabla train` needs, checked.
 #[derive(Clone, Debug)]
 pub struct TrainSettings {
@@ -313,63 +411,12 @@ impl TrainSettings {
     /// `--resume`, `saved` is the run's recorded configuration, which the flags given may
     /// only change where a resume stays exact.
     pub fn from_args(args: &TrainArgs, saved: Option<&RunConfig>) -> Result<Self, CliError> {
-        if args.hidden.is_empty() {
-            return Err(invalid(
-                "--hidden",
-                "''",
-                "one or more widths, e.g. 256 or 384,256",
-            ));
-        }
-        if let Some(zero) = args.hidden.iter().find(|&&width| width == 0) {
-            return Err(invalid("--hidden", zero, "widths of at least 1"));
-        }
-        let train = TrainConfig {
-            epochs: args.epochs,
-            lr: args.lr,
-            batch_size: args.batch_size,
-            seed: args.seed,
-            shuffle: args.shuffle,
-            optimizer: args.optimizer,
-            momentum: args.momentum,
-            nesterov: args.nesterov,
-            beta1: args.beta1,
-            beta2: args.beta2,
-            eps: args.eps,
-            weight_decay: args.weight_decay,
-            schedule: ScheduleConfig {
-                kind: args.lr_schedule,
-                step_size: args.lr_step_size,
-                gamma: args.lr_gamma,
-                lr_min: args.lr_min,
-                patience: args.lr_patience,
-                factor: args.lr_factor,
-                warmup_epochs: args.warmup_epochs,
-            },
-            patience: args.patience,
-            min_delta: args.min_delta,
-            restore_best: !args.no_restore_best,
-        };
-        let given = RunConfig {
-            data: DataChoice::from_args(&args.data)?,
-            hidden: args.hidden.clone(),
-            activation: args.activation.to_string(),
-            init: args.init.to_string(),
-            dtype: args.dtype.name().to_string(),
-            init_from: args.init_from.clone(),
-            train,
-        };
+        let given = RunConfig::from_args(args)?;
         let run = match saved {
             None => given,
             Some(saved) => merge_for_resume(saved, &given, args)?,
         };
-        if let Err(TrainError::InvalidSetting {
-            setting,
-            value,
-            expected,
-        }) = run.train.validate()
-        {
-            return Err(invalid(flag_of(setting), value, expected));
-        }
+        run.validate()?;
         let mut warnings = Vec::new();
         let hardware = threads::Limits::read().hardware();
         let requested = match args.threads {
@@ -453,6 +500,12 @@ impl TrainSettings {
             }
             (None, None) => None,
         };
+        check_distinct_outputs(
+            out.as_ref(),
+            save.as_deref(),
+            log.as_deref(),
+            checkpoint.as_ref().map(|(path, _)| path.as_path()),
+        )?;
         // Cannot fail: the names were parsed from these same types' names.
         let activation = run
             .activation
@@ -569,6 +622,48 @@ fn flatten(value: &serde_json::Value) -> BTreeMap<String, String> {
     }
     walk("", value, &mut flat);
     flat
+}
+
+/// Refuses two outputs of one run that name the same file (`--save m.npz --log m.json`,
+/// `--log DIR/config.json` with `--out DIR`): one would overwrite the other.
+fn check_distinct_outputs(
+    out: Option<&RunFolder>,
+    save: Option<&Path>,
+    log: Option<&Path>,
+    checkpoint: Option<&Path>,
+) -> Result<(), CliError> {
+    let mut outputs: Vec<(&'static str, PathBuf)> = Vec::new();
+    if let Some(path) = save {
+        let files =
+            ModelFormat::of(path).map_or_else(|_| vec![path.to_path_buf()], |f| f.files(path));
+        outputs.extend(files.into_iter().map(|file| ("--save", file)));
+    }
+    outputs.extend(log.map(|path| ("--log", path.to_path_buf())));
+    outputs.extend(checkpoint.map(|path| ("the checkpoint", path.to_path_buf())));
+    if let Some(folder) = out {
+        outputs.push(("the run folder's config.json", folder.config()));
+        outputs.push(("the run folder's summary.json", folder.summary()));
+    }
+    let identity = |path: &Path| {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let parent = parent.canonicalize().unwrap_or_else(|_| absolute(parent));
+        parent.join(path.file_name().unwrap_or_default())
+    };
+    for (index, (first, first_path)) in outputs.iter().enumerate() {
+        for (second, second_path) in &outputs[index + 1..] {
+            if identity(first_path) == identity(second_path) {
+                return Err(CliError::OutputClash {
+                    first,
+                    second,
+                    path: second_path.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses, before any work, an output path that could not be written at the end: its

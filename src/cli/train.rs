@@ -43,8 +43,9 @@ struct RunRecord {
     outputs: Outputs,
 }
 
-/// Where a run writes (absolute paths): its folder, and the model and log when they are
-/// not the folder's own; how often it writes a checkpoint.
+/// Where a run writes: its folder, and the model and log when they are not the folder's
+/// own, as paths relative to the checkpoint's folder (so that a run copied or moved with
+/// its files continues its own copies); how often it writes a checkpoint.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Outputs {
     out: Option<PathBuf>,
@@ -56,10 +57,19 @@ struct Outputs {
 impl Outputs {
     fn of(settings: &TrainSettings) -> Self {
         let folder = settings.out.as_ref();
+        let base = settings.checkpoint.as_ref().map(|(path, _)| {
+            resolved(path)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        });
         let own = |path: &Option<PathBuf>, folder_file: Option<PathBuf>| {
             path.as_ref()
                 .filter(|path| Some(*path) != folder_file.as_ref())
-                .map(|path| absolute(path))
+                .map(|path| match &base {
+                    Some(base) => relative_to(base, &resolved(path)),
+                    None => absolute(path),
+                })
         };
         Self {
             out: folder.map(|folder| absolute(folder.dir())),
@@ -68,11 +78,48 @@ impl Outputs {
             checkpoint_every: settings.checkpoint.as_ref().and_then(|(_, every)| *every),
         }
     }
+
+    /// A recorded output path, for the checkpoint at `checkpoint`.
+    fn place(recorded: &Path, checkpoint: &Path) -> PathBuf {
+        match checkpoint.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(base) if recorded.is_relative() => base.join(recorded),
+            _ => recorded.to_path_buf(),
+        }
+    }
 }
 
 /// `path` made absolute against the current directory (links are not resolved).
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `path` with its folder's links and `..` resolved (the folder exists: outputs are
+/// checked before a run starts).
+fn resolved(path: &Path) -> PathBuf {
+    let parent = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let parent = parent.canonicalize().unwrap_or_else(|_| absolute(parent));
+    match path.file_name() {
+        Some(name) => parent.join(name),
+        None => parent,
+    }
+}
+
+/// `target` as a path from the folder `base` (both absolute): `m.csv`, `../logs/m.csv`.
+fn relative_to(base: &Path, target: &Path) -> PathBuf {
+    let base: Vec<_> = base.components().collect();
+    let target: Vec<_> = target.components().collect();
+    let common = base.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    let mut relative = PathBuf::new();
+    for _ in common..base.len() {
+        relative.push("..");
+    }
+    for component in &target[common..] {
+        relative.push(component);
+    }
+    relative
 }
 
 /// Whether two paths name the same file or folder.
@@ -101,8 +148,18 @@ fn continue_outputs(
     checkpoint: &Path,
     recorded: &Outputs,
 ) -> Result<Option<PathBuf>, CliError> {
-    args.save = args.save.take().or_else(|| recorded.save.clone());
-    args.log = args.log.take().or_else(|| recorded.log.clone());
+    args.save = args.save.take().or_else(|| {
+        recorded
+            .save
+            .as_deref()
+            .map(|path| Outputs::place(path, checkpoint))
+    });
+    args.log = args.log.take().or_else(|| {
+        recorded
+            .log
+            .as_deref()
+            .map(|path| Outputs::place(path, checkpoint))
+    });
     args.checkpoint_every = args.checkpoint_every.or(recorded.checkpoint_every);
     let folder_run = recorded.out.is_some() || args.resume.as_deref().is_some_and(Path::is_dir);
     if !folder_run {
@@ -299,7 +356,7 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
     });
     reporter.finish();
     if let Err(error) = outcome {
-        write_summary(settings, None, &error.to_string(), started);
+        write_summary(settings, None, &error.to_string(), started, epochs_done);
         return Err(error);
     }
     let stop = trainer.stop();
@@ -330,7 +387,7 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
     }
     let saved_files = saved_files?;
     report_end(settings, &history, &mut reporter, started);
-    write_summary(settings, Some(&history), "", started);
+    write_summary(settings, Some(&history), "", started, epochs_done);
     match history.stop {
         Stop::Completed | Stop::EarlyStopped { .. } => {
             if !saved_files.is_empty() && !settings.quiet {
@@ -395,7 +452,8 @@ fn complete_finished_run<F: Float>(
     }
     if let Some(out) = &settings.out {
         if !out.summary().is_file() {
-            write_summary(settings, Some(history), "", Instant::now());
+            let epochs = history.epochs.len();
+            write_summary(settings, Some(history), "", Instant::now(), epochs);
             written.push(out.summary().display().to_string());
         }
     }
@@ -416,7 +474,7 @@ fn finished_message(
     let (how, more) = match stop {
         Stop::EarlyStopped { epoch } => (
             format!("early stopping ended it after epoch {epoch}"),
-            "a larger --patience (or --epochs)",
+            "a larger --patience",
         ),
         _ => (
             format!("all {epochs_done} of its epochs are done"),
@@ -570,13 +628,16 @@ fn report_end(
     }
 }
 
-/// `summary.json` of a run folder: final and best metrics, best epoch, times, peak
-/// memory, and why the run stopped (`error` when it failed).
+/// `summary.json` of a run folder: final and best metrics, best epoch, times (the total
+/// counts the epochs of the first `earlier_epochs`, run by earlier processes of a resumed
+/// run, with this process's time), peak memory, and why the run stopped (`error` when it
+/// failed).
 fn write_summary(
     settings: &TrainSettings,
     history: Option<&History>,
     error: &str,
     started: Instant,
+    earlier_epochs: usize,
 ) {
     let Some(out) = &settings.out else {
         return;
@@ -603,7 +664,14 @@ fn write_summary(
         "monitored": if epochs.first().is_some_and(|e| e.val.is_some()) { "val_loss" } else { "train_loss" },
         "restored_best": history.is_some_and(|h| h.restored_best),
         "seconds": {
-            "total": started.elapsed().as_secs_f64(),
+            // This process's time, plus the epochs earlier processes ran (a resumed run).
+            "total": started.elapsed().as_secs_f64()
+                + epochs
+                    .iter()
+                    .filter(|e| e.epoch <= earlier_epochs)
+                    .map(|e| e.train_seconds + e.eval_seconds)
+                    .sum::<f64>(),
+            "session": started.elapsed().as_secs_f64(),
             "train": epochs.iter().map(|e| e.train_seconds).sum::<f64>(),
             "eval": epochs.iter().map(|e| e.eval_seconds).sum::<f64>(),
         },

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use flate2::bufread::GzDecoder;
@@ -28,7 +27,7 @@ const DEFLATE_MAX_RATIO: u64 = 1032;
 impl DataFile {
     /// Opens `path`, sniffing the first two bytes for the gzip magic number, and returns
     /// the file's description with its (decompressed) byte stream. A directory, a device,
-    /// or an empty file, is refused.
+    /// a pipe, or an empty file, is refused.
     pub fn open(path: &Path) -> Result<(Self, Box<dyn Read + Send>), DataError> {
         let io_error = |source| DataError::Io {
             path: path.to_path_buf(),
@@ -39,18 +38,18 @@ impl DataFile {
                 path: path.to_path_buf(),
             });
         }
-        let file = File::open(path).map_err(io_error)?;
-        let metadata = file.metadata().map_err(io_error)?;
-        // A device (/dev/zero, a terminal) could be read without end; a regular file or a
-        // pipe (`<(zcat data.csv.gz)`) ends.
-        let file_type = metadata.file_type();
-        if file_type.is_char_device() || file_type.is_block_device() || file_type.is_socket() {
+        // Judged before opening: a device (/dev/zero) could be read without end, and
+        // opening a named pipe waits for a writer; the data is read twice besides (to
+        // load it and to fingerprint it), which a pipe cannot give.
+        let metadata = std::fs::metadata(path).map_err(io_error)?;
+        if !metadata.is_file() {
             return Err(io_error(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "is a device, not a data file",
+                "is a device or a pipe, not a data file",
             )));
         }
-        let length = metadata.len();
+        let file = File::open(path).map_err(io_error)?;
+        let length = file.metadata().map_err(io_error)?.len();
         let mut buffered = BufReader::with_capacity(1 << 16, file);
         let head = buffered.fill_buf().map_err(io_error)?;
         if head.is_empty() {

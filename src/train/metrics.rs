@@ -32,12 +32,26 @@ pub struct ClassificationReport {
 }
 
 impl ClassificationReport {
-    /// Checks, before a report is built, that its `classes x classes` confusion matrix
-    /// fits in the memory this process may still use.
-    pub fn check_size(classes: usize) -> Result<(), TooLarge> {
+    /// The memory one cell of a report's confusion matrix takes while it is built and
+    /// kept: the count in the `Array2` it is tallied in, and in the rows it is kept as.
+    pub const BYTES_PER_CELL: u64 = 16;
+
+    /// Checks, before `reports` reports are built, that their `classes x classes`
+    /// confusion matrices fit in the memory this process may still use, with
+    /// `printed_per_cell` bytes a cell for what is made of them (a text or JSON form, a
+    /// heat map).
+    pub fn check_size(
+        classes: usize,
+        reports: usize,
+        printed_per_cell: u64,
+    ) -> Result<(), TooLarge> {
+        let per_cell = (reports as u64)
+            .checked_mul(Self::BYTES_PER_CELL)
+            .and_then(|bytes| bytes.checked_add(printed_per_cell));
         let bytes = (classes as u64)
             .checked_mul(classes as u64)
-            .and_then(|cells| cells.checked_mul(std::mem::size_of::<usize>() as u64));
+            .zip(per_cell)
+            .and_then(|(cells, per_cell)| cells.checked_mul(per_cell));
         check_memory(format!("a {classes} x {classes} confusion matrix"), bytes).map(drop)
     }
 

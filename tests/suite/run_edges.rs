@@ -655,7 +655,7 @@ fn a_device_named_as_a_model_or_checkpoint_is_refused_at_once() {
             "--epochs",
             "1",
         ]),
-        "is a device, not a data file",
+        "is a device or a pipe, not a data file",
     );
     assert!(started.elapsed() < Duration::from_secs(20));
 }

@@ -3,14 +3,17 @@
 //! input, which anyone may have edited): each run name is one plain path component, so
 //! that its run folder is `DIR/runs/NAME` and nowhere else; names are unique; and each
 //! point's complete `nabla train` command parses with the parser `nabla train` itself
-//! uses, so that a typo in `--extra` is refused here instead of failing every run.
+//! uses, and its values pass the checks `nabla train` makes before it starts (with its
+//! data files there), so that a typo or a bad value in `--extra` or a grid is refused
+//! here instead of failing every run after its finished folder was deleted.
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use clap::Parser;
 
-use super::super::args::Cli;
+use super::super::args::{Cli, Command};
+use super::super::settings::RunConfig;
 use super::super::CliError;
 use super::plan::Plan;
 
@@ -50,18 +53,28 @@ pub fn check(plan: &Plan, dir: &Path) -> Result<(), CliError> {
             ));
         }
         let command = plan.command(dir, point);
-        if let Err(error) = Cli::try_parse_from(std::iter::once("nabla".to_string()).chain(command))
-        {
-            let message = error.render().to_string();
-            let first = message.lines().next().unwrap_or_default();
-            return Err(refused(
-                &point.name,
-                format!(
-                    "its nabla train flags do not parse: {}",
-                    first.trim_start_matches("error: ")
-                ),
-            ));
-        }
+        let cli = match Cli::try_parse_from(std::iter::once("nabla".to_string()).chain(command)) {
+            Ok(cli) => cli,
+            Err(error) => {
+                let message = error.render().to_string();
+                let first = message.lines().next().unwrap_or_default();
+                return Err(refused(
+                    &point.name,
+                    format!(
+                        "its nabla train flags do not parse: {}",
+                        first.trim_start_matches("error: ")
+                    ),
+                ));
+            }
+        };
+        // Every value checked as `nabla train` checks it, and the data there.
+        let args = match &cli.command {
+            Some(Command::Train(args)) => args,
+            _ => &cli.train,
+        };
+        RunConfig::from_args(args)
+            .and_then(|run| run.check_data_present())
+            .map_err(|error| refused(&point.name, error.to_string()))?;
     }
     Ok(())
 }

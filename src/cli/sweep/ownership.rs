@@ -66,6 +66,14 @@ pub fn remove_run_folder(dir: &Path, point: &Point) -> Result<(), CliError> {
     }
     let lock = FileLock::acquire(&folder.join(".lock"))
         .map_err(|error| busy("run folder", &folder, error))?;
+    if let Some(foreign) = foreign_entry(&folder) {
+        return Err(CliError::PlanRefused {
+            point: folder.display().to_string(),
+            why: format!(
+                "it holds {foreign}, which is not a file of a nabla run: it is not removed; move it away to run this point"
+            ),
+        });
+    }
     let removed = std::fs::remove_dir_all(&folder);
     drop(lock);
     removed.map_err(|source| CliError::Write {
@@ -83,4 +91,30 @@ fn busy(what: &'static str, path: &Path, error: LockError) -> CliError {
         },
         LockError::Io { path, source } => CliError::Write { path, source },
     }
+}
+
+/// The files a run folder may hold: `nabla train --out` writes these, their temporaries
+/// and their locks.
+const RUN_FILES: [&str; 5] = [
+    "config.json",
+    "log.csv",
+    "summary.json",
+    "model.safetensors",
+    "checkpoint.safetensors",
+];
+
+/// The first entry of `folder` that is not a run file, its temporary or a lock, if any.
+fn foreign_entry(folder: &Path) -> Option<String> {
+    let entries = std::fs::read_dir(folder).ok()?;
+    entries.filter_map(Result::ok).find_map(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+        let ours = name == ".lock"
+            || RUN_FILES.iter().any(|file| {
+                name == *file
+                    || name == format!(".{file}.lock")
+                    || (name.starts_with(&format!("{file}.")) && name.ends_with(".tmp"))
+            });
+        (!(ours && is_file)).then_some(name)
+    })
 }
