@@ -56,6 +56,24 @@ fn run(command: &mut Command) -> Output {
     command.output().unwrap()
 }
 
+/// Runs `command`, killing it (and failing) if it has not ended within `limit`.
+fn run_within(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("{command:?} did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -72,7 +90,7 @@ fn succeeds(command: &mut Command) -> Output {
 }
 
 fn refused(command: &mut Command, expected: &str) -> String {
-    let output = run(command);
+    let output = run_within(command, Duration::from_secs(60));
     let message = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{command:?}: {message}");
     assert!(message.contains(expected), "{command:?}: {message}");
@@ -821,4 +839,164 @@ fn eval_holds_out_the_validation_rows_the_model_was_trained_without() {
             "{format}"
         );
     }
+}
+
+#[test]
+fn two_outputs_of_one_run_may_not_name_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (flags, clash) in [
+        (
+            vec!["--save", "m.npz", "--log", "m.json"],
+            "--save and --log both name m.json",
+        ),
+        (
+            vec!["--out", "D", "--save", "D/checkpoint.safetensors"],
+            "--save and the checkpoint both name",
+        ),
+        (
+            vec!["--out", "D", "--log", "D/config.json"],
+            "--log and the run folder's config.json both name",
+        ),
+        (
+            vec![
+                "--save",
+                "z.safetensors",
+                "--log",
+                "z.checkpoint.safetensors",
+                "--checkpoint-every",
+                "5",
+            ],
+            "--log and the checkpoint both name",
+        ),
+    ] {
+        refused(train(d).args(["--epochs", "1"]).args(&flags), clash);
+    }
+    // A path ending in a slash names a directory: refused before training, not after.
+    refused(
+        train(d).args(["--epochs", "1", "--save", "m.safetensors/"]),
+        "--save m.safetensors/: cannot write there",
+    );
+}
+
+#[test]
+fn a_copied_run_continues_its_own_files_and_a_resume_from_elsewhere_reads_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("exp1")).unwrap();
+    succeeds(train(&d.join("exp1")).args([
+        "--epochs",
+        "2",
+        "--save",
+        "m.safetensors",
+        "--log",
+        "m.csv",
+        "--checkpoint-every",
+        "1",
+    ]));
+    let copy = |from: &str, to: &str| {
+        std::fs::create_dir(d.join(to)).unwrap();
+        for entry in std::fs::read_dir(d.join(from)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), d.join(to).join(entry.file_name())).unwrap();
+        }
+    };
+    copy("exp1", "exp2");
+    let original = snapshot(&d.join("exp1"));
+    succeeds(nabla(d, "train").args([
+        "--resume",
+        "exp2/m.checkpoint.safetensors",
+        "--epochs",
+        "3",
+        "--quiet",
+    ]));
+    assert!(
+        snapshot(&d.join("exp1")) == original,
+        "the original run was written"
+    );
+    assert_eq!(epochs(&d.join("exp2/m.csv")), ["1", "2", "3"]);
+    // Relative data paths, resumed from another directory.
+    let mut rows = String::new();
+    for row in 0..40 {
+        rows.push_str(&format!("{},{},{}\n", row % 7, (row * 3) % 5, row % 2));
+    }
+    std::fs::write(d.join("tr.csv"), &rows).unwrap();
+    std::fs::create_dir_all(d.join("w/deeper")).unwrap();
+    let mut command = Command::new(bin());
+    command.current_dir(d.join("w")).args([
+        "train",
+        "--train-file",
+        "../tr.csv",
+        "--test-file",
+        "../tr.csv",
+        "--classes",
+        "2",
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--out",
+        "r",
+        "--quiet",
+    ]);
+    succeeds(&mut command);
+    succeeds(
+        nabla(&d.join("w/deeper"), "train").args(["--resume", "../r", "--epochs", "2", "--quiet"]),
+    );
+    assert_eq!(epochs(&d.join("w/r/log.csv")), ["1", "2"]);
+}
+
+#[test]
+fn pipes_are_refused_as_models_checkpoints_data_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["p.safetensors", "p.csv"] {
+        assert!(Command::new("mkfifo")
+            .arg(d.join(name))
+            .status()
+            .unwrap()
+            .success());
+    }
+    let started = Instant::now();
+    refused(
+        nabla(d, "train").args(["--resume", "p.safetensors"]),
+        "not a regular file",
+    );
+    refused(
+        nabla(d, "eval").args(["--model", "p.safetensors"]),
+        "not a regular file",
+    );
+    refused(
+        nabla(d, "train").args([
+            "--train-file",
+            "p.csv",
+            "--test-file",
+            "p.csv",
+            "--epochs",
+            "1",
+        ]),
+        "a pipe, not a data file",
+    );
+    refused(
+        nabla(d, "plot").args(["p.csv", "-o", "x.svg"]),
+        "not a regular file",
+    );
+    refused(nabla(d, "summarize").arg("p.csv"), "not a regular file");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn a_finished_runs_torn_or_padded_log_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(train(d).args(["--epochs", "2", "--out", "L"]));
+    let log = d.join("L/log.csv");
+    let whole = std::fs::read_to_string(&log).unwrap();
+    // Cut into the settings columns of the last row.
+    std::fs::write(&log, &whole[..whole.len() - 20]).unwrap();
+    succeeds(nabla(d, "train").args(["--resume", "L", "--quiet"]));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), whole);
+    std::fs::write(&log, format!("{whole}1,false,garbage\n")).unwrap();
+    succeeds(nabla(d, "train").args(["--resume", "L", "--quiet"]));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), whole);
 }

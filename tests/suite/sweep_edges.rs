@@ -101,6 +101,58 @@ fn another_schedule_or_a_typo_keeps_finished_runs() {
 }
 
 #[test]
+fn bad_values_are_refused_before_finished_runs_are_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let first = sweep(&out, &["--jobs", "1"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let before = log_times(&out);
+    for (extra, expected) in [
+        (
+            "--train-rows 300 --test-rows 50 --val-split 1.5",
+            "--val-split 1.5",
+        ),
+        (
+            "--train-rows 300 --test-rows 50 --momentum -1",
+            "--momentum -1",
+        ),
+        (
+            "--train-rows 300 --test-rows 50 --val-file /nonexistent.csv",
+            "/nonexistent.csv",
+        ),
+        ("--train-rows 0", "--train-rows 0"),
+    ] {
+        let output = nabla_subcommand("sweep")
+            .args(&GRID[..8])
+            .args(["--extra", extra, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{extra}: {text}");
+        assert!(text.contains(expected), "{extra}: {text}");
+        assert_eq!(log_times(&out), before, "{extra} touched finished runs");
+    }
+}
+
+#[test]
+fn a_folder_holding_other_files_is_never_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let notes = out.join("runs/h16_relu_lr0.01_bs50/notes.txt");
+    std::fs::create_dir_all(notes.parent().unwrap()).unwrap();
+    std::fs::write(&notes, "important").unwrap();
+    let output = sweep(&out, &["--jobs", "1"]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("notes.txt, which is not a file of a nabla run"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "important");
+}
+
+#[test]
 fn a_plan_naming_a_folder_outside_the_sweep_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a").join("b").join("sweep");
