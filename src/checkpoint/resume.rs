@@ -3,10 +3,13 @@
 //! a [`Trainer`](crate::train::Trainer) needs to continue exactly:
 //!
 //! - tensors `optimizer.{buffer}.{parameter}` (`momentum`, `exp_avg`, `exp_avg_sq`),
-//!   `best.{parameter}` (early stopping's best weights) and `shuffle.order` (`U64`);
+//!   `best.{parameter}` (early stopping's best weights), `shuffle.order` (`U64`) and
+//!   `training.history` (`U8`: the epochs' statistics as JSON, which a header could not
+//!   hold for a run of many epochs);
 //! - metadata `training` (JSON: epoch and batch, optimizer kind and step count, the
-//!   schedule, early stopping's counters, the shuffling stream's position, the history)
-//!   and `run` (JSON the caller stores to check a resume against, such as its settings).
+//!   schedule, early stopping's counters, the shuffling stream's position), `run` (JSON
+//!   the caller stores to check a resume against, such as its settings) and `digest`
+//!   (the SHA-256 of everything else).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +37,9 @@ struct TrainingScalars {
     scheduler: Scheduler,
     early_stopping: Option<EarlyStoppingScalars>,
     shuffle: Option<ShuffleStream>,
+    /// Empty when written: the history is the `training.history` tensor (JSON bytes),
+    /// which, unlike the header, has no size limit (a run of many epochs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     history: Vec<EpochStats>,
 }
 
@@ -123,8 +129,13 @@ pub fn save_training<F: Float>(
             stream: s.stream,
             word_pos: s.word_pos.to_string(),
         }),
-        history: state.history.clone(),
+        history: Vec::new(),
     };
+    tensors.push((
+        "training.history".to_string(),
+        // Cannot fail: numbers (all finite) and strings.
+        TensorBytes::raw(serde_json::to_vec(&state.history).expect("the history serialises")),
+    ));
     let mut metadata = model_metadata(model);
     // Cannot fail: numbers (all finite: divergence ends a run before it is saved) and strings.
     metadata.insert(
@@ -167,8 +178,11 @@ pub fn load_training<F: Float>(
             "no training state (a model file, not a resumable checkpoint)",
         )
     })?;
-    let scalars: TrainingScalars =
+    let mut scalars: TrainingScalars =
         serde_json::from_str(text).map_err(|error| bad_state(path, error))?;
+    if let Some(bytes) = file.raw("training.history") {
+        scalars.history = serde_json::from_slice(bytes).map_err(|error| bad_state(path, error))?;
+    }
     check_counters(&scalars).map_err(|detail| bad_state(path, detail))?;
     let run = match file.metadata_entry("run") {
         Some(text) => serde_json::from_str(text).map_err(|error| bad_state(path, error))?,

@@ -45,6 +45,15 @@ impl TensorBytes {
         }
     }
 
+    /// Raw bytes, as a 1-D `U8` tensor (a JSON document too large for the header).
+    pub(super) fn raw(bytes: Vec<u8>) -> Self {
+        Self {
+            dtype: Dtype::U8,
+            shape: vec![bytes.len()],
+            bytes,
+        }
+    }
+
     /// `values` as unsigned 64-bit integers.
     pub(super) fn integers(values: &[usize]) -> Self {
         let bytes = values
@@ -302,6 +311,16 @@ impl<'a> SafetensorsFile<'a> {
             .into_iter()
             .filter(|name| name.starts_with(prefix))
             .collect()
+    }
+
+    /// The bytes of a 1-D `U8` tensor.
+    pub(super) fn raw(&self, key: &str) -> Option<&[u8]> {
+        let info = self.info(key)?;
+        if info.dtype != Dtype::U8 || info.shape.len() != 1 {
+            return None;
+        }
+        let start = 8 + self.header_len;
+        Some(&self.bytes[start + info.data_offsets.0..start + info.data_offsets.1])
     }
 
     /// An unsigned 64-bit integer vector.

@@ -14,7 +14,7 @@ use super::settings::DataChoice;
 
 use super::log::{LogError, LogTable};
 use super::output::say;
-use super::run_folder::log_of;
+use super::run_folder::{claim_outputs, log_of};
 use super::CliError;
 
 /// One run's curves.
@@ -42,6 +42,13 @@ impl Curves {
 
 /// Reads the logs (or evaluates the model) and writes the SVG.
 pub fn run(args: &PlotArgs) -> Result<(), CliError> {
+    if let Some(model) = &args.model {
+        protect_input(model);
+    }
+    for path in &args.logs {
+        protect_input(&log_of(path));
+    }
+    let _lock = claim_outputs(&[("-o", &args.output)])?;
     let mut svg = String::new();
     let drawn = match &args.model {
         Some(_) => {
@@ -49,9 +56,6 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
             draw_confusion(&confusion, &mut svg)
         }
         None => {
-            for path in &args.logs {
-                protect_input(&log_of(path));
-            }
             let runs = args
                 .logs
                 .iter()

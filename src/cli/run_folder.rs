@@ -9,7 +9,55 @@ use nabla::atomic_file::write_bytes_atomically;
 use nabla::file_lock::FileLock;
 use serde::Serialize;
 
+use super::settings::check_output;
 use super::CliError;
+
+/// The files of a run folder, by name.
+pub const RUN_FILES: [&str; 5] = [
+    "config.json",
+    "log.csv",
+    "summary.json",
+    "model.safetensors",
+    "checkpoint.safetensors",
+];
+
+/// Refuses to write `path` when it is a file of a run folder (one of [`RUN_FILES`] in a
+/// folder holding a run) other than `own`: another command would overwrite that run's
+/// record, model or checkpoint.
+pub fn refuse_other_runs_file(
+    flag: &'static str,
+    path: &Path,
+    own: Option<&RunFolder>,
+) -> Result<(), CliError> {
+    let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+        return Ok(());
+    };
+    let folder = RunFolder::new(
+        path.parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    );
+    let holds_run = folder.config().is_file() || folder.checkpoint().is_file();
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let is_own = own.is_some_and(|own| same(own.dir(), folder.dir()));
+    if RUN_FILES.contains(&name) && holds_run && !is_own {
+        return Err(CliError::OutputPath {
+            flag,
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "it is a file of the run in {}, which it would overwrite",
+                    folder.dir().display()
+                ),
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// The files of one run.
 #[derive(Clone, Debug)]
@@ -57,18 +105,11 @@ impl RunFolder {
 
     /// The run's files present in the folder.
     fn run_files(&self) -> Vec<String> {
-        [
-            self.config(),
-            self.log(),
-            self.model(),
-            self.checkpoint(),
-            self.summary(),
-        ]
-        .iter()
-        .filter(|path| path.exists())
-        .filter_map(|path| path.file_name())
-        .map(|name| name.to_string_lossy().into_owned())
-        .collect()
+        RUN_FILES
+            .iter()
+            .filter(|name| self.dir.join(name).exists())
+            .map(|name| name.to_string())
+            .collect()
     }
 
     /// Creates the folder and takes its lock (`DIR/.lock`, held until the returned guard
@@ -149,4 +190,47 @@ pub fn lock_outputs<'a>(
         }
     }
     Ok(locks)
+}
+
+/// Claims the outputs of a command that writes files beside runs (`plot -o`, `summarize
+/// --csv/--markdown`), before any work: two flags naming one file are refused, and so is
+/// a file of a run folder, an input of the command, a path that cannot be written, and a
+/// file another nabla process is writing (its lock is taken and held until the guards
+/// are dropped).
+pub fn claim_outputs(outputs: &[(&'static str, &Path)]) -> Result<Vec<FileLock>, CliError> {
+    for (index, (flag, path)) in outputs.iter().enumerate() {
+        if let Some((other, _)) = outputs[..index]
+            .iter()
+            .find(|(_, earlier)| same_file(earlier, path))
+        {
+            return Err(CliError::OutputClash {
+                first: other,
+                second: flag,
+                path: path.to_path_buf(),
+            });
+        }
+        refuse_other_runs_file(flag, path, None)?;
+        check_output(flag, path)?;
+    }
+    lock_outputs(outputs.iter().map(|(_, path)| *path))
+}
+
+/// Whether two output paths name one file (their folders resolved).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    resolved(a) == resolved(b)
+}
+
+/// `path` with its folder's links and `..` resolved (the folder itself need not exist).
+pub fn resolved(path: &Path) -> PathBuf {
+    let parent = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let parent = parent
+        .canonicalize()
+        .unwrap_or_else(|_| std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf()));
+    match path.file_name() {
+        Some(name) => parent.join(name),
+        None => parent,
+    }
 }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::args::{DataArgs, TrainArgs};
 use super::dtype::Dtype;
-use super::run_folder::RunFolder;
+use super::run_folder::{refuse_other_runs_file, same_file, RunFolder};
 use super::CliError;
 
 /// A refused flag value.
@@ -388,10 +388,13 @@ pub struct TrainSettings {
 }
 
 impl TrainSettings {
-    /// Every file the run writes: the model (both files of an `.npz`), the log and the
-    /// checkpoint.
+    /// Every file the run writes: the run folder's record and summary, the model (both
+    /// files of an `.npz`), the log and the checkpoint.
     pub fn output_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
+        if let Some(out) = &self.out {
+            files.extend([out.config(), out.summary()]);
+        }
         if let Some(path) = &self.save {
             files.extend(
                 ModelFormat::of(path).map_or_else(|_| vec![path.clone()], |f| f.files(path)),
@@ -452,6 +455,11 @@ impl TrainSettings {
             .save
             .clone()
             .or_else(|| out.as_ref().map(RunFolder::model));
+        for (flag, path) in [("--log", &log), ("--save", &save)] {
+            if let Some(path) = path {
+                refuse_other_runs_file(flag, path, out.as_ref())?;
+            }
+        }
         if let Some(path) = &log {
             if path.as_os_str() == "-" {
                 return Err(invalid(
@@ -644,17 +652,9 @@ fn check_distinct_outputs(
         outputs.push(("the run folder's config.json", folder.config()));
         outputs.push(("the run folder's summary.json", folder.summary()));
     }
-    let identity = |path: &Path| {
-        let parent = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let parent = parent.canonicalize().unwrap_or_else(|_| absolute(parent));
-        parent.join(path.file_name().unwrap_or_default())
-    };
     for (index, (first, first_path)) in outputs.iter().enumerate() {
         for (second, second_path) in &outputs[index + 1..] {
-            if identity(first_path) == identity(second_path) {
+            if same_file(first_path, second_path) {
                 return Err(CliError::OutputClash {
                     first,
                     second,

@@ -7,7 +7,7 @@ use nabla::atomic_file::{protect_input, write_atomically, write_bytes_atomically
 use super::args::SummarizeArgs;
 use super::log::LogTable;
 use super::output::write_stdout;
-use super::run_folder::log_of;
+use super::run_folder::{claim_outputs, log_of};
 use super::CliError;
 
 /// Columns of the summary: taken from the log's last row, except `run` and `seconds`
@@ -101,6 +101,14 @@ pub fn run(args: &SummarizeArgs) -> Result<(), CliError> {
     for path in &args.logs {
         protect_input(&log_of(path));
     }
+    let outputs: Vec<(&'static str, &std::path::Path)> = [
+        args.markdown.as_deref().map(|path| ("--markdown", path)),
+        args.csv.as_deref().map(|path| ("--csv", path)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let _locks = claim_outputs(&outputs)?;
     let rows = args
         .logs
         .iter()

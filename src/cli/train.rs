@@ -19,7 +19,7 @@ use super::dtype::{run_in, RunInFloat};
 use super::log::EpochLog;
 use super::output::tell;
 use super::progress::Reporter;
-use super::run_folder::{checkpoint_of, lock_outputs, RunFolder};
+use super::run_folder::{checkpoint_of, lock_outputs, resolved, RunFolder};
 use super::settings::{RunConfig, TrainSettings};
 use super::signals::Interrupt;
 use super::CliError;
@@ -91,20 +91,6 @@ impl Outputs {
 /// `path` made absolute against the current directory (links are not resolved).
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// `path` with its folder's links and `..` resolved (the folder exists: outputs are
-/// checked before a run starts).
-fn resolved(path: &Path) -> PathBuf {
-    let parent = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let parent = parent.canonicalize().unwrap_or_else(|_| absolute(parent));
-    match path.file_name() {
-        Some(name) => parent.join(name),
-        None => parent,
-    }
 }
 
 /// `target` as a path from the folder `base` (both absolute): `m.csv`, `../logs/m.csv`.

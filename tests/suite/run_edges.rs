@@ -569,7 +569,10 @@ fn two_runs_never_write_one_output_at_once() {
         ),
         (vec!["--out", "R"], vec!["--out", "R"]),
         (vec!["--log", "l.csv"], vec!["--log", "l.csv"]),
-        (vec!["--out", "R"], vec!["--log", "R/log.csv"]),
+        (
+            vec!["--save", "m.safetensors", "--checkpoint-every", "1"],
+            vec!["--log", "m.checkpoint.safetensors"],
+        ),
     ] {
         let mut child = spawn(long_run(d).args(["--epochs", "50"]).args(&first));
         let _stdout = wait_for_epoch(&mut child, 1);
@@ -999,4 +1002,127 @@ fn a_finished_runs_torn_or_padded_log_is_repaired() {
     std::fs::write(&log, format!("{whole}1,false,garbage\n")).unwrap();
     succeeds(nabla(d, "train").args(["--resume", "L", "--quiet"]));
     assert_eq!(std::fs::read_to_string(&log).unwrap(), whole);
+}
+
+#[test]
+fn no_command_overwrites_another_runs_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A live run: plot, summarize and train may not write its files.
+    let mut child = spawn(long_run(d).args(["--epochs", "50", "--out", "L"]));
+    let _stdout = wait_for_epoch(&mut child, 1);
+    refused(
+        nabla(d, "plot").args(["L", "-o", "L/checkpoint.safetensors"]),
+        "a file of the run in L",
+    );
+    refused(
+        nabla(d, "summarize").args(["L", "--csv", "L/model.safetensors"]),
+        "a file of the run in L",
+    );
+    refused(
+        train(d).args(["--epochs", "1", "--log", "L/config.json"]),
+        "a file of the run in L",
+    );
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    // A finished one: neither.
+    succeeds(train(d).args(["--epochs", "1", "--out", "V"]));
+    let before = snapshot(&d.join("V"));
+    refused(
+        train(d).args(["--epochs", "1", "--save", "V/model.safetensors"]),
+        "a file of the run in V",
+    );
+    refused(
+        train(d).args(["--epochs", "1", "--log", "V/log.csv"]),
+        "a file of the run in V",
+    );
+    assert!(snapshot(&d.join("V")) == before);
+    // One command's two outputs naming one file.
+    refused(
+        nabla(d, "summarize").args(["V", "--markdown", "o.md", "--csv", "o.md"]),
+        "--markdown and --csv both name o.md",
+    );
+}
+
+#[test]
+fn one_ctrl_c_forwarded_twice_is_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A terminal's Ctrl-C reaches nabla and a wrapper such as `timeout`, which forwards
+    // it again: two signals a moment apart, from one keypress.
+    // A large model in f64, so that the saves the first signal starts take a while.
+    let mut command = Command::new(bin());
+    command
+        .current_dir(d)
+        .arg("train")
+        .arg("--dataset")
+        .arg(bundled("mnist"))
+        .args([
+            "--train-rows",
+            "2000",
+            "--test-rows",
+            "100",
+            "--hidden",
+            "2048,2048",
+            "--dtype",
+            "f64",
+            "--optimizer",
+            "adam",
+            "--epochs",
+            "50",
+            "--threads",
+            "1",
+            "--out",
+            "T",
+        ]);
+    let mut child = spawn(&mut command);
+    let _stdout = wait_for_epoch(&mut child, 1);
+    signal(&child, "-INT");
+    std::thread::sleep(Duration::from_millis(20));
+    signal(&child, "-INT");
+    let output = child.wait_with_output().unwrap();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{message}");
+    assert!(message.contains("interrupted in epoch"), "{message}");
+    assert!(d.join("T/model.safetensors").is_file());
+}
+
+#[test]
+fn a_checkpoints_header_does_not_grow_with_the_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let header = |epochs: &str, out: &str| {
+        let mut command = Command::new(bin());
+        command.current_dir(d).args([
+            "train",
+            "--dataset",
+            &bundled("mnist-subset"),
+            "--train-rows",
+            "50",
+            "--test-rows",
+            "1",
+            "--batch-size",
+            "50",
+            "--hidden",
+            "2",
+            "--threads",
+            "1",
+            "--quiet",
+            "--epochs",
+            epochs,
+            "--out",
+            out,
+        ]);
+        succeeds(&mut command);
+        let bytes = std::fs::read(d.join(out).join("checkpoint.safetensors")).unwrap();
+        u64::from_le_bytes(bytes[..8].try_into().unwrap())
+    };
+    // The history (about 285 bytes an epoch) would pass the safetensors reader's 100 MB
+    // header limit after some 350,000 epochs: it is a tensor.
+    let (short, long) = (header("2", "a"), header("400", "b"));
+    assert!(
+        long < short + 64,
+        "header {short} bytes after 2 epochs, {long} after 400"
+    );
+    succeeds(nabla(d, "train").args(["--resume", "b", "--epochs", "401", "--quiet"]));
 }

@@ -222,10 +222,118 @@ fn collect_tells_incomplete_and_missing_runs_and_does_not_rank_them() {
 }
 
 #[test]
+fn collect_judges_a_run_by_its_log_and_refuses_a_folder_without_a_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    assert!(sweep(&out, &["--jobs", "2"]).status.success());
+    // A finished run whose log was cut to its first epoch (its summary says 3).
+    let cut = &run_folders(&out)[0];
+    let log = std::fs::read_to_string(cut.join("log.csv")).unwrap();
+    std::fs::write(
+        cut.join("log.csv"),
+        log.lines().take(2).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    let collect = nabla_subcommand("sweep")
+        .arg("--collect")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = stderr(&collect);
+    assert_eq!(collect.status.code(), Some(2), "{text}");
+    let name = cut.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(text.contains(&format!("{name} (1 of 3 epochs)")), "{text}");
+    // Not a sweep folder: said so, and nothing created.
+    let nowhere = dir.path().join("nowhere");
+    let collect = nabla_subcommand("sweep")
+        .arg("--collect")
+        .arg(&nowhere)
+        .output()
+        .unwrap();
+    let text = stderr(&collect);
+    assert_eq!(collect.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("a sweep folder (one holding plan.json)"),
+        "{text}"
+    );
+    assert!(!nowhere.exists());
+}
+
+#[test]
+fn flags_spelled_otherwise_keep_finished_runs_and_points_may_not_name_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let with_extra = |extra: &str| {
+        nabla_subcommand("sweep")
+            .args(&GRID[..8])
+            .args(["--jobs", "1", "--extra", extra, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let first = with_extra("--train-rows 300 --test-rows 50 --momentum 0.9 --shuffle");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let before = log_times(&out);
+    let again = with_extra("--shuffle --momentum=0.90 --test-rows 50 --train-rows 300");
+    let text = stderr(&again);
+    assert!(again.status.success(), "{text}");
+    assert!(!text.contains("changed"), "{text}");
+    assert_eq!(log_times(&out), before);
+    for flag in ["--log q.csv", "--save q.safetensors"] {
+        let output = with_extra(&format!("--train-rows 300 --test-rows 50 {flag}"));
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        assert!(text.contains("is set by the sweep"), "{text}");
+    }
+    // --task-id runs a point of the plan written: no --list with it.
+    let output = nabla_subcommand("sweep")
+        .args(["--task-id", "0", "--list", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[test]
+fn a_foreign_file_in_any_run_folder_stops_the_sweep_before_it_removes_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    assert!(sweep(&out, &["--jobs", "1"]).status.success());
+    let folders = run_folders(&out);
+    // The last point holds a foreign file; the grid changes for every point.
+    std::fs::write(folders[2].join("notes.txt"), "mine").unwrap();
+    let output = nabla_subcommand("sweep")
+        .args(&GRID[..5])
+        .args([
+            "4",
+            "--threads",
+            "1",
+            "--jobs",
+            "1",
+            "--extra",
+            GRID[9],
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("nothing was removed"), "{text}");
+    for folder in &folders {
+        assert!(
+            folder.join("model.safetensors").is_file(),
+            "{} was removed",
+            folder.display()
+        );
+    }
+}
+
+#[test]
 fn extra_is_split_as_a_shell_splits_it_and_data_paths_are_absolute() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep");
-    let log = dir.path().join("a b").join("x.csv");
+    let log = dir.path().join("a b").join("x.safetensors");
     let listed = nabla_subcommand("sweep")
         .args([
             "--hidden",
@@ -234,7 +342,7 @@ fn extra_is_split_as_a_shell_splits_it_and_data_paths_are_absolute() {
             "data/mnist-subset",
             "--extra",
         ])
-        .arg(format!("--train-rows 300 --log '{}'", log.display()))
+        .arg(format!("--train-rows 300 --init-from '{}'", log.display()))
         .arg("--list")
         .arg("--out")
         .arg(&out)
@@ -249,11 +357,15 @@ fn extra_is_split_as_a_shell_splits_it_and_data_paths_are_absolute() {
             .position(|w| w == flag)
             .map(|i| words[i + 1].clone())
     };
-    assert_eq!(after("--log"), Some(log.display().to_string()), "{line}");
+    assert_eq!(
+        after("--init-from"),
+        Some(log.display().to_string()),
+        "{line}"
+    );
     let dataset = PathBuf::from(after("--dataset").unwrap());
     assert!(dataset.is_absolute() && dataset.is_dir(), "{line}");
     let open_quote = nabla_subcommand("sweep")
-        .args(["--extra", "--log 'a b.csv", "--list", "--out"])
+        .args(["--extra", "--init-from 'a b.safetensors", "--list", "--out"])
         .arg(&out)
         .output()
         .unwrap();
@@ -450,4 +562,28 @@ fn the_results_page_fits_its_window_and_its_curves_read_well() {
         legend.iter().all(|(_, y, _)| *y > lowest_tick),
         "legend entries inside the plot: {legend:?} (axis labels down to y = {lowest_tick})"
     );
+}
+
+#[test]
+fn slurm_settings_cannot_add_lines_to_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    for (flag, value) in [
+        ("--partition", "debug\necho INJECTED"),
+        ("--time", "1:00 x"),
+        ("--mem", "4G'"),
+    ] {
+        let output = nabla_subcommand("sweep")
+            .args(["--hidden", "16", "--slurm", flag, value, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {text}");
+        assert!(
+            text.contains("without spaces, quotes or line breaks"),
+            "{text}"
+        );
+        assert!(!out.join("sweep.sbatch").exists());
+    }
 }

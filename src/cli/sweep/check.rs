@@ -21,8 +21,9 @@ use super::plan::Plan;
 /// sit beside the folder).
 const MAX_NAME_LEN: usize = 200;
 
-/// Flags the sweep sets itself for every run; a point may not set them.
-const SWEEP_FLAGS: [&str; 3] = ["--out", "--resume", "--threads"];
+/// Flags the sweep sets itself for every run (each run writes its own folder's files); a
+/// point may not set them.
+const SWEEP_FLAGS: [&str; 5] = ["--out", "--resume", "--threads", "--save", "--log"];
 
 /// Checks `plan` for the sweep folder `dir`; the first problem is refused with the
 /// point's name (or index) and what was expected.
@@ -77,6 +78,24 @@ pub fn check(plan: &Plan, dir: &Path) -> Result<(), CliError> {
             .map_err(|error| refused(&point.name, error.to_string()))?;
     }
     Ok(())
+}
+
+/// What `point`'s command computes (its checked settings, as JSON), however its flags are
+/// spelled or ordered; `None` when they do not parse or pass the checks.
+pub fn run_settings(
+    plan: &Plan,
+    dir: &Path,
+    point: &super::plan::Point,
+) -> Option<serde_json::Value> {
+    let command = plan.command(dir, point);
+    let cli = Cli::try_parse_from(std::iter::once("nabla".to_string()).chain(command)).ok()?;
+    let args = match &cli.command {
+        Some(Command::Train(args)) => args,
+        _ => &cli.train,
+    };
+    RunConfig::from_args(args)
+        .ok()
+        .and_then(|run| serde_json::to_value(run).ok())
 }
 
 /// Whether `name` may name a run folder: one path component of ASCII letters, digits and

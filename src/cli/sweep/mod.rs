@@ -28,11 +28,25 @@ use results::shell_line;
 /// Slurm task (which claims only its own run) hold the sweep folder's lock throughout.
 pub fn run(args: &SweepArgs) -> Result<(), CliError> {
     if let Some(dir) = &args.collect {
+        if !dir.join("plan.json").is_file() {
+            return Err(invalid(
+                "--collect",
+                dir.display(),
+                "a sweep folder (one holding plan.json)",
+            ));
+        }
         let _lock = ownership::lock_sweep(dir)?;
         return report(dir);
     }
     let dir = &args.out;
     if let Some(index) = args.task_id {
+        if args.list || args.slurm {
+            return Err(invalid(
+                "--task-id",
+                index,
+                "no --list or --slurm with it (a task runs one point of the plan already written)",
+            ));
+        }
         return run_task(dir, index);
     }
     let cores = available_cores();
@@ -53,6 +67,8 @@ pub fn run(args: &SweepArgs) -> Result<(), CliError> {
     let plan = plan::plan(args, threads)?;
     check::check(&plan, dir)?;
     let _lock = ownership::lock_sweep(dir)?;
+    // Nothing is removed unless every folder the sweep might remove can be.
+    ownership::check_removable(dir, &plan)?;
     forget_changed_points(dir, &plan)?;
     plan.write(dir)?;
     if args.list {
@@ -194,16 +210,21 @@ fn forget_changed_points(dir: &Path, plan: &Plan) -> Result<(), CliError> {
     let Ok(previous) = Plan::read(dir) else {
         return Ok(());
     };
-    let before: HashMap<&str, &Vec<String>> = previous
+    let before: HashMap<&str, &plan::Point> = previous
         .points
         .iter()
-        .map(|old| (old.name.as_str(), &old.args))
+        .map(|old| (old.name.as_str(), old))
         .collect();
     for point in &plan.points {
-        if before
-            .get(point.name.as_str())
-            .is_some_and(|args| **args != point.args)
-        {
+        // Compared by what they compute: the same flags spelled otherwise
+        // (`--momentum=0.9`, another order, `0.90`) are the same run.
+        let changed = before.get(point.name.as_str()).is_some_and(|old| {
+            old.args != point.args
+                && (check::run_settings(&previous, dir, old)
+                    != check::run_settings(plan, dir, point)
+                    || check::run_settings(plan, dir, point).is_none())
+        });
+        if changed {
             tell(&format!(
                 "sweep: {} changed since the last plan; running it again",
                 point.name

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use nabla::file_lock::{FileLock, LockError};
 
+use super::super::run_folder::RUN_FILES;
 use super::super::CliError;
 use super::plan::{Plan, Point};
 
@@ -93,15 +94,22 @@ fn busy(what: &'static str, path: &Path, error: LockError) -> CliError {
     }
 }
 
-/// The files a run folder may hold: `nabla train --out` writes these, their temporaries
-/// and their locks.
-const RUN_FILES: [&str; 5] = [
-    "config.json",
-    "log.csv",
-    "summary.json",
-    "model.safetensors",
-    "checkpoint.safetensors",
-];
+/// Checks, before anything is removed, that no run folder of `plan` holds a file that is
+/// not a run's (a sweep never removes one, and stops before removing any other).
+pub fn check_removable(dir: &Path, plan: &Plan) -> Result<(), CliError> {
+    for point in &plan.points {
+        let folder = Plan::folder(dir, point);
+        if let Some(foreign) = folder.is_dir().then(|| foreign_entry(&folder)).flatten() {
+            return Err(CliError::PlanRefused {
+                point: folder.display().to_string(),
+                why: format!(
+                    "it holds {foreign}, which is not a file of a nabla run: nothing was removed; move it away to run this sweep"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The first entry of `folder` that is not a run file, its temporary or a lock, if any.
 fn foreign_entry(folder: &Path) -> Option<String> {

@@ -94,13 +94,21 @@ fn planned_epochs(args: &[String]) -> Option<usize> {
     epochs
 }
 
-/// Whether the run in `folder` finished: all its epochs, or early stopping.
+/// Whether the run in `folder` finished (all its epochs, or early stopping) and its log
+/// holds every epoch its summary counts (a log cut short is not a finished run's).
 fn finished(folder: &Path) -> bool {
-    std::fs::read_to_string(RunFolder::new(folder).summary())
+    let Some(summary) = std::fs::read_to_string(RunFolder::new(folder).summary())
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|summary| summary["stopped"].as_str().map(str::to_string))
-        .is_some_and(|stopped| stopped == "completed" || stopped.starts_with("early stopping"))
+    else {
+        return false;
+    };
+    let stopped = summary["stopped"].as_str().unwrap_or_default();
+    let ended = stopped == "completed" || stopped.starts_with("early stopping");
+    let logged = LogTable::read(folder)
+        .and_then(|log| log.numbers("epoch"))
+        .map_or(0, |epochs| epochs.len() as u64);
+    ended && summary["epochs"].as_u64() == Some(logged)
 }
 
 /// The last whole epoch the run in `folder` logged (`0` when it logged none).

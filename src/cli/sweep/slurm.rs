@@ -40,6 +40,20 @@ pub fn write_script(args: &SweepArgs, plan: &Plan, dir: &Path) -> Result<PathBuf
         ("mem", &args.mem),
     ] {
         if let Some(value) = value {
+            // One `#SBATCH` line each: a space, a quote or a line break would end the
+            // directive early or start a line of shell.
+            let plain = |c: char| c.is_ascii_alphanumeric() || "-_:.,+=@%[]".contains(c);
+            if value.is_empty() || !value.chars().all(plain) {
+                return Err(super::super::settings::invalid(
+                    match flag {
+                        "time" => "--time",
+                        "partition" => "--partition",
+                        _ => "--mem",
+                    },
+                    format!("{value:?}"),
+                    "a Slurm value without spaces, quotes or line breaks",
+                ));
+            }
             script.push_str(&format!("#SBATCH --{flag}={value}\n"));
         }
     }
