@@ -124,6 +124,17 @@ fn refuse_unwritable(path: &Path) -> io::Result<Option<std::fs::Metadata>> {
             "is not a regular file",
         ));
     }
+    // A file its owner made read-only is kept, as a shell's `>` or `cp` would keep it
+    // (the rename would replace it regardless of its mode).
+    if let Ok(name) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
+        // SAFETY: access(2) on a NUL-terminated path.
+        if unsafe { libc::access(name.as_ptr(), libc::W_OK) } != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "is write-protected",
+            ));
+        }
+    }
     let inputs = INPUTS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());

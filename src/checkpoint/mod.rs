@@ -73,6 +73,18 @@ pub fn sidecar_path(path: &Path) -> PathBuf {
     path.with_extension("json")
 }
 
+/// Whether a save to `path` would replace a file nabla did not write: for an `.npz`, a
+/// `.json` beside it that is not a nabla sidecar (the user's own file of that name).
+pub fn foreign_companion(path: &Path) -> Option<PathBuf> {
+    match ModelFormat::of(path).ok()? {
+        ModelFormat::Npz => {
+            let sidecar = sidecar_path(path);
+            (sidecar.is_file() && !npz::is_sidecar(&sidecar)).then_some(sidecar)
+        }
+        ModelFormat::Safetensors => None,
+    }
+}
+
 /// Writes `model` to `path` in the format its extension names, atomically.
 pub fn save<F: Float>(model: &MultiLayerPerceptron<F>, path: &Path) -> Result<(), CheckpointError> {
     match ModelFormat::of(path)? {

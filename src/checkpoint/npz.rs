@@ -141,6 +141,11 @@ impl Sidecar {
     }
 }
 
+/// Whether the file at `path` is a sidecar nabla wrote.
+pub(super) fn is_sidecar(path: &Path) -> bool {
+    read_sidecar(path).is_ok()
+}
+
 /// The seed the sidecar of the `.npz` at `path` records for it, if any.
 pub(super) fn recorded_seed(path: &Path) -> Result<Option<u64>, CheckpointError> {
     let sidecar = read_sidecar(&sidecar_path(path))?;

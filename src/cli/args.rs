@@ -424,10 +424,18 @@ pub struct SweepArgs {
     pub list: bool,
     /// Build the results (tables, curves, page) from the run folders in DIR, however they
     /// were run.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", exclusive = true)]
     pub collect: Option<PathBuf>,
     /// Run point I of the plan in --out (a Slurm array task, or by hand).
-    #[arg(long, value_name = "I")]
+    #[arg(
+        long,
+        value_name = "I",
+        conflicts_with_all = [
+            "hidden", "activation", "lr", "batch_size", "optimizer", "epochs", "seed",
+            "dataset", "dtype", "val_split", "extra", "random", "random_seed", "jobs",
+            "threads", "force", "list", "slurm", "time", "partition", "mem",
+        ]
+    )]
     pub task_id: Option<usize>,
     /// Write a Slurm job-array batch script (DIR/sweep.sbatch), one task per point.
     #[arg(long)]

@@ -43,6 +43,18 @@ pub fn refuse_other_runs_file(
         _ => false,
     };
     let is_own = own.is_some_and(|own| same(own.dir(), folder.dir()));
+    // A run's resumable state outside a folder (`m.checkpoint.safetensors`): an
+    // interrupted run's work, whichever command would write over it.
+    if name.ends_with(".checkpoint.safetensors") && path.is_file() {
+        return Err(CliError::OutputPath {
+            flag,
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "it is a run's resumable checkpoint, which it would overwrite",
+            ),
+        });
+    }
     if RUN_FILES.contains(&name) && holds_run && !is_own {
         return Err(CliError::OutputPath {
             flag,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use nabla::atomic_file::{check_writable, protect_input};
-use nabla::checkpoint::ModelFormat;
+use nabla::checkpoint::{self, ModelFormat};
 use nabla::data::{load_csv, DataSource, Dataset, Features};
 use nabla::optim::schedule::ScheduleConfig;
 use nabla::threads::{self, GemmThreading, ThreadSource};
@@ -385,6 +385,9 @@ pub struct TrainSettings {
     pub quiet: bool,
     /// Flags nabla adjusted, to tell the user.
     pub warnings: Vec<String>,
+    /// A resume that continues into a new run folder (`--resume a --out b`): the run's
+    /// own outputs are not this run's to complete.
+    pub continues_elsewhere: bool,
 }
 
 impl TrainSettings {
@@ -470,6 +473,16 @@ impl TrainSettings {
             }
             check_output("--log", path)?;
         }
+        if let Some(sidecar) = save.as_deref().and_then(checkpoint::foreign_companion) {
+            return Err(CliError::OutputPath {
+                flag: "--save",
+                path: sidecar,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the .npz's sidecar would replace this file, which nabla did not write",
+                ),
+            });
+        }
         if let Some(path) = &save {
             let format = ModelFormat::of(path)
                 .map_err(|_| invalid("--save", path.display(), "a .safetensors or .npz path"))?;
@@ -497,6 +510,20 @@ impl TrainSettings {
         let checkpoint = match (checkpoint_path, args.checkpoint_every) {
             (Some(path), every) => {
                 check_output("--checkpoint-every", &path)?;
+                // A new run never writes over another run's resumable state.
+                if saved.is_none() && out.is_none() && path.is_file() {
+                    return Err(CliError::OutputPath {
+                        flag: "--save",
+                        path: path.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::AlreadyExists,
+                            format!(
+                                "a run's checkpoint is there already: resume it with --resume {}, or remove it to start afresh",
+                                path.display()
+                            ),
+                        ),
+                    });
+                }
                 Some((path, every))
             }
             (None, Some(_)) => {
@@ -543,6 +570,7 @@ impl TrainSettings {
             resume: args.resume.clone(),
             quiet: args.quiet,
             warnings,
+            continues_elsewhere: false,
         })
     }
 }

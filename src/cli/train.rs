@@ -171,6 +171,15 @@ fn continue_outputs(
 /// run's outputs, then trains in the chosen float type.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let mut args = args.clone();
+    if let Some(dir) = args.resume.as_deref().filter(|path| path.is_dir()) {
+        if !RunFolder::new(dir).checkpoint().is_file() {
+            return Err(super::settings::invalid(
+                "--resume",
+                dir.display(),
+                "a run folder holding checkpoint.safetensors (none is there: no run in it got as far as its first checkpoint; start it again with --out)",
+            ));
+        }
+    }
     let resume = args.resume.as_deref().map(checkpoint_of);
     let saved = match &resume {
         Some(path) => Some(read_record(path)?),
@@ -194,6 +203,8 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     };
     let mut settings =
         TrainSettings::from_args(&args, saved.as_ref().map(|record| &record.config))?;
+    settings.continues_elsewhere =
+        resume.is_some() && args.out.is_some() && resumed_folder.is_none();
     settings.resume = resume;
     // Each output file too (a run folder's included): another run may name one of them
     // with --save or --log.
@@ -291,7 +302,11 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
     // end did not (a run killed while writing its model, its summary or its log).
     if let Some(stop) = trainer.stop() {
         let history = trainer.finish();
-        let written = complete_finished_run(settings, &model, &history)?;
+        let written = if settings.continues_elsewhere {
+            Vec::new()
+        } else {
+            complete_finished_run(settings, &model, &history)?
+        };
         tell(&finished_message(settings, stop, epochs_done, &written));
         return Ok(());
     }

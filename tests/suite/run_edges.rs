@@ -562,27 +562,28 @@ fn ctrl_c_during_the_final_save_is_reported_and_the_files_are_whole() {
 fn two_runs_never_write_one_output_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for (first, second) in [
+    let in_use = "in use by another nabla process (pid";
+    for (first, second, expected) in [
         (
             vec!["--save", "m.safetensors"],
             vec!["--save", "m.safetensors"],
+            in_use,
         ),
-        (vec!["--out", "R"], vec!["--out", "R"]),
-        (vec!["--log", "l.csv"], vec!["--log", "l.csv"]),
+        (vec!["--out", "R"], vec!["--out", "R"], in_use),
+        (vec!["--log", "l.csv"], vec!["--log", "l.csv"], in_use),
         (
             vec!["--save", "m.safetensors", "--checkpoint-every", "1"],
             vec!["--log", "m.checkpoint.safetensors"],
+            "a run's resumable checkpoint",
         ),
     ] {
         let mut child = spawn(long_run(d).args(["--epochs", "50"]).args(&first));
         let _stdout = wait_for_epoch(&mut child, 1);
-        refused(
-            train(d).args(["--epochs", "1"]).args(&second),
-            "in use by another nabla process (pid",
-        );
+        refused(train(d).args(["--epochs", "1"]).args(&second), expected);
         signal(&child, "-KILL");
         child.wait().unwrap();
         let _ = std::fs::remove_dir_all(d.join("R"));
+        let _ = std::fs::remove_file(d.join("m.checkpoint.safetensors"));
     }
 }
 
@@ -1083,7 +1084,7 @@ fn one_ctrl_c_forwarded_twice_is_one_request() {
     let output = child.wait_with_output().unwrap();
     let message = stderr(&output);
     assert_eq!(output.status.code(), Some(130), "{message}");
-    assert!(message.contains("interrupted in epoch"), "{message}");
+    assert!(message.contains("interrupted"), "{message}");
     assert!(d.join("T/model.safetensors").is_file());
 }
 
@@ -1125,4 +1126,117 @@ fn a_checkpoints_header_does_not_grow_with_the_epochs() {
         "header {short} bytes after 2 epochs, {long} after 400"
     );
     succeeds(nabla(d, "train").args(["--resume", "b", "--epochs", "401", "--quiet"]));
+}
+
+#[test]
+fn an_interrupted_runs_checkpoint_and_a_users_files_are_never_written_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // An interrupted run's state outside a folder: no other command writes over it, and
+    // a new run with the same --save is told to resume it instead.
+    succeeds(train(d).args([
+        "--epochs",
+        "2",
+        "--save",
+        "m.safetensors",
+        "--log",
+        "m.csv",
+        "--checkpoint-every",
+        "1",
+    ]));
+    let state = std::fs::read(d.join("m.checkpoint.safetensors")).unwrap();
+    refused(
+        nabla(d, "plot").args(["m.csv", "-o", "m.checkpoint.safetensors"]),
+        "resumable checkpoint",
+    );
+    refused(
+        nabla(d, "summarize").args(["m.csv", "--csv", "m.checkpoint.safetensors"]),
+        "resumable checkpoint",
+    );
+    refused(
+        train(d).args(["--epochs", "1", "--log", "m.checkpoint.safetensors"]),
+        "resumable checkpoint",
+    );
+    refused(
+        train(d).args([
+            "--epochs",
+            "1",
+            "--save",
+            "m.safetensors",
+            "--checkpoint-every",
+            "1",
+        ]),
+        "resume it with --resume m.checkpoint.safetensors",
+    );
+    assert!(std::fs::read(d.join("m.checkpoint.safetensors")).unwrap() == state);
+    // A user's own notes.json beside --save notes.npz.
+    std::fs::write(d.join("notes.json"), "{\"my\": \"notes\"}").unwrap();
+    refused(
+        train(d).args(["--epochs", "1", "--save", "notes.npz"]),
+        "which nabla did not write",
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("notes.json")).unwrap(),
+        "{\"my\": \"notes\"}"
+    );
+    // A finished run continued into a new folder writes nothing there.
+    succeeds(train(d).args(["--epochs", "2", "--out", "a"]));
+    let output = succeeds(nabla(d, "train").args(["--resume", "a", "--out", "c", "--quiet"]));
+    assert!(
+        stderr(&output).contains("nothing was trained or written"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(snapshot(&d.join("c")).is_empty());
+    // A folder no run got a checkpoint into: said so.
+    std::fs::create_dir(d.join("empty")).unwrap();
+    refused(
+        nabla(d, "train").args(["--resume", "empty"]),
+        "none is there",
+    );
+}
+
+#[test]
+fn a_write_protected_model_is_kept() {
+    // Run as an ordinary user (root may write anything): `nobody` when the tests run as
+    // root, as in CI, else the user running them.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    let as_user = || {
+        let mut command = if root {
+            let mut command = Command::new("setpriv");
+            command
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(bin());
+            command
+        } else {
+            Command::new(bin())
+        };
+        command.current_dir(d).args([
+            "train",
+            "--dataset",
+            &bundled("mnist-subset"),
+            "--train-rows",
+            "100",
+            "--test-rows",
+            "50",
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--save",
+            "keep.safetensors",
+        ]);
+        command
+    };
+    succeeds(&mut as_user());
+    let model = d.join("keep.safetensors");
+    std::fs::set_permissions(&model, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+    let kept = std::fs::read(&model).unwrap();
+    refused(as_user().args(["--seed", "5"]), "is write-protected");
+    assert!(std::fs::read(&model).unwrap() == kept);
 }

@@ -285,10 +285,26 @@ fn flags_spelled_otherwise_keep_finished_runs_and_points_may_not_name_outputs() 
         assert_eq!(output.status.code(), Some(2), "{text}");
         assert!(text.contains("is set by the sweep"), "{text}");
     }
-    // --task-id runs a point of the plan written: no --list with it.
+    // --task-id runs a point of the plan written, --collect collects: flags that would
+    // change a plan are refused with them, not ignored.
+    for extra in [&["--list"][..], &["--epochs", "5"], &["--force"]] {
+        let output = nabla_subcommand("sweep")
+            .args(["--task-id", "0", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            stderr(&output)
+        );
+    }
     let output = nabla_subcommand("sweep")
-        .args(["--task-id", "0", "--list", "--out"])
+        .arg("--collect")
         .arg(&out)
+        .args(["--lr", "5"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
