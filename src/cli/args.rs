@@ -223,7 +223,8 @@ pub struct TrainArgs {
 /// Flags of `nabla eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The model (.safetensors, or .npz with its .json sidecar, from `nabla train --save`).
+    /// The model (.safetensors, or .npz with its .json sidecar, from `nabla train --save`),
+    /// or a run folder (its model.safetensors).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
     /// The data.
@@ -245,7 +246,8 @@ pub struct EvalArgs {
 /// Flags of `nabla predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// The model (.safetensors, or .npz with its .json sidecar, from `nabla train --save`).
+    /// The model (.safetensors, or .npz with its .json sidecar, from `nabla train --save`),
+    /// or a run folder (its model.safetensors).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
     /// CSV rows of features (a trailing label column, if present, is ignored).

@@ -9,6 +9,7 @@ use ndarray::Array1;
 use super::args::EvalArgs;
 use super::dtype::{run_in, RunInFloat};
 use super::output::write_stdout;
+use super::run_folder::model_of;
 use super::settings::DataChoice;
 use super::CliError;
 
@@ -54,10 +55,11 @@ fn evaluate_set<F: Float>(
 
 impl RunInFloat for &EvalArgs {
     fn run<F: Float>(self) -> Result<(), CliError> {
-        let mut model = checkpoint::load::<F>(&self.model)?;
+        let path = model_of(&self.model);
+        let mut model = checkpoint::load::<F>(&path)?;
         let seed = self
             .seed
-            .or_else(|| trained_seed(&self.model))
+            .or_else(|| trained_seed(&path))
             .unwrap_or(nabla::DEFAULT_SEED);
         let dataset = DataChoice::from_args(&self.data)?.load::<F>(seed)?;
         check_fit(&model, &dataset)?;

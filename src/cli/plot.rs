@@ -14,7 +14,7 @@ use super::settings::DataChoice;
 
 use super::log::{LogError, LogTable};
 use super::output::say;
-use super::run_folder::{claim_outputs, log_of};
+use super::run_folder::{claim_outputs, log_of, model_of};
 use super::CliError;
 
 /// One run's curves.
@@ -202,7 +202,7 @@ impl RunInFloatReturning for &PlotArgs {
         let Some(path) = &self.model else {
             return Ok(Vec::new());
         };
-        let model = checkpoint::load::<F>(path)?;
+        let model = checkpoint::load::<F>(&model_of(path))?;
         let dataset = DataChoice::from_args(&self.data)?.load::<F>(nabla::DEFAULT_SEED)?;
         check_fit(&model, &dataset)?;
         // One report, drawn as a heat map (a rectangle and a label a cell: about 300

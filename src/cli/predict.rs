@@ -7,6 +7,7 @@ use ndarray::s;
 use super::args::PredictArgs;
 use super::dtype::{run_in, RunInFloat};
 use super::output::write_stdout;
+use super::run_folder::model_of;
 use super::CliError;
 
 /// Predicts in chunks and prints the labels.
@@ -16,7 +17,7 @@ pub fn run(args: &PredictArgs) -> Result<(), CliError> {
 
 impl RunInFloat for &PredictArgs {
     fn run<F: Float>(self) -> Result<(), CliError> {
-        let model = checkpoint::load::<F>(&self.model)?;
+        let model = checkpoint::load::<F>(&model_of(&self.model))?;
         let rows = load_csv_features::<F>(&self.input)?;
         let features = model.in_features();
         let rows = match rows.ncols() {

@@ -177,6 +177,15 @@ pub fn log_of(path: &Path) -> PathBuf {
     }
 }
 
+/// The model of `--model PATH`: `DIR/model.safetensors` for a run folder.
+pub fn model_of(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        RunFolder::new(path).model()
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// The checkpoint of `--resume PATH`: `DIR/checkpoint.safetensors` for a run folder.
 pub fn checkpoint_of(path: &Path) -> PathBuf {
     if path.is_dir() {

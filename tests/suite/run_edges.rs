@@ -1240,3 +1240,41 @@ fn a_write_protected_model_is_kept() {
     refused(as_user().args(["--seed", "5"]), "is write-protected");
     assert!(std::fs::read(&model).unwrap() == kept);
 }
+
+#[test]
+fn eval_predict_and_plot_take_a_run_folder_as_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(train(d).args(["--epochs", "1", "--out", "R"]));
+    let data = [
+        "--dataset".to_string(),
+        bundled("mnist-subset"),
+        "--test-rows".into(),
+        "20".into(),
+        "--train-rows".into(),
+        "20".into(),
+    ];
+    let by_folder = succeeds(nabla(d, "eval").args(["--model", "R"]).args(&data)).stdout;
+    let by_file = succeeds(
+        nabla(d, "eval")
+            .args(["--model", "R/model.safetensors"])
+            .args(&data),
+    )
+    .stdout;
+    assert_eq!(by_folder, by_file);
+    succeeds(
+        nabla(d, "plot")
+            .args(["--model", "R", "-o", "confusion.svg"])
+            .args(&data),
+    );
+    let input = Path::new(&bundled("mnist-subset")).join("test.csv.gz");
+    let labels = |model: &str| {
+        succeeds(
+            nabla(d, "predict")
+                .args(["--model", model, "--input"])
+                .arg(&input),
+        )
+        .stdout
+    };
+    assert_eq!(labels("R"), labels("R/model.safetensors"));
+}
