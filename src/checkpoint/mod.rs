@@ -88,8 +88,8 @@ pub fn foreign_companion(path: &Path) -> Option<PathBuf> {
 /// Writes `model` to `path` in the format its extension names, atomically.
 pub fn save<F: Float>(model: &MultiLayerPerceptron<F>, path: &Path) -> Result<(), CheckpointError> {
     match ModelFormat::of(path)? {
-        ModelFormat::Safetensors => safetensors::save(model, path),
-        ModelFormat::Npz => npz::save(model, path),
+        ModelFormat::Safetensors => safetensors::save_with_seed(model, path, None),
+        ModelFormat::Npz => npz::save_with_seed(model, path, None),
     }
 }
 

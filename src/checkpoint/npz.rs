@@ -42,18 +42,11 @@ struct SidecarEntry {
     seed: Option<u64>,
 }
 
-/// Saves in three atomic steps so that the pair is old-or-new under a kill at any point:
-/// the sidecar first describes both the new `.npz` and the one on disk (`previous`), then
-/// the `.npz` is replaced, then the sidecar keeps only the new entry. The loader takes the
+/// Writes `model` to `path`, with the training seed in the sidecar when there is one, in
+/// three atomic steps so that the pair is old-or-new under a kill at any point: the
+/// sidecar first describes both the new `.npz` and the one on disk (`previous`), then the
+/// `.npz` is replaced, then the sidecar keeps only the new entry. The loader takes the
 /// entry whose hash matches the `.npz` it finds.
-pub(super) fn save<F: Float>(
-    model: &MultiLayerPerceptron<F>,
-    path: &Path,
-) -> Result<(), CheckpointError> {
-    save_with_seed(model, path, None)
-}
-
-/// [`save`], with the training seed in the sidecar when there is one.
 pub(super) fn save_with_seed<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
@@ -65,7 +58,7 @@ pub(super) fn save_with_seed<F: Float>(
     Ok(())
 }
 
-/// The atomic writes of a [`save`], in order (see there).
+/// The atomic writes of a [`save_with_seed`], in order (see there).
 fn save_plan<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
@@ -159,7 +152,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Loads a model written by [`save`]: the sidecar entry whose hash is the `.npz`'s, then
+/// Loads a model written by [`save_with_seed`]: the sidecar entry whose hash is the `.npz`'s, then
 /// the arrays.
 pub(super) fn load<F: Float>(path: &Path) -> Result<MultiLayerPerceptron<F>, CheckpointError> {
     let sidecar_file = sidecar_path(path);
@@ -527,11 +520,11 @@ mod tests {
             2,
             "no model on disk yet: the npz, then its sidecar"
         );
-        save(&old, &path).unwrap();
+        save_with_seed(&old, &path, None).unwrap();
         let plan = save_plan(&new, &path, None).unwrap();
         assert_eq!(plan.len(), 3);
         for done in 0..=plan.len() {
-            save(&old, &path).unwrap();
+            save_with_seed(&old, &path, None).unwrap();
             for (file, bytes) in &plan[..done] {
                 write_bytes_atomically(file, bytes).unwrap();
             }

@@ -222,15 +222,7 @@ fn canonical(bytes: Vec<u8>) -> Vec<u8> {
     canonical
 }
 
-/// Writes `model` and its architecture to `path` as one `.safetensors` file, atomically.
-pub(super) fn save<F: Float>(
-    model: &MultiLayerPerceptron<F>,
-    path: &Path,
-) -> Result<(), CheckpointError> {
-    save_with_seed(model, path, None)
-}
-
-/// [`save`], with the training seed in the metadata when there is one.
+/// Writes `model` to `path`, with the training seed in the metadata when there is one.
 pub(super) fn save_with_seed<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
@@ -410,7 +402,7 @@ impl ArraySource for SafetensorsFile<'_> {
     }
 }
 
-/// Loads a model written by [`save`].
+/// Loads a model written by [`save_with_seed`].
 pub(super) fn load<F: Float>(path: &Path) -> Result<MultiLayerPerceptron<F>, CheckpointError> {
     let mut file = SafetensorsFile::open(path)?;
     let mut model = file

@@ -37,6 +37,58 @@ fn train(dir: &Path) -> Command {
     command
 }
 
+/// The bytes of the file at `path`.
+fn bytes(path: impl AsRef<Path>) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+/// 40 rows of two features and a 0/1 label, in the assignment's CSV format.
+fn table_rows() -> String {
+    (0..40)
+        .map(|row| format!("{},{},{}\n", row % 7, (row * 3) % 5, row % 2))
+        .collect()
+}
+
+/// `nabla train` in `dir` on the CSV files `train` and `test` (two classes, 4 hidden).
+fn csv_run(dir: &Path, train: &str, test: &str) -> Command {
+    let mut command = Command::new(bin());
+    command.current_dir(dir).args([
+        "train",
+        "--train-file",
+        train,
+        "--test-file",
+        test,
+        "--classes",
+        "2",
+        "--hidden",
+        "4",
+    ]);
+    command
+}
+
+/// A large model in f64 with Adam on MNIST rows (`rows`: the row flags), one thread: its
+/// checkpoint and model take a while to write.
+fn large_run(dir: &Path, rows: &[&str]) -> Command {
+    let mut command = Command::new(bin());
+    command
+        .current_dir(dir)
+        .arg("train")
+        .arg("--dataset")
+        .arg(bundled("mnist"))
+        .args(rows);
+    command.args([
+        "--hidden",
+        "2048,2048",
+        "--dtype",
+        "f64",
+        "--optimizer",
+        "adam",
+        "--threads",
+        "1",
+    ]);
+    command
+}
+
 /// `nabla SUBCOMMAND` in `dir`.
 fn nabla(dir: &Path, subcommand: &str) -> Command {
     let mut command = Command::new(bin());
@@ -106,7 +158,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .map(|entry| {
             (
                 entry.file_name().to_string_lossy().into_owned(),
-                std::fs::read(entry.path()).unwrap(),
+                bytes(entry.path()),
             )
         })
         .filter(|(name, _)| !name.starts_with('.'))
@@ -139,7 +191,7 @@ fn a_finished_run_stays_finished_and_more_epochs_continue_it() {
     }
     // A run killed while writing its end (here: its model, summary and a log row lost)
     // gets them back as they were, and is not trained.
-    let model = std::fs::read(d.join("S/model.safetensors")).unwrap();
+    let model = bytes(d.join("S/model.safetensors"));
     let log = std::fs::read_to_string(d.join("S/log.csv")).unwrap();
     std::fs::remove_file(d.join("S/model.safetensors")).unwrap();
     std::fs::remove_file(d.join("S/summary.json")).unwrap();
@@ -154,7 +206,7 @@ fn a_finished_run_stays_finished_and_more_epochs_continue_it() {
         "{}",
         stderr(&output)
     );
-    assert!(std::fs::read(d.join("S/model.safetensors")).unwrap() == model);
+    assert!(bytes(d.join("S/model.safetensors")) == model);
     assert_eq!(std::fs::read_to_string(d.join("S/log.csv")).unwrap(), log);
     assert!(d.join("S/summary.json").is_file());
     // More epochs continue it, and only by them.
@@ -207,8 +259,7 @@ fn the_resume_hint_continues_the_model_the_log_and_the_checkpoint() {
     ]));
     assert_eq!(epochs(&d.join("m.csv")), ["1", "2", "3", "4"]);
     assert!(
-        std::fs::read(d.join("m.safetensors")).unwrap()
-            == std::fs::read(d.join("straight.safetensors")).unwrap(),
+        bytes(d.join("m.safetensors")) == bytes(d.join("straight.safetensors")),
         "the resumed run did not continue --save"
     );
     // The same from inside a run folder, named by its checkpoint file, from elsewhere.
@@ -222,10 +273,7 @@ fn the_resume_hint_continues_the_model_the_log_and_the_checkpoint() {
         "--quiet",
     ]));
     assert_eq!(epochs(&d.join("M/log.csv")), ["1", "2", "3", "4"]);
-    assert!(
-        std::fs::read(d.join("M/model.safetensors")).unwrap()
-            == std::fs::read(d.join("straight.safetensors")).unwrap()
-    );
+    assert!(bytes(d.join("M/model.safetensors")) == bytes(d.join("straight.safetensors")));
 }
 
 #[test]
@@ -299,7 +347,7 @@ fn a_torn_edited_or_garbled_log_is_repaired_from_the_checkpoint() {
 
 /// The checkpoint at `path` with its `training` metadata's `field` set to `value`.
 fn edit_training(path: &Path, field: &str, value: serde_json::Value) {
-    let bytes = std::fs::read(path).unwrap();
+    let bytes = bytes(path);
     let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + length]).unwrap();
     let metadata = &mut header["__metadata__"];
@@ -323,7 +371,7 @@ fn an_edited_or_damaged_checkpoint_is_refused() {
     let d = dir.path();
     succeeds(train(d).args(["--epochs", "2", "--optimizer", "adam", "--out", "R"]));
     let checkpoint = d.join("R/checkpoint.safetensors");
-    let original = std::fs::read(&checkpoint).unwrap();
+    let original = bytes(&checkpoint);
     for (field, value) in [
         ("epoch", serde_json::json!(1)),
         ("epoch", serde_json::json!(0)),
@@ -367,31 +415,13 @@ fn an_edited_or_damaged_checkpoint_is_refused() {
 fn data_files_of_one_name_in_two_folders_are_checked_apart() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut rows = String::new();
-    for row in 0..40 {
-        rows.push_str(&format!("{},{},{}\n", row % 7, (row * 3) % 5, row % 2));
-    }
+    let rows = table_rows();
     for folder in ["dA", "dB"] {
         std::fs::create_dir(d.join(folder)).unwrap();
         std::fs::write(d.join(folder).join("data.csv"), &rows).unwrap();
     }
-    let mut command = Command::new(bin());
-    command.current_dir(d).args([
-        "train",
-        "--train-file",
-        "dA/data.csv",
-        "--test-file",
-        "dB/data.csv",
-        "--classes",
-        "2",
-        "--hidden",
-        "4",
-        "--epochs",
-        "1",
-        "--out",
-        "R",
-        "--quiet",
-    ]);
+    let mut command = csv_run(d, "dA/data.csv", "dB/data.csv");
+    command.args(["--epochs", "1", "--out", "R", "--quiet"]);
     succeeds(&mut command);
     // The training file is edited; the test file, of the same name, is not.
     std::fs::write(d.join("dA/data.csv"), rows.replacen("0,0,0", "6,0,0", 1)).unwrap();
@@ -477,10 +507,7 @@ fn a_run_killed_in_its_first_epoch_can_be_resumed() {
     signal(&child, "-KILL");
     child.wait().unwrap();
     succeeds(nabla(d, "train").args(["--resume", "K", "--quiet"]));
-    assert!(
-        std::fs::read(d.join("K/model.safetensors")).unwrap()
-            == std::fs::read(d.join("straight/model.safetensors")).unwrap()
-    );
+    assert!(bytes(d.join("K/model.safetensors")) == bytes(d.join("straight/model.safetensors")));
     assert_eq!(epochs(&d.join("K/log.csv")), ["1", "2"]);
 }
 
@@ -508,8 +535,7 @@ fn ctrl_c_with_early_stopping_saves_the_best_epochs_weights() {
     assert!(epochs(&d.join("m.csv")).len() >= 2);
     succeeds(long_run(d).args(["--epochs", "1", "--save", "one.safetensors", "--quiet"]));
     assert!(
-        std::fs::read(d.join("m.safetensors")).unwrap()
-            == std::fs::read(d.join("one.safetensors")).unwrap(),
+        bytes(d.join("m.safetensors")) == bytes(d.join("one.safetensors")),
         "the saved model does not hold the best epoch's weights"
     );
 }
@@ -519,30 +545,8 @@ fn ctrl_c_during_the_final_save_is_reported_and_the_files_are_whole() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A large model in f64: its checkpoint and model take a while to write.
-    let mut command = Command::new(bin());
-    command
-        .current_dir(d)
-        .arg("train")
-        .arg("--dataset")
-        .arg(bundled("mnist"))
-        .args([
-            "--train-rows",
-            "1000",
-            "--test-rows",
-            "1000",
-            "--hidden",
-            "2048,2048",
-            "--dtype",
-            "f64",
-            "--optimizer",
-            "adam",
-            "--epochs",
-            "1",
-            "--threads",
-            "1",
-            "--out",
-            "F",
-        ]);
+    let mut command = large_run(d, &["--train-rows", "1000", "--test-rows", "1000"]);
+    command.args(["--epochs", "1", "--out", "F"]);
     let mut child = spawn(&mut command);
     let _stdout = wait_for_epoch(&mut child, 1);
     signal(&child, "-INT");
@@ -616,32 +620,15 @@ fn saving_keeps_the_files_mode_and_follows_no_link() {
 fn no_command_writes_onto_its_own_input() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut rows = String::new();
-    for row in 0..40 {
-        rows.push_str(&format!("{},{},{}\n", row % 7, (row * 3) % 5, row % 2));
-    }
+    let rows = table_rows();
     std::fs::write(d.join("tr.csv"), &rows).unwrap();
     std::fs::write(d.join("te.csv"), &rows).unwrap();
-    let mut command = Command::new(bin());
-    command.current_dir(d).args([
-        "train",
-        "--train-file",
-        "tr.csv",
-        "--test-file",
-        "te.csv",
-        "--classes",
-        "2",
-        "--hidden",
-        "4",
-        "--epochs",
-        "1",
-        "--log",
-        "tr.csv",
-    ]);
+    let mut command = csv_run(d, "tr.csv", "te.csv");
+    command.args(["--epochs", "1", "--log", "tr.csv"]);
     refused(&mut command, "input");
     assert_eq!(std::fs::read_to_string(d.join("tr.csv")).unwrap(), rows);
     succeeds(train(d).args(["--epochs", "2", "--log", "x.csv"]));
-    let log = std::fs::read(d.join("x.csv")).unwrap();
+    let log = bytes(d.join("x.csv"));
     refused(
         nabla(d, "summarize").args(["x.csv", "--csv", "x.csv"]),
         "input",
@@ -651,7 +638,7 @@ fn no_command_writes_onto_its_own_input() {
         "input",
     );
     refused(nabla(d, "plot").args(["x.csv", "-o", "x.csv"]), "input");
-    assert!(std::fs::read(d.join("x.csv")).unwrap() == log);
+    assert!(bytes(d.join("x.csv")) == log);
 }
 
 #[test]
@@ -920,29 +907,11 @@ fn a_copied_run_continues_its_own_files_and_a_resume_from_elsewhere_reads_the_sa
     );
     assert_eq!(epochs(&d.join("exp2/m.csv")), ["1", "2", "3"]);
     // Relative data paths, resumed from another directory.
-    let mut rows = String::new();
-    for row in 0..40 {
-        rows.push_str(&format!("{},{},{}\n", row % 7, (row * 3) % 5, row % 2));
-    }
+    let rows = table_rows();
     std::fs::write(d.join("tr.csv"), &rows).unwrap();
     std::fs::create_dir_all(d.join("w/deeper")).unwrap();
-    let mut command = Command::new(bin());
-    command.current_dir(d.join("w")).args([
-        "train",
-        "--train-file",
-        "../tr.csv",
-        "--test-file",
-        "../tr.csv",
-        "--classes",
-        "2",
-        "--hidden",
-        "4",
-        "--epochs",
-        "1",
-        "--out",
-        "r",
-        "--quiet",
-    ]);
+    let mut command = csv_run(&d.join("w"), "../tr.csv", "../tr.csv");
+    command.args(["--epochs", "1", "--out", "r", "--quiet"]);
     succeeds(&mut command);
     succeeds(
         nabla(&d.join("w/deeper"), "train").args(["--resume", "../r", "--epochs", "2", "--quiet"]),
@@ -1052,30 +1021,8 @@ fn one_ctrl_c_forwarded_twice_is_one_request() {
     // A terminal's Ctrl-C reaches nabla and a wrapper such as `timeout`, which forwards
     // it again: two signals a moment apart, from one keypress.
     // A large model in f64, so that the saves the first signal starts take a while.
-    let mut command = Command::new(bin());
-    command
-        .current_dir(d)
-        .arg("train")
-        .arg("--dataset")
-        .arg(bundled("mnist"))
-        .args([
-            "--train-rows",
-            "2000",
-            "--test-rows",
-            "100",
-            "--hidden",
-            "2048,2048",
-            "--dtype",
-            "f64",
-            "--optimizer",
-            "adam",
-            "--epochs",
-            "50",
-            "--threads",
-            "1",
-            "--out",
-            "T",
-        ]);
+    let mut command = large_run(d, &["--train-rows", "2000", "--test-rows", "100"]);
+    command.args(["--epochs", "50", "--out", "T"]);
     let mut child = spawn(&mut command);
     let _stdout = wait_for_epoch(&mut child, 1);
     signal(&child, "-INT");
@@ -1144,7 +1091,7 @@ fn an_interrupted_runs_checkpoint_and_a_users_files_are_never_written_over() {
         "--checkpoint-every",
         "1",
     ]));
-    let state = std::fs::read(d.join("m.checkpoint.safetensors")).unwrap();
+    let state = bytes(d.join("m.checkpoint.safetensors"));
     refused(
         nabla(d, "plot").args(["m.csv", "-o", "m.checkpoint.safetensors"]),
         "resumable checkpoint",
@@ -1168,7 +1115,7 @@ fn an_interrupted_runs_checkpoint_and_a_users_files_are_never_written_over() {
         ]),
         "resume it with --resume m.checkpoint.safetensors",
     );
-    assert!(std::fs::read(d.join("m.checkpoint.safetensors")).unwrap() == state);
+    assert!(bytes(d.join("m.checkpoint.safetensors")) == state);
     // A user's own notes.json beside --save notes.npz.
     std::fs::write(d.join("notes.json"), "{\"my\": \"notes\"}").unwrap();
     refused(
@@ -1236,9 +1183,9 @@ fn a_write_protected_model_is_kept() {
     succeeds(&mut as_user());
     let model = d.join("keep.safetensors");
     std::fs::set_permissions(&model, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
-    let kept = std::fs::read(&model).unwrap();
+    let kept = bytes(&model);
     refused(as_user().args(["--seed", "5"]), "is write-protected");
-    assert!(std::fs::read(&model).unwrap() == kept);
+    assert!(bytes(&model) == kept);
 }
 
 #[test]

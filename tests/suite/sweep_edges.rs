@@ -37,7 +37,16 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn run_folders(out: &Path) -> Vec<PathBuf> {
+/// The three-point grid swept to the end into `DIR/sweep`, `jobs` at a time.
+fn finished_sweep(jobs: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let output = sweep(&out, &["--jobs", jobs]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    (dir, out)
+}
+
+pub(super) fn run_folders(out: &Path) -> Vec<PathBuf> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(out.join("runs"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -58,10 +67,7 @@ fn log_times(out: &Path) -> Vec<std::time::SystemTime> {
 
 #[test]
 fn another_schedule_or_a_typo_keeps_finished_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("sweep");
-    let first = sweep(&out, &["--jobs", "1"]);
-    assert!(first.status.success(), "{}", stderr(&first));
+    let (_dir, out) = finished_sweep("1");
     let before = log_times(&out);
     assert_eq!(before.len(), 3);
     // Another --jobs and another thread count (as on another machine): nothing reruns.
@@ -102,10 +108,7 @@ fn another_schedule_or_a_typo_keeps_finished_runs() {
 
 #[test]
 fn bad_values_are_refused_before_finished_runs_are_touched() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("sweep");
-    let first = sweep(&out, &["--jobs", "1"]);
-    assert!(first.status.success(), "{}", stderr(&first));
+    let (_dir, out) = finished_sweep("1");
     let before = log_times(&out);
     for (extra, expected) in [
         (
@@ -184,10 +187,7 @@ fn a_plan_naming_a_folder_outside_the_sweep_is_refused() {
 
 #[test]
 fn collect_tells_incomplete_and_missing_runs_and_does_not_rank_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("sweep");
-    let first = sweep(&out, &["--jobs", "2"]);
-    assert!(first.status.success(), "{}", stderr(&first));
+    let (_dir, out) = finished_sweep("2");
     let folders = run_folders(&out);
     // The best run stopped after epoch 2 of 3; another never started.
     let csv = out.join("results.csv");
@@ -223,9 +223,7 @@ fn collect_tells_incomplete_and_missing_runs_and_does_not_rank_them() {
 
 #[test]
 fn collect_judges_a_run_by_its_log_and_refuses_a_folder_without_a_sweep() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("sweep");
-    assert!(sweep(&out, &["--jobs", "2"]).status.success());
+    let (dir, out) = finished_sweep("2");
     // A finished run whose log was cut to its first epoch (its summary says 3).
     let cut = &run_folders(&out)[0];
     let log = std::fs::read_to_string(cut.join("log.csv")).unwrap();
@@ -312,9 +310,7 @@ fn flags_spelled_otherwise_keep_finished_runs_and_points_may_not_name_outputs() 
 
 #[test]
 fn a_foreign_file_in_any_run_folder_stops_the_sweep_before_it_removes_anything() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("sweep");
-    assert!(sweep(&out, &["--jobs", "1"]).status.success());
+    let (_dir, out) = finished_sweep("1");
     let folders = run_folders(&out);
     // The last point holds a foreign file; the grid changes for every point.
     std::fs::write(folders[2].join("notes.txt"), "mine").unwrap();
@@ -504,10 +500,7 @@ fn svg_texts(svg: &str) -> Vec<(f64, f64, String)> {
 
 #[test]
 fn the_results_page_fits_its_window_and_its_curves_read_well() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("sweep");
-    let output = sweep(&out, &["--jobs", "2"]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    let (_dir, out) = finished_sweep("2");
     let page = std::fs::read_to_string(out.join("results.html")).unwrap();
     let start = page.find("<table id=\"results\">").unwrap();
     let end = page[start..].find("</table>").unwrap() + start + "</table>".len();

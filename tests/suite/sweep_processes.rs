@@ -2,13 +2,14 @@
 //! sweep (`kill -9`, or a second SIGTERM), a first SIGTERM stops them promptly, a run
 //! folder a live process holds is never removed, and one sweep folder has one writer.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use nabla::file_lock::FileLock;
 
 use super::cli::nabla_subcommand;
+use super::sweep_edges::run_folders;
 
 /// Two runs far longer than the test (a million epochs each): they end only if stopped.
 const LONG: [&str; 12] = [
@@ -204,16 +205,6 @@ fn quick_sweep(out: &Path, extra: &[&str]) -> std::process::Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn run_folders(out: &Path) -> Vec<PathBuf> {
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(out.join("runs"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.is_dir())
-        .collect();
-    folders.sort();
-    folders
 }
 
 #[test]
