@@ -37,6 +37,18 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `nabla sweep --collect out`, which must exit 2; its messages.
+fn collect_refused(out: &Path) -> String {
+    let collect = nabla_subcommand("sweep")
+        .arg("--collect")
+        .arg(out)
+        .output()
+        .unwrap();
+    let text = stderr(&collect);
+    assert_eq!(collect.status.code(), Some(2), "{text}");
+    text
+}
+
 /// The three-point grid swept to the end into `DIR/sweep`, `jobs` at a time.
 fn finished_sweep(jobs: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -198,13 +210,7 @@ fn collect_tells_incomplete_and_missing_runs_and_does_not_rank_them() {
     std::fs::remove_file(best.join("summary.json")).unwrap();
     let gone = folders.iter().find(|f| **f != best).unwrap();
     std::fs::remove_dir_all(gone).unwrap();
-    let collect = nabla_subcommand("sweep")
-        .arg("--collect")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let text = stderr(&collect);
-    assert_eq!(collect.status.code(), Some(2), "{text}");
+    let text = collect_refused(&out);
     let best_name = best.file_name().unwrap().to_string_lossy().into_owned();
     let gone_name = gone.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
@@ -232,24 +238,12 @@ fn collect_judges_a_run_by_its_log_and_refuses_a_folder_without_a_sweep() {
         log.lines().take(2).collect::<Vec<_>>().join("\n") + "\n",
     )
     .unwrap();
-    let collect = nabla_subcommand("sweep")
-        .arg("--collect")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let text = stderr(&collect);
-    assert_eq!(collect.status.code(), Some(2), "{text}");
+    let text = collect_refused(&out);
     let name = cut.file_name().unwrap().to_string_lossy().into_owned();
     assert!(text.contains(&format!("{name} (1 of 3 epochs)")), "{text}");
     // Not a sweep folder: said so, and nothing created.
     let nowhere = dir.path().join("nowhere");
-    let collect = nabla_subcommand("sweep")
-        .arg("--collect")
-        .arg(&nowhere)
-        .output()
-        .unwrap();
-    let text = stderr(&collect);
-    assert_eq!(collect.status.code(), Some(2), "{text}");
+    let text = collect_refused(&nowhere);
     assert!(
         text.contains("a sweep folder (one holding plan.json)"),
         "{text}"
