@@ -29,6 +29,7 @@ use thiserror::Error;
 pub use architecture::{Architecture, ArchitectureProblem, LayerSpec, LayerSpecError};
 pub use resume::{load_training, save_training, training_run};
 
+use crate::data::preprocess::Preprocessing;
 use crate::float::Float;
 use crate::layers::Layer;
 use crate::limits::TooLarge;
@@ -85,34 +86,41 @@ pub fn foreign_companion(path: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Writes `model` to `path` in the format its extension names, atomically.
-pub fn save<F: Float>(model: &MultiLayerPerceptron<F>, path: &Path) -> Result<(), CheckpointError> {
-    match ModelFormat::of(path)? {
-        ModelFormat::Safetensors => safetensors::save_with_seed(model, path, None),
-        ModelFormat::Npz => npz::save_with_seed(model, path, None),
-    }
+/// What a trained model's file records beside its weights and architecture.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrainedRecord {
+    /// The seed of the run that trained it (it chose that run's validation rows, which
+    /// `nabla eval --val-split` must hold out again).
+    pub seed: Option<u64>,
+    /// For a model trained on a table, the preprocessing its inputs need.
+    pub preprocessing: Option<Preprocessing>,
 }
 
-/// Writes `model` as [`save`] does, recording the seed of the run that trained it (it
-/// chose that run's validation rows, which `nabla eval --val-split` must hold out again):
-/// a `seed` metadata entry in `.safetensors`, a `seed` field in an `.npz`'s sidecar.
+/// Writes `model` to `path` in the format its extension names, atomically.
+pub fn save<F: Float>(model: &MultiLayerPerceptron<F>, path: &Path) -> Result<(), CheckpointError> {
+    save_trained(model, path, &TrainedRecord::default())
+}
+
+/// Writes `model` as [`save`] does, with `record`: `seed` and `preprocessing` (JSON)
+/// metadata entries in `.safetensors` (PyTorch's loaders ignore them), fields of the
+/// same names in an `.npz`'s sidecar.
 pub fn save_trained<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
-    seed: u64,
+    record: &TrainedRecord,
 ) -> Result<(), CheckpointError> {
     match ModelFormat::of(path)? {
-        ModelFormat::Safetensors => safetensors::save_with_seed(model, path, Some(seed)),
-        ModelFormat::Npz => npz::save_with_seed(model, path, Some(seed)),
+        ModelFormat::Safetensors => safetensors::save_with_record(model, path, record),
+        ModelFormat::Npz => npz::save_with_record(model, path, record),
     }
 }
 
-/// The seed [`save_trained`] recorded in the model file at `path` (`None` for a model
-/// saved without one, such as PyTorch's).
-pub fn trained_seed(path: &Path) -> Result<Option<u64>, CheckpointError> {
+/// What [`save_trained`] recorded in the model file at `path` (empty for a model saved
+/// without, such as PyTorch's).
+pub fn trained_record(path: &Path) -> Result<TrainedRecord, CheckpointError> {
     match ModelFormat::of(path)? {
-        ModelFormat::Safetensors => safetensors::recorded_seed(path),
-        ModelFormat::Npz => npz::recorded_seed(path),
+        ModelFormat::Safetensors => safetensors::recorded(path),
+        ModelFormat::Npz => npz::recorded(path),
     }
 }
 

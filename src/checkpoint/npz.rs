@@ -15,8 +15,11 @@ use thiserror::Error;
 use zip::ZipArchive;
 
 use super::architecture::ArchitectureProblem;
-use super::{fill_model, read_file, sidecar_path, Architecture, ArraySource, CheckpointError};
+use super::{
+    fill_model, read_file, sidecar_path, Architecture, ArraySource, CheckpointError, TrainedRecord,
+};
 use crate::atomic_file::write_bytes_atomically;
+use crate::data::preprocess::Preprocessing;
 use crate::float::Float;
 use crate::layers::Layer;
 use crate::limits::product;
@@ -24,7 +27,7 @@ use crate::network::MultiLayerPerceptron;
 
 /// The sidecar `m.json`: the architecture and the SHA-256 of `m.npz`, and, while a save
 /// is under way, the entry of the `.npz` being replaced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Sidecar {
     #[serde(flatten)]
     entry: SidecarEntry,
@@ -32,37 +35,40 @@ struct Sidecar {
     previous: Option<SidecarEntry>,
 }
 
-/// One `.npz`'s architecture and hash, and the seed of the run that trained it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One `.npz`'s architecture and hash, the seed of the run that trained it and, for a
+/// model trained on a table, its preprocessing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct SidecarEntry {
     #[serde(flatten)]
     architecture: Architecture,
     npz_sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    preprocessing: Option<Preprocessing>,
 }
 
-/// Writes `model` to `path`, with the training seed in the sidecar when there is one, in
+/// Writes `model` to `path`, with what `record` holds in the sidecar, in
 /// three atomic steps so that the pair is old-or-new under a kill at any point: the
 /// sidecar first describes both the new `.npz` and the one on disk (`previous`), then the
 /// `.npz` is replaced, then the sidecar keeps only the new entry. The loader takes the
 /// entry whose hash matches the `.npz` it finds.
-pub(super) fn save_with_seed<F: Float>(
+pub(super) fn save_with_record<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
-    seed: Option<u64>,
+    record: &TrainedRecord,
 ) -> Result<(), CheckpointError> {
-    for (file, bytes) in save_plan(model, path, seed)? {
+    for (file, bytes) in save_plan(model, path, record)? {
         write_bytes_atomically(&file, &bytes).map_err(CheckpointError::io(&file))?;
     }
     Ok(())
 }
 
-/// The atomic writes of a [`save_with_seed`], in order (see there).
+/// The atomic writes of a [`save_with_record`], in order (see there).
 fn save_plan<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
-    seed: Option<u64>,
+    record: &TrainedRecord,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, CheckpointError> {
     let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
     for (position, layer) in model.layers().iter().enumerate() {
@@ -79,7 +85,8 @@ fn save_plan<F: Float>(
     let entry = SidecarEntry {
         architecture: Architecture::of(model),
         npz_sha256: sha256_hex(&bytes),
-        seed,
+        seed: record.seed,
+        preprocessing: record.preprocessing.clone(),
     };
     let sidecar_file = sidecar_path(path);
     let on_disk = read_sidecar(&sidecar_file)
@@ -103,7 +110,7 @@ fn save_plan<F: Float>(
 }
 
 fn sidecar_json(sidecar: &Sidecar) -> Vec<u8> {
-    // Cannot fail: plain strings and integers.
+    // Cannot fail: strings, integers and finite numbers.
     serde_json::to_string_pretty(sidecar)
         .expect("the sidecar serialises")
         .into_bytes()
@@ -139,10 +146,17 @@ pub(super) fn is_sidecar(path: &Path) -> bool {
     read_sidecar(path).is_ok()
 }
 
-/// The seed the sidecar of the `.npz` at `path` records for it, if any.
-pub(super) fn recorded_seed(path: &Path) -> Result<Option<u64>, CheckpointError> {
+/// What the sidecar of the `.npz` at `path` records for it: the seed and the
+/// preprocessing.
+pub(super) fn recorded(path: &Path) -> Result<TrainedRecord, CheckpointError> {
     let sidecar = read_sidecar(&sidecar_path(path))?;
-    Ok(sidecar.matching(path).and_then(|entry| entry.seed))
+    Ok(sidecar
+        .matching(path)
+        .map(|entry| TrainedRecord {
+            seed: entry.seed,
+            preprocessing: entry.preprocessing.clone(),
+        })
+        .unwrap_or_default())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -152,7 +166,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Loads a model written by [`save_with_seed`]: the sidecar entry whose hash is the `.npz`'s, then
+/// Loads a model written by [`save_with_record`]: the sidecar entry whose hash is the `.npz`'s, then
 /// the arrays.
 pub(super) fn load<F: Float>(path: &Path) -> Result<MultiLayerPerceptron<F>, CheckpointError> {
     let sidecar_file = sidecar_path(path);
@@ -514,17 +528,17 @@ mod tests {
         };
         // The new model differs in its weights and in its architecture.
         let (old, new) = (build(&[4, 3, 2], 1), build(&[4, 5, 2], 2));
-        let plan = save_plan(&new, &path, None).unwrap();
+        let plan = save_plan(&new, &path, &TrainedRecord::default()).unwrap();
         assert_eq!(
             plan.len(),
             2,
             "no model on disk yet: the npz, then its sidecar"
         );
-        save_with_seed(&old, &path, None).unwrap();
-        let plan = save_plan(&new, &path, None).unwrap();
+        save_with_record(&old, &path, &TrainedRecord::default()).unwrap();
+        let plan = save_plan(&new, &path, &TrainedRecord::default()).unwrap();
         assert_eq!(plan.len(), 3);
         for done in 0..=plan.len() {
-            save_with_seed(&old, &path, None).unwrap();
+            save_with_record(&old, &path, &TrainedRecord::default()).unwrap();
             for (file, bytes) in &plan[..done] {
                 write_bytes_atomically(file, bytes).unwrap();
             }

@@ -10,7 +10,7 @@ use ::safetensors::tensor::{Metadata, TensorInfo, View};
 use ::safetensors::{Dtype, SafeTensors};
 
 use super::architecture::ArchitectureProblem;
-use super::{fill_model, read_file, Architecture, ArraySource, CheckpointError};
+use super::{fill_model, read_file, Architecture, ArraySource, CheckpointError, TrainedRecord};
 use crate::atomic_file::write_bytes_atomically;
 use crate::float::Float;
 use crate::layers::Layer;
@@ -222,25 +222,45 @@ fn canonical(bytes: Vec<u8>) -> Vec<u8> {
     canonical
 }
 
-/// Writes `model` to `path`, with the training seed in the metadata when there is one.
-pub(super) fn save_with_seed<F: Float>(
+/// Writes `model` to `path`, with what `record` holds in the metadata (`seed`, and
+/// `preprocessing` as JSON).
+pub(super) fn save_with_record<F: Float>(
     model: &MultiLayerPerceptron<F>,
     path: &Path,
-    seed: Option<u64>,
+    record: &TrainedRecord,
 ) -> Result<(), CheckpointError> {
     let mut metadata = model_metadata(model);
-    if let Some(seed) = seed {
+    if let Some(seed) = record.seed {
         metadata.insert("seed".into(), seed.to_string());
+    }
+    if let Some(preprocessing) = &record.preprocessing {
+        // Cannot fail: strings, finite numbers and lists.
+        let json = serde_json::to_string(preprocessing).expect("preprocessing serialises");
+        metadata.insert("preprocessing".into(), json);
     }
     write(path, &model_tensors(model), metadata)
 }
 
-/// The `seed` metadata entry of the file at `path`, if any.
-pub(super) fn recorded_seed(path: &Path) -> Result<Option<u64>, CheckpointError> {
+/// The `seed` and `preprocessing` metadata entries of the file at `path`.
+pub(super) fn recorded(path: &Path) -> Result<TrainedRecord, CheckpointError> {
     let file = SafetensorsFile::open(path)?;
-    Ok(file
-        .metadata_entry("seed")
-        .and_then(|seed| seed.parse().ok()))
+    let preprocessing = match file.metadata_entry("preprocessing") {
+        Some(json) => {
+            Some(
+                serde_json::from_str(json).map_err(|error| CheckpointError::Architecture {
+                    path: path.to_path_buf(),
+                    problem: ArchitectureProblem::Json(error),
+                })?,
+            )
+        }
+        None => None,
+    };
+    Ok(TrainedRecord {
+        seed: file
+            .metadata_entry("seed")
+            .and_then(|seed| seed.parse().ok()),
+        preprocessing,
+    })
 }
 
 /// A parsed `.safetensors` file.
@@ -402,7 +422,7 @@ impl ArraySource for SafetensorsFile<'_> {
     }
 }
 
-/// Loads a model written by [`save_with_seed`].
+/// Loads a model written by [`save_with_record`].
 pub(super) fn load<F: Float>(path: &Path) -> Result<MultiLayerPerceptron<F>, CheckpointError> {
     let mut file = SafetensorsFile::open(path)?;
     let mut model = file

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use nabla::data::preprocess::{Impute, Scale, Task};
+use nabla::data::tabular::HeaderMode;
 use nabla::optim::schedule::ScheduleKind;
 use nabla::optim::OptimizerKind;
 use nabla::threads::GemmThreading;
@@ -37,6 +39,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// One predicted label per row of a CSV file.
     Predict(PredictArgs),
+    /// Read a table as `--train-file` would and describe it: rows, header, delimiter,
+    /// and each column's kind, missing values and range or categories.
+    Inspect(InspectArgs),
     /// Draw loss and accuracy curves of training logs into an SVG.
     Plot(PlotArgs),
     /// Summarise training logs (final epoch of each) as Markdown and CSV tables.
@@ -55,12 +60,54 @@ pub struct DataArgs {
     /// MNIST), or a directory with train.csv[.gz] and test.csv[.gz] or the MNIST IDX files.
     #[arg(long, default_value = "mnist-subset", value_name = "NAME|DIR")]
     pub dataset: String,
-    /// Explicit training CSV file (label last); needs --test-file, overrides --dataset.
-    #[arg(long, value_name = "CSV", requires = "test_file")]
+    /// Training data, overriding --dataset: the assignment's CSV (no header, label last),
+    /// or any table: CSV or TSV (plain or gzip) with or without a header, NumPy .npy
+    /// (label last) or .npz (X and y). Needs --test-file or --test-split.
+    #[arg(long, value_name = "FILE")]
     pub train_file: Option<PathBuf>,
-    /// Explicit test CSV file (label last); needs --train-file.
-    #[arg(long, value_name = "CSV", requires = "train_file")]
+    /// Test data in the layout of --train-file.
+    #[arg(long, value_name = "FILE", requires = "train_file")]
     pub test_file: Option<PathBuf>,
+    /// Hold out this fraction (0 < F < 1) of the --train-file rows as the test set,
+    /// stratified by class and chosen with --seed.
+    #[arg(
+        long,
+        value_name = "F",
+        requires = "train_file",
+        conflicts_with = "test_file"
+    )]
+    pub test_split: Option<f64>,
+    /// Tables: the label column, by name or 0-based index (negative from the end)
+    /// [default: the last column].
+    #[arg(long, value_name = "NAME|INDEX", allow_hyphen_values = true)]
+    pub label: Option<String>,
+    /// Tables: columns to leave out, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME...]")]
+    pub ignore: Vec<String>,
+    /// Tables: columns to one-hot encode even if they hold numbers, comma-separated
+    /// (text columns are categorical anyway).
+    #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME...]")]
+    pub categorical: Vec<String>,
+    /// Tables: whether the first row is a header: auto (detected), yes or no.
+    #[arg(long, value_name = "auto|yes|no")]
+    pub header: Option<HeaderMode>,
+    /// Tables: the field delimiter (one character, or `tab`) [default: tab for .tsv,
+    /// else sniffed from the first lines].
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+    /// Tables: scaling of numeric columns, fitted on the training rows and kept in the
+    /// model: standard, minmax or none [default: standard].
+    #[arg(long, value_name = "standard|minmax|none")]
+    pub scale: Option<Scale>,
+    /// Tables: classification (text or integer labels) or regression (a numeric label;
+    /// MSE on the standardised target, RMSE, MAE and R² reported) [default:
+    /// classification; a label with fractions asks for regression].
+    #[arg(long, value_name = "classification|regression")]
+    pub task: Option<Task>,
+    /// Tables: filling of missing numeric values (empty, NA, N/A, NaN, null, None, ?),
+    /// fitted on the training rows: median, mean or none (refuse them) [default: median].
+    #[arg(long, value_name = "median|mean|none")]
+    pub impute: Option<Impute>,
     /// Use only the first N training rows.
     #[arg(long, value_name = "N")]
     pub train_rows: Option<usize>,
@@ -250,12 +297,44 @@ pub struct PredictArgs {
     /// or a run folder (its model.safetensors).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// CSV rows of features (a trailing label column, if present, is ignored).
-    #[arg(long, value_name = "FILE.csv")]
+    /// The rows to predict: for a model trained on a table, a table with its columns (in
+    /// any order; the label column may be there); else CSV rows of features (a trailing
+    /// label column, if present, is ignored).
+    #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
+    /// Write one probability column per class (named by the class) instead of labels.
+    #[arg(long)]
+    pub proba: bool,
+    /// Write CSV with a header row to FILE (atomically) instead of stdout.
+    #[arg(long, short, value_name = "FILE.csv")]
+    pub output: Option<PathBuf>,
+    /// Tables: whether the first row is a header [default: when it holds the model's
+    /// column names].
+    #[arg(long, value_name = "auto|yes|no")]
+    pub header: Option<HeaderMode>,
+    /// Tables: the field delimiter [default: tab for .tsv, else sniffed].
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
     /// Float type.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
+}
+
+/// Flags of `nabla inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The table (CSV, TSV, gzip, .npy or .npz).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Whether the first row is a header: auto (detected), yes or no.
+    #[arg(long, value_name = "auto|yes|no")]
+    pub header: Option<HeaderMode>,
+    /// The field delimiter (one character, or `tab`) [default: tab for .tsv, else sniffed].
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+    /// Columns to read as categories even if they hold numbers, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME...]")]
+    pub categorical: Vec<String>,
 }
 
 /// Flags of `nabla plot`.

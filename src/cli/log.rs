@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use nabla::atomic_file::{open_append, write_atomically};
-use nabla::train::EpochStats;
+use nabla::train::{EpochStats, Evaluation};
 use thiserror::Error;
 
 use super::run_folder::log_of;
@@ -91,11 +91,67 @@ pub const COLUMNS: [&str; 26] = [
     "extras",
 ];
 
+/// A regression run's columns: as [`COLUMNS`], with R² where the accuracy is and RMSE
+/// where the error rate is (in the target's units), and the other errors at the end.
+pub const REGRESSION_COLUMNS: [&str; 30] = [
+    "epoch",
+    "partial",
+    "train_loss",
+    "train_r2",
+    "train_rmse",
+    "val_loss",
+    "val_r2",
+    "test_loss",
+    "test_r2",
+    "test_rmse",
+    "lr",
+    "seconds",
+    "train_seconds",
+    "eval_seconds",
+    "dataset",
+    "hidden",
+    "activation",
+    "base_lr",
+    "batch_size",
+    "epochs",
+    "seed",
+    "init",
+    "dtype",
+    "optimizer",
+    "schedule",
+    "extras",
+    "train_mae",
+    "val_rmse",
+    "val_mae",
+    "test_mae",
+];
+
+/// The columns of a run's log.
+fn columns_of(settings: &TrainSettings) -> &'static [&'static str] {
+    if settings.run.data.is_regression() {
+        &REGRESSION_COLUMNS
+    } else {
+        &COLUMNS
+    }
+}
+
 /// An open log file.
 pub struct EpochLog {
     path: PathBuf,
     writer: csv::Writer<File>,
     hyperparameters: Vec<String>,
+}
+
+/// A row's numbers for `evaluation`: its score (accuracy, or R²) and its error (error
+/// rate, or RMSE), as written.
+fn score_and_error(evaluation: &Evaluation) -> (String, String) {
+    match evaluation.regression {
+        Some(metrics) => (format!("{:.6}", metrics.r2), format!("{:.6}", metrics.rmse)),
+        None => (
+            format!("{:.6}", evaluation.accuracy),
+            format!("{:.6}", evaluation.error_rate()),
+        ),
+    }
 }
 
 impl EpochLog {
@@ -117,7 +173,7 @@ impl EpochLog {
         };
         write_atomically(path, |file| {
             let mut writer = csv::Writer::from_writer(file);
-            writer.write_record(COLUMNS)?;
+            writer.write_record(columns_of(settings))?;
             for row in rows {
                 writer.write_record(row)?;
             }
@@ -143,7 +199,7 @@ impl EpochLog {
         settings: &TrainSettings,
         history: &[EpochStats],
     ) -> Result<(Self, Option<String>), LogError> {
-        let (rows, rebuilt) = rows_for(path, &hyperparameters(settings), history);
+        let (rows, rebuilt) = rows_for(path, settings, history);
         // A log that was not there (a run continued into a new folder) is written whole,
         // which is no repair.
         let repair = (path.exists() && !rebuilt.is_empty()).then(|| {
@@ -161,8 +217,8 @@ impl EpochLog {
     /// Whether the log at `path` holds exactly the epochs of `history`, each as the
     /// checkpoint has it (a finished run's log needs no repair).
     pub fn is_complete(path: &Path, settings: &TrainSettings, history: &[EpochStats]) -> bool {
-        let (rows, rebuilt) = rows_for(path, &hyperparameters(settings), history);
-        let (existing, all_whole) = read_rows(path);
+        let (rows, rebuilt) = rows_for(path, settings, history);
+        let (existing, all_whole) = read_rows(path, columns_of(settings));
         rebuilt.is_empty() && all_whole && existing.len() == rows.len()
     }
 
@@ -182,7 +238,7 @@ impl EpochLog {
 /// torn by a kill is not one), and whether every row read is whole: ended by a newline
 /// and with every field. None when the file is missing, not a regular file, or its header
 /// is not nabla's.
-fn read_rows(path: &Path) -> (Vec<csv::StringRecord>, bool) {
+fn read_rows(path: &Path, columns: &[&str]) -> (Vec<csv::StringRecord>, bool) {
     let bytes = match std::fs::metadata(path) {
         Ok(metadata) if metadata.is_file() => std::fs::read(path).unwrap_or_default(),
         _ => return (Vec::new(), false),
@@ -196,44 +252,55 @@ fn read_rows(path: &Path) -> (Vec<csv::StringRecord>, bool) {
         .flexible(true)
         .from_reader(whole_lines);
     match reader.headers() {
-        Ok(header) if header.iter().eq(COLUMNS) => {}
+        Ok(header) if header.iter().eq(columns.iter().copied()) => {}
         _ => return (Vec::new(), false),
     }
     let records: Vec<csv::StringRecord> = reader.records().map_while(Result::ok).collect();
-    let all_whole = ended && records.iter().all(|row| row.len() == COLUMNS.len());
+    let all_whole = ended && records.iter().all(|row| row.len() == columns.len());
     let rows = records
         .into_iter()
-        .filter(|row| row.len() == COLUMNS.len())
+        .filter(|row| row.len() == columns.len())
         .collect();
     (rows, all_whole)
 }
 
-/// The whole rows of an existing log (see [`read_rows`]).
-fn existing_rows(path: &Path) -> Vec<csv::StringRecord> {
-    read_rows(path).0
-}
-
 /// The numbers of a row: the columns before the run's settings.
 const NUMBERS: usize = 14;
+/// The run's settings in a row (after the numbers; a regression row has more numbers
+/// after them).
+const SETTINGS: usize = 12;
 
 /// The rows of a log for the whole epochs of `history`: the file's own row of each epoch
 /// where its numbers are the checkpoint's, else the row rebuilt from it; and the epochs
 /// rebuilt.
 fn rows_for(
     path: &Path,
-    hyperparameters: &[String],
+    settings: &TrainSettings,
     history: &[EpochStats],
 ) -> (Vec<csv::StringRecord>, Vec<String>) {
-    let existing = existing_rows(path);
+    let hyperparameters = &hyperparameters(settings);
+    let existing = read_rows(path, columns_of(settings)).0;
     let mut rebuilt = Vec::new();
     let rows = history
         .iter()
         .filter(|stats| !stats.partial)
         .map(|stats| {
             let expected = row_of(stats, hyperparameters);
+            // The numbers before the settings, and a regression row's after them.
+            let numbers = |row: &[String]| -> Vec<String> {
+                row.iter()
+                    .take(NUMBERS)
+                    .chain(row.iter().skip(NUMBERS + SETTINGS))
+                    .cloned()
+                    .collect()
+            };
+            let wanted = numbers(&expected);
             existing
                 .iter()
-                .find(|row| row.iter().take(NUMBERS).eq(expected.iter().take(NUMBERS)))
+                .find(|row| {
+                    let row: Vec<String> = row.iter().map(str::to_string).collect();
+                    numbers(&row) == wanted
+                })
                 .cloned()
                 .unwrap_or_else(|| {
                     rebuilt.push(stats.epoch.to_string());
@@ -246,27 +313,39 @@ fn rows_for(
 
 /// One epoch's row: its numbers, then the run's settings.
 fn row_of(stats: &EpochStats, hyperparameters: &[String]) -> Vec<String> {
-    let (val_loss, val_acc) = match stats.val {
-        Some(val) => (format!("{:.6}", val.loss), format!("{:.6}", val.accuracy)),
+    let (val_loss, val_score) = match stats.val {
+        Some(val) => (format!("{:.6}", val.loss), score_and_error(&val).0),
         None => (String::new(), String::new()),
     };
+    let (train_score, train_error) = score_and_error(&stats.train);
+    let (test_score, test_error) = score_and_error(&stats.test);
     let mut row = vec![
         stats.epoch.to_string(),
         stats.partial.to_string(),
         format!("{:.6}", stats.train.loss),
-        format!("{:.6}", stats.train.accuracy),
-        format!("{:.6}", stats.train.error_rate()),
+        train_score,
+        train_error,
         val_loss,
-        val_acc,
+        val_score,
         format!("{:.6}", stats.test.loss),
-        format!("{:.6}", stats.test.accuracy),
-        format!("{:.6}", stats.test.error_rate()),
+        test_score,
+        test_error,
         stats.lr.to_string(),
         format!("{:.4}", stats.train_seconds + stats.eval_seconds),
         format!("{:.4}", stats.train_seconds),
         format!("{:.4}", stats.eval_seconds),
     ];
     row.extend(hyperparameters.iter().cloned());
+    if let Some(train) = stats.train.regression {
+        let val = stats.val.and_then(|val| val.regression);
+        let number = |value: Option<f64>| value.map_or_else(String::new, |v| format!("{v:.6}"));
+        row.extend([
+            number(Some(train.mae)),
+            number(val.map(|v| v.rmse)),
+            number(val.map(|v| v.mae)),
+            number(stats.test.regression.map(|t| t.mae)),
+        ]);
+    }
     row
 }
 

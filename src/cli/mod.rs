@@ -6,6 +6,7 @@ mod args;
 mod dtype;
 mod error;
 mod eval;
+mod inspect;
 mod log;
 mod make_subset;
 mod output;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
+        Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Plot(args)) => plot::run(&args),
         Some(Command::Summarize(args)) => summarize::run(&args),
         Some(Command::MakeSubset(args)) => make_subset::run(&args),

@@ -25,17 +25,22 @@ struct Curves {
     test_loss: Vec<f64>,
     train_acc: Vec<f64>,
     test_acc: Vec<f64>,
+    /// Whether the scores are R² (a regression run's log) rather than accuracies.
+    r2: bool,
 }
 
 impl Curves {
     fn read(log: &LogTable) -> Result<Self, LogError> {
+        let r2 = log.has("train_r2");
+        let score = if r2 { "r2" } else { "acc" };
         Ok(Self {
             name: log.name(),
             epochs: log.finite_numbers("epoch")?,
             train_loss: log.numbers("train_loss")?,
             test_loss: log.numbers("test_loss")?,
-            train_acc: log.numbers("train_acc")?,
-            test_acc: log.numbers("test_acc")?,
+            train_acc: log.numbers(&format!("train_{score}"))?,
+            test_acc: log.numbers(&format!("test_{score}"))?,
+            r2,
         })
     }
 }
@@ -128,14 +133,23 @@ fn draw(runs: &[Curves], svg: &mut String) -> Result<(), Box<dyn std::error::Err
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max)
         * 1.05;
+    // R² may be negative early on; the axis goes down to -1 at most.
+    let any_r2 = runs.iter().any(|run| run.r2);
+    let floor = if any_r2 { -1.0 } else { 0.0 };
     let min_acc = runs
         .iter()
         .flat_map(|run| run.train_acc.iter().chain(&run.test_acc).copied())
+        .filter(|v| v.is_finite())
         .fold(1.0, f64::min)
-        .clamp(0.0, 0.95);
+        .clamp(floor, 0.95);
+    let (loss_title, score_title) = match (any_r2, runs.iter().all(|run| run.r2)) {
+        (false, _) => ("cross-entropy loss", "accuracy"),
+        (true, true) => ("MSE (standardised target)", "R²"),
+        (true, false) => ("loss", "accuracy / R²"),
+    };
     let panels = [
-        (&left, "cross-entropy loss", 0.0..max_loss.max(1e-3), true),
-        (&right, "accuracy", (min_acc - 0.02).max(0.0)..1.0, false),
+        (&left, loss_title, 0.0..max_loss.max(1e-3), true),
+        (&right, score_title, (min_acc - 0.02).max(floor)..1.0, false),
     ];
     for (area, title, range, is_loss) in panels {
         let mut chart = ChartBuilder::on(area)

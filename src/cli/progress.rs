@@ -3,7 +3,7 @@
 //! the answer to "stop now?" when a signal arrived.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nabla::train::{EpochStats, Observer};
+use nabla::train::{EpochStats, Evaluation, Observer};
 
 use super::log::EpochLog;
 use super::output::say;
@@ -94,23 +94,33 @@ impl Reporter {
     }
 }
 
+/// One set's numbers: `loss 0.1234 acc 0.9500`, or for regression `loss 0.1234 rmse
+/// 41.2 mae 33.0 r2 0.512` (the loss in standardised units, the rest in the target's).
+pub(super) fn scores(evaluation: &Evaluation) -> String {
+    match evaluation.regression {
+        Some(metrics) => format!(
+            "loss {:.4} rmse {:.4} mae {:.4} r2 {:.4}",
+            evaluation.loss, metrics.rmse, metrics.mae, metrics.r2
+        ),
+        None => format!("loss {:.4} acc {:.4}", evaluation.loss, evaluation.accuracy),
+    }
+}
+
 /// `epoch   3/50  train loss ... acc ...  [val loss ... acc ...]  test loss ... acc ...
 /// [lr ...]  0.61 s`, then, with early stopping, whether the monitored loss improved.
 fn epoch_line(stats: &EpochStats, epochs: usize) -> String {
     let mut line = format!(
-        "epoch {:>3}/{}  train loss {:.4} acc {:.4}",
-        stats.epoch, epochs, stats.train.loss, stats.train.accuracy
+        "epoch {:>3}/{}  train {}",
+        stats.epoch,
+        epochs,
+        scores(&stats.train)
     );
     if let Some(val) = stats.val {
-        line.push_str(&format!(
-            "  val loss {:.4} acc {:.4}",
-            val.loss, val.accuracy
-        ));
+        line.push_str(&format!("  val {}", scores(&val)));
     }
     line.push_str(&format!(
-        "  test loss {:.4} acc {:.4}  lr {:.3e}  {:.2} s",
-        stats.test.loss,
-        stats.test.accuracy,
+        "  test {}  lr {:.3e}  {:.2} s",
+        scores(&stats.test),
         stats.lr,
         stats.train_seconds + stats.eval_seconds
     ));

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 
 use nabla::atomic_file::{check_writable, protect_input};
 use nabla::checkpoint::{self, ModelFormat};
-use nabla::data::{load_csv, DataSource, Dataset, Features};
+use nabla::data::preprocess::{
+    ColumnChoice, FitSummary, Impute, Preprocessing, Scale, Task, TransformReport,
+};
+use nabla::data::tabular::{looks_like_assignment, HeaderMode};
+use nabla::data::{load_csv, DataSource, Dataset, Features, TableSource};
 use nabla::optim::schedule::ScheduleConfig;
 use nabla::threads::{self, GemmThreading, ThreadSource};
 use nabla::train::{Setting, TrainConfig, TrainError};
@@ -84,6 +88,87 @@ pub struct DataChoice {
     pub val_split: Option<f64>,
     /// `--val-file`.
     pub val_file: Option<PathBuf>,
+    /// `--test-split`.
+    #[serde(default)]
+    pub test_split: Option<f64>,
+    /// How a `--train-file` table is read and which columns play which part.
+    #[serde(default)]
+    pub table: TableFlags,
+}
+
+/// The table flags (`--label`, `--ignore`, `--categorical`, `--header`, `--delimiter`,
+/// `--scale`, `--impute`), as given (`None`: not given, the default applies).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableFlags {
+    /// `--label`.
+    pub label: Option<String>,
+    /// `--ignore`.
+    pub ignore: Vec<String>,
+    /// `--categorical`.
+    pub categorical: Vec<String>,
+    /// `--header`.
+    pub header: Option<HeaderMode>,
+    /// `--delimiter`, as a byte.
+    pub delimiter: Option<u8>,
+    /// `--scale`.
+    pub scale: Option<Scale>,
+    /// `--impute`.
+    pub impute: Option<Impute>,
+    /// `--task`.
+    #[serde(default)]
+    pub task: Option<Task>,
+}
+
+impl TableFlags {
+    /// The first table flag given, if any.
+    fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--label", self.label.is_some()),
+            ("--ignore", !self.ignore.is_empty()),
+            ("--categorical", !self.categorical.is_empty()),
+            ("--header", self.header.is_some()),
+            ("--delimiter", self.delimiter.is_some()),
+            ("--scale", self.scale.is_some()),
+            ("--impute", self.impute.is_some()),
+            ("--task", self.task.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
+/// `--delimiter`: one ASCII character other than a quote or a line end, or `tab`.
+pub(super) fn delimiter_byte(text: &str) -> Result<u8, CliError> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ => match text.as_bytes() {
+            [byte] if byte.is_ascii() && !matches!(byte, b'"' | b'\n' | b'\r') => Ok(*byte),
+            _ => Err(invalid(
+                "--delimiter",
+                format!("'{text}'"),
+                "one ASCII character (not a quote or a line end), or tab",
+            )),
+        },
+    }
+}
+
+/// A data set, and for a table the preprocessing that made it.
+pub struct LoadedData<F> {
+    /// Features and labels.
+    pub dataset: Dataset<F>,
+    /// For a table: its preprocessing, what fitting found, and unseen categories per
+    /// set (`test`, `val`).
+    pub table: Option<TableFit>,
+}
+
+/// What loading a table fitted and met.
+pub struct TableFit {
+    /// The preprocessing (fitted, or the model's).
+    pub preprocessing: Preprocessing,
+    /// What fitting found.
+    pub summary: FitSummary,
+    /// Unseen categories, per set.
+    pub unseen: Vec<(&'static str, TransformReport)>,
 }
 
 impl DataChoice {
@@ -108,6 +193,36 @@ impl DataChoice {
                 return Err(invalid("--val-split", fraction, "a fraction in (0, 1)"));
             }
         }
+        if let Some(fraction) = args.test_split {
+            if !(fraction > 0.0 && fraction < 1.0) {
+                return Err(invalid("--test-split", fraction, "a fraction in (0, 1)"));
+            }
+        }
+        let table = TableFlags {
+            label: args.label.clone(),
+            ignore: args.ignore.clone(),
+            categorical: args.categorical.clone(),
+            header: args.header,
+            delimiter: args.delimiter.as_deref().map(delimiter_byte).transpose()?,
+            scale: args.scale,
+            impute: args.impute,
+            task: args.task,
+        };
+        match (&args.train_file, &args.test_file, args.test_split) {
+            (Some(train), None, None) => {
+                return Err(invalid(
+                    "--train-file",
+                    train.display(),
+                    "a --test-file or a --test-split F beside it",
+                ))
+            }
+            (None, _, _) => {
+                if let Some(flag) = table.first_given() {
+                    return Err(invalid(flag, "given", "a --train-file table to apply to"));
+                }
+            }
+            _ => {}
+        }
         let name = match &args.train_file {
             Some(train) => train.display().to_string(),
             None => args.dataset.clone(),
@@ -126,7 +241,49 @@ impl DataChoice {
             classes: args.classes,
             val_split: args.val_split,
             val_file: args.val_file.as_deref().map(absolute),
+            test_split: args.test_split,
+            table,
         })
+    }
+
+    /// Whether the data is read as a table (with a header, text, missing values, a
+    /// test split, table flags ...) rather than in the assignment's CSV layout.
+    pub fn uses_table(&self) -> Result<bool, CliError> {
+        let Some(train) = &self.train_file else {
+            return Ok(false);
+        };
+        let Some(test) = &self.test_file else {
+            return Ok(true);
+        };
+        if self.table.first_given().is_some() {
+            return Ok(true);
+        }
+        Ok(!(looks_like_assignment(train)? && looks_like_assignment(test)?))
+    }
+
+    /// Whether the run predicts numbers (`--task regression`).
+    pub fn is_regression(&self) -> bool {
+        self.table.task == Some(Task::Regression)
+    }
+
+    /// Where the tables are and how to read them.
+    pub fn table_source(&self) -> TableSource {
+        let flags = &self.table;
+        TableSource {
+            train: self.train_file.clone().unwrap_or_default(),
+            test: self.test_file.clone(),
+            test_split: self.test_split,
+            delimiter: flags.delimiter,
+            header: flags.header.unwrap_or_default(),
+            columns: ColumnChoice {
+                label: flags.label.clone(),
+                ignore: flags.ignore.clone(),
+                categorical: flags.categorical.clone(),
+                scale: flags.scale.unwrap_or_default(),
+                impute: flags.impute.unwrap_or_default(),
+                task: flags.task.unwrap_or_default(),
+            },
+        }
     }
 
     /// The files the data comes from.
@@ -149,6 +306,27 @@ impl DataChoice {
     /// Loads the data set, applies the row limits, and splits off or loads the
     /// validation set (`seed` chooses the split).
     pub fn load<F: Float>(&self, seed: u64) -> Result<Dataset<F>, CliError> {
+        self.load_data(seed, None).map(|loaded| loaded.dataset)
+    }
+
+    /// Loads the data as [`DataChoice::load`] does; a table is preprocessed with
+    /// `fitted` (a trained model's preprocessing) when given, else fitted on its
+    /// training rows.
+    pub fn load_data<F: Float>(
+        &self,
+        seed: u64,
+        fitted: Option<&Preprocessing>,
+    ) -> Result<LoadedData<F>, CliError> {
+        if fitted.is_some() && self.train_file.is_none() {
+            return Err(invalid(
+                "--dataset",
+                &self.dataset,
+                "a --train-file table (the model was trained on a table and keeps its preprocessing)",
+            ));
+        }
+        if fitted.is_some() || self.uses_table()? {
+            return self.load_table(seed, fitted);
+        }
         let dataset = Dataset::load(&self.source(), self.classes)?;
         let dataset = match (self.train_rows, self.test_rows) {
             (None, None) => dataset,
@@ -162,12 +340,68 @@ impl DataChoice {
             }
             (None, None) => dataset,
         };
-        Ok(dataset)
+        Ok(LoadedData {
+            dataset,
+            table: None,
+        })
+    }
+
+    /// [`DataChoice::load_data`] for a table.
+    fn load_table<F: Float>(
+        &self,
+        seed: u64,
+        fitted: Option<&Preprocessing>,
+    ) -> Result<LoadedData<F>, CliError> {
+        let source = self.table_source();
+        let loaded = source.load::<F>(seed, fitted)?;
+        let mut unseen = vec![("test", loaded.test_report)];
+        let dataset = match (self.train_rows, self.test_rows) {
+            (None, None) => loaded.dataset,
+            (train, test) => loaded
+                .dataset
+                .head(train.unwrap_or(usize::MAX), test.unwrap_or(usize::MAX)),
+        };
+        let preprocessing = loaded.preprocessing;
+        let dataset = match (self.val_split, &self.val_file) {
+            (Some(fraction), _) => dataset.split_validation(fraction, seed)?,
+            (None, Some(path)) => {
+                let table = source.read_table(path, &preprocessing)?;
+                let rows: Vec<usize> = (0..table.rows()).collect();
+                let (x, report) = preprocessing.transform::<F>(&table, &rows)?;
+                unseen.push(("val", report));
+                let x = Features::Dense(x);
+                match preprocessing.task {
+                    Task::Classification => {
+                        let y = preprocessing.labels(&table, &rows)?;
+                        dataset.with_validation(x, y.into())?
+                    }
+                    Task::Regression => {
+                        let t = preprocessing.targets(&table, &rows)?;
+                        dataset.with_validation_targets(x, t.into())?
+                    }
+                }
+            }
+            (None, None) => dataset,
+        };
+        Ok(LoadedData {
+            dataset,
+            table: Some(TableFit {
+                preprocessing,
+                summary: loaded.summary,
+                unseen,
+            }),
+        })
     }
 
     /// Every file the data comes from, with its role (`train`, `test`, `val`, or `data`
     /// for the files of a data directory).
     pub fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        if let Some(train) = &self.train_file {
+            let mut files = vec![("train", train.clone())];
+            files.extend(self.test_file.clone().map(|path| ("test", path)));
+            files.extend(self.val_file.clone().map(|path| ("val", path)));
+            return files;
+        }
         let mut files = match self.source() {
             DataSource::Csv { train, test } => vec![("train", train), ("test", test)],
             DataSource::Directory(dir) => std::fs::read_dir(&dir)

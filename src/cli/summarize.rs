@@ -11,7 +11,8 @@ use super::run_folder::{claim_outputs, log_of};
 use super::CliError;
 
 /// Columns of the summary: taken from the log's last row, except `run` and `seconds`
-/// (the sum over the epochs); `lr` is the run's `--lr` (the log's `base_lr`).
+/// (the sum over the epochs); `lr` is the run's `--lr` (the log's `base_lr`). For a
+/// regression run the `*_acc` columns hold its R² (higher is better, as accuracy).
 pub const COLUMNS: [&str; 17] = [
     "run",
     "hidden",
@@ -56,6 +57,10 @@ pub fn summary_row(path: &std::path::Path) -> Result<Vec<String>, CliError> {
             "seconds" => Ok(format!("{total_seconds:.2}")),
             "best_epoch" => Ok(best_epoch.clone()),
             "lr" if log.has("base_lr") => Ok(log.last("base_lr")?),
+            // A regression run's score is its R².
+            column if column.ends_with("_acc") && log.has(&column.replace("_acc", "_r2")) => {
+                Ok(log.last(&column.replace("_acc", "_r2"))?)
+            }
             // Columns older logs lack are left empty.
             column if !log.has(column) => Ok(String::new()),
             column => Ok(log.last(column)?),

@@ -8,7 +8,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use nabla::checkpoint::{self, ModelFormat};
+use nabla::checkpoint::{self, ModelFormat, TrainedRecord};
+use nabla::data::preprocess::{FitSummary, InputColumn, Preprocessing, TransformReport};
 use nabla::threads::{self, GemmThreading, ThreadSource};
 use nabla::train::{History, Stop, Trainer, TrainingState};
 use nabla::{Dataset, Float, MultiLayerPerceptron};
@@ -18,9 +19,9 @@ use super::args::TrainArgs;
 use super::dtype::{run_in, RunInFloat};
 use super::log::EpochLog;
 use super::output::tell;
-use super::progress::Reporter;
+use super::progress::{scores, Reporter};
 use super::run_folder::{checkpoint_of, lock_outputs, resolved, RunFolder};
-use super::settings::{RunConfig, TrainSettings};
+use super::settings::{RunConfig, TableFit, TrainSettings};
 use super::signals::Interrupt;
 use super::CliError;
 
@@ -266,7 +267,17 @@ fn starting_point<F: Float>(
 
 fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Result<(), CliError> {
     let run = &settings.run;
-    let dataset = run.data.load::<F>(run.train.seed)?;
+    let loaded = run.data.load_data::<F>(run.train.seed, None)?;
+    let dataset = loaded.dataset;
+    let trained = TrainedRecord {
+        seed: Some(run.train.seed),
+        preprocessing: loaded.table.as_ref().map(|fit| fit.preprocessing.clone()),
+    };
+    if let Some(fit) = &loaded.table {
+        for warning in table_warnings(fit) {
+            tell(&format!("nabla: warning: {warning}"));
+        }
+    }
     let record = RunRecord {
         nabla: env!("CARGO_PKG_VERSION").to_string(),
         config: run.clone(),
@@ -305,7 +316,7 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
         let written = if settings.continues_elsewhere {
             Vec::new()
         } else {
-            complete_finished_run(settings, &model, &history)?
+            complete_finished_run(settings, &model, &history, &trained)?
         };
         tell(&finished_message(settings, stop, epochs_done, &written));
         return Ok(());
@@ -350,6 +361,9 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
             epochs_done,
             threading,
         ));
+        if let Some(fit) = &loaded.table {
+            reporter.say(&table_line(&fit.preprocessing, &fit.summary));
+        }
     }
     // The whole loop on the pool, once (see `Trainer::run_epoch`).
     let outcome = threads::on_pool(settings.threads, || {
@@ -379,7 +393,7 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
     let history = trainer.finish();
     let saved_files = match &settings.save {
         Some(path) => {
-            checkpoint::save_trained(&model, path, run.train.seed).and_then(|()| files_of(path))
+            checkpoint::save_trained(&model, path, &trained).and_then(|()| files_of(path))
         }
         None => Ok(String::new()),
     };
@@ -436,12 +450,13 @@ fn complete_finished_run<F: Float>(
     settings: &TrainSettings,
     model: &MultiLayerPerceptron<F>,
     history: &History,
+    trained: &TrainedRecord,
 ) -> Result<Vec<String>, CliError> {
     let mut written = Vec::new();
     if let Some(path) = &settings.save {
         let files = ModelFormat::of(path)?.files(path);
         if files.iter().any(|file| !file.is_file()) {
-            checkpoint::save_trained(model, path, settings.run.train.seed)?;
+            checkpoint::save_trained(model, path, trained)?;
             written.push(files_of(path)?);
         }
     }
@@ -518,6 +533,95 @@ fn files_of(path: &Path) -> Result<String, checkpoint::CheckpointError> {
         .map(|f| f.display().to_string())
         .collect::<Vec<_>>()
         .join(" and "))
+}
+
+/// The second line of a run on a table: what was inferred from it.
+fn table_line(preprocessing: &Preprocessing, summary: &FitSummary) -> String {
+    let classes = &preprocessing.classes;
+    let shown: Vec<&str> = classes.iter().take(10).map(String::as_str).collect();
+    let more = if classes.len() > 10 { ", ..." } else { "" };
+    let target = match preprocessing.target {
+        Some(target) => format!(
+            "target '{}' (regression; standardised with mean {:.6} and std {:.6})",
+            preprocessing.label, target.center, target.scale
+        ),
+        None => format!(
+            "label '{}' ({} classes: {}{more})",
+            preprocessing.label,
+            classes.len(),
+            shown.join(", ")
+        ),
+    };
+    let mut numeric = Vec::new();
+    let mut categorical = Vec::new();
+    for column in &preprocessing.columns {
+        match column {
+            InputColumn::Numeric { name, .. } => numeric.push(name.as_str()),
+            InputColumn::Categorical { name, categories } => {
+                let missing = if categories.contains(&None) {
+                    " incl. missing"
+                } else {
+                    ""
+                };
+                categorical.push(format!("{name} ({} categories{missing})", categories.len()));
+            }
+        }
+    }
+    let mut line = format!(
+        "table: {target}; {} numeric column{} ({} scaling, {} imputation)",
+        numeric.len(),
+        if numeric.len() == 1 { "" } else { "s" },
+        preprocessing.scale,
+        preprocessing.impute,
+    );
+    if !categorical.is_empty() {
+        line.push_str(&format!(
+            ", {} categorical: {}",
+            categorical.len(),
+            categorical.join(", ")
+        ));
+    }
+    line.push_str(&format!(" -> {} features", preprocessing.features()));
+    if !preprocessing.ignored.is_empty() {
+        line.push_str(&format!("; ignored: {}", preprocessing.ignored.join(", ")));
+    }
+    if !summary.missing.is_empty() {
+        let missing: Vec<String> = summary
+            .missing
+            .iter()
+            .map(|(name, count)| format!("{name} {count}"))
+            .collect();
+        line.push_str(&format!("; missing values: {}", missing.join(", ")));
+    }
+    line
+}
+
+/// Warnings about a table: ID-like columns, unseen categories in the test or validation
+/// rows.
+pub(super) fn table_warnings(fit: &TableFit) -> Vec<String> {
+    let mut warnings: Vec<String> = fit
+        .summary
+        .id_like
+        .iter()
+        .map(|name| {
+            format!("column '{name}' has a different value on every training row, like an ID: one-hot encoding it learns nothing that carries over (--ignore {name}?)")
+        })
+        .collect();
+    for (set, report) in &fit.unseen {
+        warnings.extend(unseen_warnings(set, report));
+    }
+    warnings
+}
+
+/// One warning per column with categories the model has not seen.
+pub(super) fn unseen_warnings(set: &str, report: &TransformReport) -> Vec<String> {
+    report
+        .unseen
+        .iter()
+        .map(|(column, count, first)| {
+            format!("{set} rows: column '{column}': {count} value{} not seen in training (first: '{first}'), encoded as all zeros", if *count == 1 { "" } else { "s" })
+        })
+        .collect()
 }
 
 /// The first line: data, architecture, optimizer and the workflow in force.
@@ -598,15 +702,13 @@ fn report_end(
         return;
     };
     let peak = peak_memory_mb().map_or_else(String::new, |mb| format!(" | peak memory {mb:.0} MB"));
-    let val = last.val.map_or_else(String::new, |v| {
-        format!(" | val loss {:.4} acc {:.4}", v.loss, v.accuracy)
-    });
+    let val = last
+        .val
+        .map_or_else(String::new, |v| format!(" | val {}", scores(&v)));
     reporter.say(&format!(
-        "final: train loss {:.4} acc {:.4}{val} | test loss {:.4} acc {:.4} | {:.2} s{peak}",
-        last.train.loss,
-        last.train.accuracy,
-        last.test.loss,
-        last.test.accuracy,
+        "final: train {}{val} | test {} | {:.2} s{peak}",
+        scores(&last.train),
+        scores(&last.test),
         started.elapsed().as_secs_f64()
     ));
     if let (Some(best), true) = (
@@ -620,10 +722,13 @@ fn report_end(
             } else {
                 ""
             };
+            let test = match stats.test.regression {
+                Some(metrics) => format!("test r2 {:.4}", metrics.r2),
+                None => format!("test acc {:.4}", stats.test.accuracy),
+            };
             reporter.say(&format!(
-                "best: epoch {best} ({which} loss {:.4}, test acc {:.4}){kept}",
+                "best: epoch {best} ({which} loss {:.4}, {test}){kept}",
                 stats.monitored_loss(),
-                stats.test.accuracy
             ));
         }
     }

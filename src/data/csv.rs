@@ -124,7 +124,7 @@ const QUOTED_CHARACTERS: usize = 40;
 
 /// A bad field as an error quotes it: at most [`QUOTED_CHARACTERS`] characters, control
 /// characters escaped (`\u{1b}`), and `...` when cut.
-fn field_text(field: &[u8]) -> String {
+pub(super) fn field_text(field: &[u8]) -> String {
     let text = String::from_utf8_lossy(field);
     let mut quoted: String = text
         .chars()

@@ -221,6 +221,38 @@ pub enum DataError {
         /// The directory.
         path: PathBuf,
     },
+    /// A table cell that cannot be used (tables with named columns: `data::tabular`).
+    #[error("{path}:{line}: column '{column}': '{value}' {problem}")]
+    Cell {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (the row number for NumPy files).
+        line: u64,
+        /// The column's name.
+        column: String,
+        /// The cell's text, quoted as [`crate::data`] quotes fields (at most 40 characters).
+        value: String,
+        /// What is wrong (`is text in a numeric column ...`).
+        problem: String,
+    },
+    /// A table column that cannot be used (all missing, not found, one class ...).
+    #[error("{path}: column '{column}': {problem}")]
+    Column {
+        /// The file.
+        path: PathBuf,
+        /// The column's name.
+        column: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A table that cannot be used as a whole (no rows, duplicate column names ...).
+    #[error("{path}: {problem}")]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// Writing a data set failed.
     #[error("{path}: cannot write: {source}")]
     Write {

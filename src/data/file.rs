@@ -82,6 +82,11 @@ impl DataFile {
         }
     }
 
+    /// Whether the stream is being decompressed.
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
     /// The error for a failure while reading this file: corrupt gzip if it is gzip.
     pub fn read_error(&self, error: io::Error) -> DataError {
         if self.gzip && error.kind() != io::ErrorKind::PermissionDenied {

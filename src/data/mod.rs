@@ -9,7 +9,10 @@ mod error;
 mod features;
 mod file;
 mod idx;
+pub mod preprocess;
 mod split;
+mod table_dataset;
+pub mod tabular;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +24,7 @@ pub use features::Features;
 pub(crate) use features::Rows;
 pub use idx::{load_idx_images, load_idx_labels, load_idx_pair};
 pub use split::stratified_split;
+pub use table_dataset::{TableDataset, TableSource};
 
 use crate::float::Float;
 
@@ -55,6 +59,25 @@ pub struct Dataset<F> {
     pub classes: usize,
     /// A validation set, when one was split off or given.
     pub validation: Option<Subset<F>>,
+    /// For regression: the target values (then `classes` is 1 and the labels are all 0).
+    pub values: Option<TargetValues>,
+}
+
+/// Regression targets: per set, the values standardised with the training rows' mean
+/// and standard deviation (what the loss sees), and that scaling, to report errors in
+/// the target's own units (`value = standardised * scale + center`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetValues {
+    /// Training targets, `(train rows)`, standardised.
+    pub train: Array1<f64>,
+    /// Test targets, `(test rows)`, standardised.
+    pub test: Array1<f64>,
+    /// Validation targets, `(validation rows)`, standardised.
+    pub val: Option<Array1<f64>>,
+    /// The training targets' mean.
+    pub center: f64,
+    /// The training targets' standard deviation (1 for a constant target).
+    pub scale: f64,
 }
 
 /// Features and labels of one set of rows.
@@ -123,6 +146,54 @@ impl<F: Float> Dataset<F> {
             test_y,
             classes,
             validation: None,
+            values: None,
+        })
+    }
+
+    /// A regression data set: `train_x`, `test_x` with targets `train_t`, `test_t` in
+    /// their own units, standardised here with `scaling` (`(center, scale)`; `None`: the
+    /// training targets' mean and standard deviation). `classes` is 1 and every label is
+    /// 0, so that splits and batches work as for one class.
+    pub fn regression(
+        train_x: Features<F>,
+        train_t: Array1<f64>,
+        test_x: Features<F>,
+        test_t: Array1<f64>,
+        scaling: Option<(f64, f64)>,
+    ) -> Result<Self, DataError> {
+        let (center, scale) = scaling.unwrap_or_else(|| {
+            let rows = train_t.len().max(1) as f64;
+            let center = train_t.sum() / rows;
+            let variance = train_t
+                .iter()
+                .map(|t| (t - center) * (t - center))
+                .sum::<f64>()
+                / rows;
+            let scale = if variance.sqrt() > 10.0 * f64::EPSILON {
+                variance.sqrt()
+            } else {
+                1.0
+            };
+            (center, scale)
+        });
+        let standardise = |t: &Array1<f64>| t.mapv(|t| (t - center) / scale);
+        let zeros = |n: usize| Array1::<usize>::zeros(n);
+        let dataset = Self::new(
+            train_x,
+            zeros(train_t.len()),
+            test_x,
+            zeros(test_t.len()),
+            1,
+        )?;
+        Ok(Self {
+            values: Some(TargetValues {
+                train: standardise(&train_t),
+                test: standardise(&test_t),
+                val: None,
+                center,
+                scale,
+            }),
+            ..dataset
         })
     }
 
@@ -143,6 +214,15 @@ impl<F: Float> Dataset<F> {
         }
         let pick =
             |rows: &[usize]| -> Array1<usize> { rows.iter().map(|&row| labels[row]).collect() };
+        let values = self.values.map(|values| {
+            let pick =
+                |rows: &[usize]| -> Array1<f64> { rows.iter().map(|&r| values.train[r]).collect() };
+            TargetValues {
+                train: pick(&kept),
+                val: Some(pick(&held_out)),
+                ..values
+            }
+        });
         Ok(Self {
             validation: Some(Subset {
                 x: self.train_x.select(&held_out),
@@ -150,6 +230,7 @@ impl<F: Float> Dataset<F> {
             }),
             train_x: self.train_x.select(&kept),
             train_y: pick(&kept),
+            values,
             ..self
         })
     }
@@ -173,6 +254,22 @@ impl<F: Float> Dataset<F> {
             validation: Some(Subset { x, y }),
             ..self
         })
+    }
+
+    /// Uses `x: (rows, features)` with regression targets `targets: (rows)` (in the
+    /// target's own units) as the validation set of a regression data set.
+    pub fn with_validation_targets(
+        self,
+        x: Features<F>,
+        targets: Array1<f64>,
+    ) -> Result<Self, DataError> {
+        let rows = targets.len();
+        let dataset = self.with_validation(x, Array1::zeros(rows))?;
+        let values = dataset.values.clone().map(|values| TargetValues {
+            val: Some(targets.mapv(|t| (t - values.center) / values.scale)),
+            ..values
+        });
+        Ok(Self { values, ..dataset })
     }
 
     /// Loads a data set from `source` with labels in `0..classes`.
@@ -225,6 +322,11 @@ impl<F: Float> Dataset<F> {
             test_y: self.test_y.slice(s![..test_rows]).to_owned(),
             classes: self.classes,
             validation: self.validation.clone(),
+            values: self.values.as_ref().map(|values| TargetValues {
+                train: values.train.slice(s![..train_rows]).to_owned(),
+                test: values.test.slice(s![..test_rows]).to_owned(),
+                ..values.clone()
+            }),
         }
     }
 }

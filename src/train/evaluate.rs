@@ -1,6 +1,6 @@
 //! Loss, accuracy and predictions of a model on a whole data set, in chunks of rows.
 
-use ndarray::{s, Array1, ArrayView1, ArrayViewMut1, Axis};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayViewMut1, Axis};
 
 use crate::data::{Features, Rows};
 use crate::float::Float;
@@ -9,7 +9,7 @@ use crate::math::argmax;
 use crate::network::{MultiLayerPerceptron, Scratch};
 use crate::threads::{self, with_one_blas_thread};
 
-use super::history::Evaluation;
+use super::history::{Evaluation, RegressionMetrics};
 
 /// Rows per forward pass when evaluating: large enough for efficient GEMMs, small
 /// enough that a chunk's input and activations stay in a core's cache.
@@ -33,6 +33,112 @@ pub fn predict<F: Float>(model: &MultiLayerPerceptron<F>, x: &Features<F>) -> Ar
     let mut evaluator = Evaluator::new();
     evaluator.run(model, x, None);
     evaluator.predictions
+}
+
+/// The outputs `(rows, out)` of `model` on every row of `x: (rows, in)` (the logits, or
+/// a regression model's standardised values), in chunks of [`EVAL_CHUNK_ROWS`] rows on
+/// the calling thread.
+pub fn outputs<F: Float>(model: &MultiLayerPerceptron<F>, x: &Features<F>) -> Array2<F> {
+    let rows = x.nrows();
+    let mut outputs = Array2::<F>::zeros((rows, model.out_features()));
+    let mut scratch = Scratch::default();
+    for start in (0..rows).step_by(EVAL_CHUNK_ROWS) {
+        let end = (start + EVAL_CHUNK_ROWS).min(rows);
+        let chunk = model.infer(
+            end - start,
+            |input| x.copy_rows_into(&Rows::Range(start..end), input),
+            &mut scratch,
+        );
+        outputs.slice_mut(s![start..end, ..]).assign(&chunk);
+    }
+    outputs
+}
+
+/// A regression model's evaluation on `x: (rows, in)` with standardised `targets:
+/// (rows)`: the mean squared error in standardised units (the training loss), and RMSE,
+/// MAE and R² in the target's units (`value = standardised * scale + center`: errors
+/// scale by `scale`).
+///
+/// # Panics
+/// If `targets` does not have one entry per row of `x`, or the model more than one
+/// output.
+#[track_caller]
+pub fn evaluate_regression<F: Float>(
+    model: &MultiLayerPerceptron<F>,
+    x: &Features<F>,
+    targets: ArrayView1<'_, f64>,
+    scale: f64,
+) -> Evaluation {
+    assert_eq!(
+        targets.len(),
+        x.nrows(),
+        "evaluate_regression: one target per row is needed"
+    );
+    assert_eq!(
+        model.out_features(),
+        1,
+        "evaluate_regression: one output is needed"
+    );
+    let predicted = outputs(model, x);
+    let rows = targets.len().max(1) as f64;
+    let (mut squared, mut absolute) = (0.0, 0.0);
+    for (p, &t) in predicted.iter().zip(targets) {
+        let error = <F as Float>::to_f64(*p) - t;
+        squared += error * error;
+        absolute += error.abs();
+    }
+    let mean = targets.sum() / rows;
+    let total: f64 = targets.iter().map(|t| (t - mean) * (t - mean)).sum();
+    // R² is the same in either unit (both sums scale by scale²); a constant target
+    // scores 1 if predicted exactly, else 0, as scikit-learn's r2_score.
+    let r2 = match (total > 0.0, squared > 0.0) {
+        (true, _) => 1.0 - squared / total,
+        (false, false) => 1.0,
+        (false, true) => 0.0,
+    };
+    Evaluation {
+        loss: squared / rows,
+        accuracy: 0.0,
+        regression: Some(RegressionMetrics {
+            rmse: (squared / rows).sqrt() * scale,
+            mae: absolute / rows * scale,
+            r2,
+        }),
+    }
+}
+
+/// The class probabilities `(rows, classes)` of every row of `x: (rows, in)`: the
+/// softmax of the logits (as [`SoftmaxCrossEntropy`] computes it, in f64), in chunks of
+/// [`EVAL_CHUNK_ROWS`] rows.
+pub fn predict_proba<F: Float>(model: &MultiLayerPerceptron<F>, x: &Features<F>) -> Array2<f64> {
+    let rows = x.nrows();
+    let mut probabilities = Array2::<f64>::zeros((rows, model.out_features()));
+    let mut scratch = Scratch::default();
+    for start in (0..rows).step_by(EVAL_CHUNK_ROWS) {
+        let end = (start + EVAL_CHUNK_ROWS).min(rows);
+        let logits = with_one_blas_thread(|| {
+            model
+                .infer(
+                    end - start,
+                    |input| x.copy_rows_into(&Rows::Range(start..end), input),
+                    &mut scratch,
+                )
+                .to_owned()
+        });
+        for (i, row) in logits.rows().into_iter().enumerate() {
+            let max = row
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, v| m.max(<F as Float>::to_f64(*v)));
+            let sum: f64 = row
+                .iter()
+                .map(|v| (<F as Float>::to_f64(*v) - max).exp())
+                .sum();
+            for (k, v) in row.iter().enumerate() {
+                probabilities[[start + i, k]] = (<F as Float>::to_f64(*v) - max).exp() / sum;
+            }
+        }
+    }
+    probabilities
 }
 
 /// Evaluation with buffers kept between calls: after the first call on a data set,
@@ -108,6 +214,7 @@ impl<F: Float> Evaluator<F> {
         Evaluation {
             loss: total_loss / count,
             accuracy: correct as f64 / count,
+            regression: None,
         }
     }
 

@@ -11,10 +11,26 @@ use crate::limits::TooLarge;
 /// Loss and error on one data set after an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// Mean softmax cross-entropy.
+    /// Mean softmax cross-entropy; for regression, the mean squared error of the
+    /// standardised target (what training minimises).
     pub loss: f64,
-    /// Fraction of rows whose argmax is the label.
+    /// Fraction of rows whose argmax is the label (0 for regression).
     pub accuracy: f64,
+    /// For regression: the errors in the target's own units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<RegressionMetrics>,
+}
+
+/// A regression model's errors on one set, in the target's own units.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegressionMetrics {
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// The coefficient of determination, `1 - SSE / SST` around the set's own mean (as
+    /// scikit-learn's `r2_score`: 1 is perfect, 0 the mean's score, below 0 worse).
+    pub r2: f64,
 }
 
 impl Evaluation {

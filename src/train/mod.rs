@@ -18,6 +18,7 @@ mod early_stopping;
 mod evaluate;
 mod history;
 mod metrics;
+mod objective;
 mod observer;
 mod state;
 
@@ -27,21 +28,24 @@ pub use crate::crew::PaceReport;
 pub use batches::ShuffleState;
 pub use config::{Setting, TrainConfig};
 pub use early_stopping::EarlyStopping;
-pub use evaluate::{evaluate, predict, Evaluator, EVAL_CHUNK_ROWS};
-pub use history::{EpochStats, Evaluation, History, Stop, TrainError};
+pub use evaluate::{
+    evaluate, evaluate_regression, outputs, predict, predict_proba, Evaluator, EVAL_CHUNK_ROWS,
+};
+pub use history::{EpochStats, Evaluation, History, RegressionMetrics, Stop, TrainError};
 pub use metrics::{ClassMetrics, ClassificationReport};
 pub use observer::Observer;
 pub use state::{ResumeMismatch, TrainingState};
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Features};
 use crate::float::Float;
-use crate::loss::SoftmaxCrossEntropy;
 use crate::module::Module;
 use crate::network::{MultiLayerPerceptron, SlicedStep};
 use crate::optim::schedule::Scheduler;
 use crate::optim::{Adam, Optimizer, OptimizerKind, Sgd};
 use crate::threads::{self, BlasLease, GemmThreading, SerialKernels, ThreadBudget};
 use batches::BatchSource;
+use ndarray::Array1;
+use objective::Objective;
 
 /// The assignment's `train_network`: `epochs` epochs of in-order batch gradient descent.
 pub fn train_network<F: Float>(
@@ -86,7 +90,7 @@ pub struct Trainer<'a, F: Float> {
     scheduler: Scheduler,
     early_stopping: Option<EarlyStopping<F>>,
     batches: BatchSource,
-    loss: SoftmaxCrossEntropy<F>,
+    loss: Objective<F>,
     train_evaluator: Evaluator<F>,
     test_evaluator: Evaluator<F>,
     val_evaluator: Evaluator<F>,
@@ -176,7 +180,7 @@ impl<'a, F: Float> Trainer<'a, F> {
             batches: BatchSource::new(rows, config.batch_size, config.shuffle, config.seed),
             config: config.clone(),
             optimizer,
-            loss: SoftmaxCrossEntropy::new(),
+            loss: Objective::for_dataset(dataset),
             train_evaluator: Evaluator::new(),
             test_evaluator: Evaluator::new(),
             val_evaluator: Evaluator::new(),
@@ -313,7 +317,7 @@ impl<'a, F: Float> Trainer<'a, F> {
                     dataset.train_x.copy_rows_into(&rows, input)
                 }),
             };
-            let value = self.loss.forward(logits, labels).to_f64();
+            let value = self.loss.forward(logits, labels, &rows, dataset).to_f64();
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch,
@@ -393,16 +397,40 @@ impl<'a, F: Float> Trainer<'a, F> {
     ) -> Result<EpochStats, TrainError> {
         let started = Instant::now();
         let dataset = self.dataset;
-        let train =
-            self.train_evaluator
-                .evaluate(self.model, &dataset.train_x, dataset.train_y.view());
-        let test = self
-            .test_evaluator
-            .evaluate(self.model, &dataset.test_x, dataset.test_y.view());
-        let val = dataset.validation.as_ref().map(|validation| {
-            self.val_evaluator
-                .evaluate(self.model, &validation.x, validation.y.view())
-        });
+        let (train, test, val) = match &dataset.values {
+            Some(values) => {
+                let evaluate = |x: &Features<F>, targets: &Array1<f64>| {
+                    evaluate_regression(self.model, x, targets.view(), values.scale)
+                };
+                let val = dataset
+                    .validation
+                    .as_ref()
+                    .zip(values.val.as_ref())
+                    .map(|(validation, targets)| evaluate(&validation.x, targets));
+                (
+                    evaluate(&dataset.train_x, &values.train),
+                    evaluate(&dataset.test_x, &values.test),
+                    val,
+                )
+            }
+            None => {
+                let train = self.train_evaluator.evaluate(
+                    self.model,
+                    &dataset.train_x,
+                    dataset.train_y.view(),
+                );
+                let test = self.test_evaluator.evaluate(
+                    self.model,
+                    &dataset.test_x,
+                    dataset.test_y.view(),
+                );
+                let val = dataset.validation.as_ref().map(|validation| {
+                    self.val_evaluator
+                        .evaluate(self.model, &validation.x, validation.y.view())
+                });
+                (train, test, val)
+            }
+        };
         let losses = [train.loss, test.loss, val.map_or(0.0, |v| v.loss)];
         if let Some(loss) = losses.into_iter().find(|loss| !loss.is_finite()) {
             return Err(TrainError::Diverged {

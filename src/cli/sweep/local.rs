@@ -53,9 +53,13 @@ pub fn accuracy(dir: &Path, point: &Point) -> Option<f64> {
     let text = std::fs::read_to_string(RunFolder::new(&Plan::folder(dir, point)).summary()).ok()?;
     let summary: serde_json::Value = serde_json::from_str(&text).ok()?;
     let last = &summary["final"];
-    last["val"]["accuracy"]
-        .as_f64()
-        .or_else(|| last["test"]["accuracy"].as_f64())
+    // A regression run's score is its R².
+    let score = |set: &serde_json::Value| {
+        set["regression"]["r2"]
+            .as_f64()
+            .or_else(|| set["accuracy"].as_f64())
+    };
+    score(&last["val"]).or_else(|| score(&last["test"]))
 }
 
 /// The points that failed, by name.
