@@ -68,6 +68,9 @@ impl TableSource {
         fitted: Option<&Preprocessing>,
     ) -> Result<TableDataset<F>, DataError> {
         let train = Table::read(&self.train, &self.train_options(fitted))?;
+        if fitted.is_none() {
+            self.columns.check_names(&train)?;
+        }
         if fitted.map_or(self.columns.task, |p| p.task) == Task::Regression {
             return self.load_regression(train, seed, fitted);
         }
@@ -245,11 +248,13 @@ impl TableSource {
     }
 }
 
-/// The input column names of a model's preprocessing (a header holds them all).
+/// The column names a header for a model's preprocessing would hold: its inputs and its
+/// label.
 fn input_names(preprocessing: &Preprocessing) -> Vec<String> {
     preprocessing
         .columns
         .iter()
         .map(|c| c.name().to_string())
+        .chain([preprocessing.label.clone()])
         .collect()
 }

@@ -11,6 +11,7 @@ mod sklearn;
 mod sweep;
 mod sweep_edges;
 mod sweep_processes;
+mod tables;
 mod training;
 mod util;
 mod worked_example;

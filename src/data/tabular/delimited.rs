@@ -50,12 +50,17 @@ pub(super) fn read(path: &Path, options: &ReadOptions) -> Result<Table, DataErro
     let header = match options.header {
         HeaderMode::Yes => true,
         HeaderMode::No => false,
-        HeaderMode::Auto if !options.expected_names.is_empty() => {
-            let first: Vec<&[u8]> = first.iter().map(|field| trim(field)).collect();
-            options
-                .expected_names
-                .iter()
-                .all(|name| first.contains(&name.as_bytes()))
+        // A file for a trained model: a header when the first row names one of its
+        // columns (a missing or extra one is then named in the error).
+        HeaderMode::Auto
+            if first.iter().any(|field| {
+                options
+                    .expected_names
+                    .iter()
+                    .any(|name| trim(field) == name.as_bytes())
+            }) =>
+        {
+            true
         }
         HeaderMode::Auto => looks_like_header(&sample),
     };

@@ -135,8 +135,8 @@ pub struct ReadOptions {
     /// Columns read as text whatever they hold (`--categorical`, and a model's
     /// categorical columns at predict time), by name.
     pub text_columns: Vec<String>,
-    /// The names a header would hold (a model's input columns): with
-    /// [`HeaderMode::Auto`], the first row is the header exactly when it holds them all.
+    /// The names a header would hold (a model's columns): with [`HeaderMode::Auto`], the
+    /// first row is the header when it holds one of them, else as detected.
     pub expected_names: Vec<String>,
 }
 

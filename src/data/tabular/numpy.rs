@@ -7,7 +7,7 @@ use std::io::{Cursor, Read};
 use std::path::Path;
 
 use ndarray::{Array, Array1, Array2, Dimension};
-use ndarray_npy::{NpzReader, ReadNpyExt, ReadableElement};
+use ndarray_npy::{ReadNpyExt, ReadableElement};
 
 use super::{default_name, Column, Table};
 use crate::data::DataError;
@@ -33,17 +33,21 @@ pub(super) fn read_npz(path: &Path) -> Result<Table, DataError> {
         path: path.to_path_buf(),
         problem,
     };
-    let mut archive = NpzReader::new(Cursor::new(&bytes[..]))
-        .map_err(|error| bad(format!("not an .npz archive: {error}")))?;
-    let names = archive
-        .names()
-        .map_err(|error| bad(format!("not an .npz archive: {error}")))?;
+    let names: Vec<String> = zip::ZipArchive::new(Cursor::new(&bytes[..]))
+        .map_err(|error| bad(format!("not an .npz archive: {error}")))?
+        .file_names()
+        .map(str::to_string)
+        .collect();
     let member = |key: &str| -> Result<Vec<u8>, DataError> {
         let wanted = [format!("{key}.npy"), key.to_string()];
         if !names.iter().any(|name| wanted.contains(name)) {
             return Err(bad(format!(
                 "no array '{key}' (it holds {}; nabla reads X and y)",
-                names.join(", ")
+                names
+                    .iter()
+                    .map(|n| n.trim_end_matches(".npy"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let mut zip = zip::ZipArchive::new(Cursor::new(&bytes[..]))
@@ -115,14 +119,38 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     Ok(bytes)
 }
 
-/// Refuses an array whose header declares more elements than it has bytes (every
-/// element type takes at least one byte): the reader would allocate them first.
+/// NumPy itself refuses headers over 10,000 bytes by default.
+const MAX_HEADER: usize = 1 << 16;
+
+/// Refuses an array whose header length runs past the file or [`MAX_HEADER`], or whose
+/// header declares more elements than it has bytes (every element type takes at least
+/// one byte): the reader would allocate either first.
 fn check_declared_size(path: &Path, what: &str, bytes: &[u8]) -> Result<(), DataError> {
-    let header_end = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(bytes.len());
-    let header = String::from_utf8_lossy(&bytes[..header_end]);
+    let refuse = |problem: String| DataError::Table {
+        path: path.to_path_buf(),
+        problem: format!("{what}: {problem}"),
+    };
+    let (start, length) = match bytes.get(..12) {
+        Some(head) if head.starts_with(b"\x93NUMPY") => match head[6] {
+            1 => (10, u16::from_le_bytes([head[8], head[9]]) as usize),
+            2 | 3 => (
+                12,
+                u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize,
+            ),
+            version => {
+                return Err(refuse(format!(
+                    ".npy format version {version} is not supported"
+                )))
+            }
+        },
+        _ => return Err(refuse("not a .npy array (no \\x93NUMPY magic)".into())),
+    };
+    if length > MAX_HEADER || start + length > bytes.len() {
+        return Err(refuse(format!(
+            "a header of {length} bytes (at most {MAX_HEADER}, and within the file)"
+        )));
+    }
+    let header = String::from_utf8_lossy(&bytes[start..start + length]);
     let shape = header
         .split("'shape':")
         .nth(1)

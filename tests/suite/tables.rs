@@ -1,0 +1,785 @@
+// Tables as users have them (issue 20): headers, text labels and categories, missing
+// values, other delimiters and formats, a test split, regression; the preprocessing kept
+// in the model and applied by `eval` and `predict`; and one clear error for each way a
+// table can be wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `nabla SUBCOMMAND` in `dir`, two threads.
+fn nabla(dir: &Path, subcommand: &str) -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("nabla"));
+    command.current_dir(dir).arg(subcommand);
+    command
+}
+
+/// `nabla train` in `dir` with small, quick settings that learn these tables (40
+/// epochs; [`train_for`] for another count).
+fn train(dir: &Path) -> Command {
+    train_for(dir, 40)
+}
+
+/// [`train`] for `epochs` epochs.
+fn train_for(dir: &Path, epochs: usize) -> Command {
+    let mut command = nabla(dir, "train");
+    command.args(["--epochs", &epochs.to_string()]);
+    command.args([
+        "--hidden",
+        "16",
+        "--activation",
+        "relu",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "32",
+        "--threads",
+        "1",
+        "--quiet",
+    ]);
+    command
+}
+
+/// Runs `command`, which must succeed; its stdout.
+#[track_caller]
+fn ok(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs `command`, which must be refused with exit status 2 and one `nabla: error:`
+/// line holding every one of `parts`; that line.
+#[track_caller]
+fn refused(command: &mut Command, parts: &[&str]) -> String {
+    let output: Output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{command:?}: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("nabla: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    for part in parts {
+        assert!(errors[0].contains(part), "{part:?} missing from: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    errors[0].to_string()
+}
+
+/// A small deterministic pseudo-random number in [0, 1) from `i` and `salt`.
+fn noise(i: usize, salt: usize) -> f64 {
+    let mut x =
+        (i as u64 + 1).wrapping_mul(6364136223846793005) ^ (salt as u64 * 1442695040888963407);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+const SPECIES: [&str; 3] = ["Adelie", "Chinstrap", "Gentoo"];
+const ISLANDS: [&str; 3] = ["Biscoe", "Dream", "Torgersen"];
+
+/// A penguin-like table of `rows` rows: the label first (`species`, text), an ID column,
+/// two numeric columns that separate the classes (one with `NA`s), a text category and a
+/// sex column with empty (missing) values.
+fn penguins(rows: usize) -> String {
+    let mut text = String::from("species,id,bill_length_mm,flipper_length_mm,island,sex\n");
+    for i in 0..rows {
+        let class = i % 3;
+        let bill = 38.0 + 5.0 * class as f64 + 2.0 * noise(i, 1);
+        let flipper = 190.0 + 12.0 * class as f64 + 6.0 * noise(i, 2);
+        let bill = if i % 23 == 5 {
+            "NA".to_string()
+        } else {
+            format!("{bill:.1}")
+        };
+        let island = ISLANDS[(class + usize::from(noise(i, 3) < 0.3)) % 3];
+        let sex = match i % 17 {
+            0 => "",
+            n if n % 2 == 0 => "male",
+            _ => "female",
+        };
+        text.push_str(&format!(
+            "{},P{i:04},{bill},{flipper:.1},{island},{sex}\n",
+            SPECIES[class]
+        ));
+    }
+    text
+}
+
+/// `text` written to `dir/name`; the path.
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The JSON of `dir/summary.json`.
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_table_with_a_header_text_labels_and_categories_trains_and_predicts_names() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "penguins.csv", &penguins(300));
+    let stdout = ok(train(dir.path()).args([
+        "--train-file",
+        "penguins.csv",
+        "--test-split",
+        "0.25",
+        "--label",
+        "species",
+        "--ignore",
+        "id",
+        "--out",
+        "run",
+    ]));
+    assert!(stdout.contains("final:"), "{stdout}");
+    let summary = summary(&dir.path().join("run"));
+    let accuracy = summary["final"]["test"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.95, "test accuracy {accuracy}");
+    // New rows, columns in another order, no label, one unseen island.
+    write(
+        dir.path(),
+        "new.csv",
+        "sex,island,flipper_length_mm,bill_length_mm,id\n\
+         male,Dream,190.5,38.5,X1\n\
+         female,Biscoe,214.0,48.9,X2\n\
+         ,Atlantis,202.1,43.2,X3\n",
+    );
+    let output = nabla(dir.path(), "predict")
+        .args(["--model", "run", "--input", "new.csv"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let names: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(names, ["Adelie", "Gentoo", "Chinstrap"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning")
+            && stderr.contains("'island'")
+            && stderr.contains("1 value")
+            && stderr.contains("Atlantis"),
+        "{stderr}"
+    );
+    // --proba: one column per class name, rows summing to 1, the argmax the prediction.
+    let proba =
+        ok(nabla(dir.path(), "predict").args(["--model", "run", "--input", "new.csv", "--proba"]));
+    let mut lines = proba.lines();
+    assert_eq!(lines.next(), Some("Adelie,Chinstrap,Gentoo"));
+    for (line, name) in lines.zip(&names) {
+        let p: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{line}");
+        let best = (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+        assert_eq!(SPECIES[best], name);
+    }
+    // --output writes CSV with the label's name as header.
+    ok(nabla(dir.path(), "predict")
+        .args(["--model", "run", "--input", "new.csv", "-o", "out.csv"]));
+    let written = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();
+    assert_eq!(written, "species\nAdelie\nGentoo\nChinstrap\n");
+}
+
+#[test]
+fn eval_and_predict_apply_the_stored_preprocessing_as_training_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = penguins(240);
+    let (train_rows, test_rows): (Vec<&str>, Vec<&str>) = {
+        let mut lines = table.lines();
+        let header = lines.next().unwrap();
+        let rows: Vec<&str> = lines.collect();
+        let mut train = vec![header];
+        let mut test = vec![header];
+        for (i, row) in rows.into_iter().enumerate() {
+            if i % 4 == 0 {
+                test.push(row)
+            } else {
+                train.push(row)
+            }
+        }
+        (train, test)
+    };
+    write(dir.path(), "train.csv", &(train_rows.join("\n") + "\n"));
+    write(dir.path(), "test.csv", &(test_rows.join("\n") + "\n"));
+    for dtype in ["f32", "f64"] {
+        let out = format!("run-{dtype}");
+        ok(train(dir.path()).args([
+            "--train-file",
+            "train.csv",
+            "--test-file",
+            "test.csv",
+            "--label",
+            "species",
+            "--ignore",
+            "id",
+            "--dtype",
+            dtype,
+            "--out",
+            &out,
+        ]));
+        let trained = summary(&dir.path().join(&out))["final"]["test"]["accuracy"]
+            .as_f64()
+            .unwrap();
+        let eval: serde_json::Value = serde_json::from_str(&ok(nabla(dir.path(), "eval").args([
+            "--model",
+            &out,
+            "--train-file",
+            "train.csv",
+            "--test-file",
+            "test.csv",
+            "--dtype",
+            dtype,
+            "--json",
+        ])))
+        .unwrap();
+        assert_eq!(eval["classes"], serde_json::json!(SPECIES));
+        assert_eq!(
+            eval["test"]["accuracy"].as_f64().unwrap(),
+            trained,
+            "{dtype}"
+        );
+        // predict on the test file (its label column is allowed and ignored) gives the
+        // predictions eval counted as correct.
+        let predicted = ok(nabla(dir.path(), "predict")
+            .args(["--model", &out, "--input", "test.csv", "--dtype", dtype]));
+        let truth: Vec<&str> = test_rows[1..]
+            .iter()
+            .map(|row| row.split(',').next().unwrap())
+            .collect();
+        let correct = predicted
+            .lines()
+            .zip(&truth)
+            .filter(|(p, t)| p == *t)
+            .count();
+        assert_eq!(
+            correct as u64,
+            eval["test"]["correct"].as_u64().unwrap(),
+            "{dtype}"
+        );
+    }
+}
+
+#[test]
+fn the_model_file_holds_the_preprocessing_in_its_metadata_and_only_weights_as_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "penguins.csv", &penguins(120));
+    ok(train_for(dir.path(), 2).args([
+        "--train-file",
+        "penguins.csv",
+        "--test-split",
+        "0.25",
+        "--label",
+        "species",
+        "--ignore",
+        "id",
+        "--save",
+        "m.safetensors",
+    ]));
+    let bytes = std::fs::read(dir.path().join("m.safetensors")).unwrap();
+    let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + length]).unwrap();
+    let tensors: Vec<&String> = header
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "__metadata__")
+        .collect();
+    assert_eq!(tensors, ["0.bias", "0.weight", "2.bias", "2.weight"]);
+    let preprocessing: serde_json::Value =
+        serde_json::from_str(header["__metadata__"]["preprocessing"].as_str().unwrap()).unwrap();
+    assert_eq!(preprocessing["label"], "species");
+    assert_eq!(preprocessing["classes"], serde_json::json!(SPECIES));
+    assert_eq!(preprocessing["ignored"], serde_json::json!(["id"]));
+    let columns = preprocessing["columns"].as_array().unwrap();
+    let names: Vec<&str> = columns
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["bill_length_mm", "flipper_length_mm", "island", "sex"]
+    );
+    assert_eq!(columns[0]["kind"], "numeric");
+    assert!(columns[0]["fill"].as_f64().unwrap() > 38.0);
+    assert_eq!(columns[2]["categories"], serde_json::json!(ISLANDS));
+    // The missing sex is a category of its own, last.
+    assert_eq!(
+        columns[3]["categories"],
+        serde_json::json!(["female", "male", null])
+    );
+    // The .npz sidecar carries the same.
+    ok(train_for(dir.path(), 2).args([
+        "--train-file",
+        "penguins.csv",
+        "--test-split",
+        "0.25",
+        "--label",
+        "species",
+        "--ignore",
+        "id",
+        "--save",
+        "m.npz",
+    ]));
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("m.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["preprocessing"], preprocessing);
+}
+
+#[test]
+fn a_numeric_target_trains_a_regression_reported_in_its_own_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = String::from("a,b,kind,price\n");
+    for i in 0..400 {
+        let (a, b) = (noise(i, 5) * 10.0, noise(i, 6) * 4.0);
+        let kind = ["x", "y"][i % 2];
+        let price =
+            1000.0 + 30.0 * a - 50.0 * b + if i % 2 == 0 { 100.0 } else { 0.0 } + 5.0 * noise(i, 7);
+        table.push_str(&format!("{a:.3},{b:.3},{kind},{price:.2}\n"));
+    }
+    write(dir.path(), "prices.csv", &table);
+    // Without --task, fractional labels ask for it.
+    refused(
+        train(dir.path()).args(["--train-file", "prices.csv", "--test-split", "0.25"]),
+        &["prices.csv:2", "column 'price'", "--task regression"],
+    );
+    let stdout = ok(train_for(dir.path(), 150)
+        .args([
+            "--train-file",
+            "prices.csv",
+            "--test-split",
+            "0.25",
+            "--task",
+            "regression",
+        ])
+        .args(["--out", "run"])
+        .arg("--no-restore-best"));
+    assert!(stdout.contains("rmse") && stdout.contains("r2"), "{stdout}");
+    let summary = summary(&dir.path().join("run"));
+    let test = &summary["final"]["test"]["regression"];
+    let r2 = test["r2"].as_f64().unwrap();
+    assert!(r2 > 0.95, "R² {r2}");
+    assert!(test["rmse"].as_f64().unwrap() < 40.0, "{test}");
+    let log = std::fs::read_to_string(dir.path().join("run/log.csv")).unwrap();
+    assert!(
+        log.starts_with("epoch,partial,train_loss,train_r2,train_rmse,"),
+        "{log}"
+    );
+    assert!(log
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",train_mae,val_rmse,val_mae,test_mae"));
+    // eval reports the same R²; predict prints prices (the target's units).
+    let eval: serde_json::Value = serde_json::from_str(&ok(nabla(dir.path(), "eval").args([
+        "--model",
+        "run",
+        "--train-file",
+        "prices.csv",
+        "--test-split",
+        "0.25",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(eval["test"]["regression"]["r2"].as_f64().unwrap(), r2);
+    write(dir.path(), "new.csv", "kind,b,a\ny,1.0,5.0\nx,2.0,1.0\n");
+    let prices: Vec<f64> =
+        ok(nabla(dir.path(), "predict").args(["--model", "run", "--input", "new.csv"]))
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+    assert!((prices[0] - 1100.0).abs() < 40.0, "{prices:?}");
+    assert!((prices[1] - 1030.0).abs() < 40.0, "{prices:?}");
+    refused(
+        nabla(dir.path(), "predict").args(["--model", "run", "--input", "new.csv", "--proba"]),
+        &["--proba", "predicts numbers"],
+    );
+    // plot draws R², summarize puts it in the score columns.
+    ok(nabla(dir.path(), "plot").args(["run", "-o", "curves.svg"]));
+    let svg = std::fs::read_to_string(dir.path().join("curves.svg")).unwrap();
+    assert!(svg.contains("R²"));
+    let table = ok(nabla(dir.path(), "summarize").arg("run"));
+    assert!(table.contains(&format!("{r2:.6}")), "{table}");
+}
+
+#[test]
+fn other_delimiters_formats_and_quoting_read_the_same_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = penguins(90);
+    write(dir.path(), "p.csv", &csv);
+    write(dir.path(), "p.tsv", &csv.replace(',', "\t"));
+    // Semicolons, CRLF line ends, quoted fields (one with a comma and a line end inside).
+    let quoted = csv
+        .replace(',', ";")
+        .replace("Dream", "\"Dream, the island\"")
+        .replace("Biscoe", "\"Bis\ncoe\"")
+        .replace('\n', "\r\n");
+    write(dir.path(), "p.txt", &quoted);
+    let gz = {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(csv.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    };
+    std::fs::write(dir.path().join("p.csv.gz"), gz).unwrap();
+    let describe = |name: &str| ok(nabla(dir.path(), "inspect").arg(name));
+    let reference = describe("p.csv");
+    assert!(
+        reference.contains("90 rows, 6 columns, header row"),
+        "{reference}"
+    );
+    assert!(reference.contains("bill_length_mm"), "{reference}");
+    assert!(
+        reference.contains("id ") && reference.contains("(an ID?)"),
+        "{reference}"
+    );
+    for other in ["p.tsv", "p.csv.gz"] {
+        let text = describe(other);
+        // The same columns, kinds, missing counts and values (only the first line differs).
+        assert_eq!(
+            text.lines().skip(1).collect::<Vec<_>>(),
+            reference.lines().skip(1).collect::<Vec<_>>(),
+            "{other}"
+        );
+    }
+    let text = describe("p.txt");
+    assert!(text.contains("90 rows, 6 columns"), "{text}");
+    assert!(
+        text.contains("Dream, the island") && text.contains("Bis\ncoe") == false,
+        "{text}"
+    );
+    // --header no makes the header a row: the columns get names and the numbers text.
+    let text = ok(nabla(dir.path(), "inspect").args(["p.csv", "--header", "no"]));
+    assert!(
+        text.contains("91 rows") && text.contains("column1"),
+        "{text}"
+    );
+    // A forced delimiter that is wrong gives one column.
+    let text = ok(nabla(dir.path(), "inspect").args(["p.csv", "--delimiter", "tab"]));
+    assert!(text.contains("1 columns"), "{text}");
+}
+
+#[test]
+fn numpy_files_are_tables_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 120;
+    let x = ndarray::Array2::from_shape_fn((rows, 2), |(i, j)| {
+        (i % 2) as f64 * 3.0 + j as f64 + noise(i, j)
+    });
+    let y = ndarray::Array1::from_shape_fn(rows, |i| (i % 2) as i64);
+    {
+        let mut npz =
+            ndarray_npy::NpzWriter::new(std::fs::File::create(dir.path().join("d.npz")).unwrap());
+        npz.add_array("X", &x).unwrap();
+        npz.add_array("y", &y).unwrap();
+        npz.finish().unwrap();
+    }
+    let mut both = ndarray::Array2::<f32>::zeros((rows, 3));
+    for i in 0..rows {
+        both[[i, 0]] = x[[i, 0]] as f32;
+        both[[i, 1]] = x[[i, 1]] as f32;
+        both[[i, 2]] = y[i] as f32;
+    }
+    ndarray_npy::write_npy(dir.path().join("d.npy"), &both).unwrap();
+    for file in ["d.npz", "d.npy"] {
+        let out = format!("run-{file}");
+        ok(train(dir.path()).args(["--train-file", file, "--test-split", "0.25", "--out", &out]));
+        let accuracy = summary(&dir.path().join(&out))["final"]["test"]["accuracy"]
+            .as_f64()
+            .unwrap();
+        assert!(accuracy > 0.95, "{file}: {accuracy}");
+    }
+    let text = ok(nabla(dir.path(), "inspect").arg("d.npz"));
+    assert!(
+        text.contains("120 rows, 3 columns") && text.contains("x1") && text.contains("y "),
+        "{text}"
+    );
+    // A header that claims more values than the file holds is refused before allocating.
+    let mut bytes = std::fs::read(dir.path().join("d.npy")).unwrap();
+    let header_end = bytes.iter().position(|&b| b == b'\n').unwrap();
+    let header =
+        String::from_utf8_lossy(&bytes[..header_end]).replace("(120, 3)", "(99999999999, 3)");
+    let mut forged = header.into_bytes();
+    forged.extend_from_slice(&bytes.split_off(header_end));
+    std::fs::write(dir.path().join("forged.npy"), forged).unwrap();
+    refused(
+        nabla(dir.path(), "inspect").arg("forged.npy"),
+        &["forged.npy", "declares"],
+    );
+}
+
+#[test]
+fn each_way_a_table_can_be_wrong_is_one_error_naming_file_line_column_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = penguins(60);
+    write(d, "good.csv", &good);
+    let split = [
+        "--test-split",
+        "0.25",
+        "--label",
+        "species",
+        "--ignore",
+        "id",
+    ];
+    // Text in a numeric column.
+    write(d, "text.csv", &good.replacen("190.", "19O.", 1));
+    let line = good.lines().position(|l| l.contains(",190.")).unwrap() + 1;
+    refused(
+        train(d).arg("--train-file").arg("text.csv").args(split),
+        &[
+            &format!("text.csv:{line}"),
+            "column 'flipper_length_mm'",
+            "'19O.",
+            "numeric column",
+            "--categorical",
+        ],
+    );
+    // A column with no values.
+    let mut empty = String::from("a,b,label\n");
+    for i in 0..20 {
+        empty.push_str(&format!("{i},NA,{}\n", ["u", "v"][i % 2]));
+    }
+    write(d, "empty.csv", &empty);
+    refused(
+        train(d).args(["--train-file", "empty.csv", "--test-split", "0.25"]),
+        &["empty.csv", "column 'b'", "every value is missing"],
+    );
+    // One class.
+    write(d, "one.csv", "a,label\n1,u\n2,u\n3,u\n4,u\n");
+    refused(
+        train(d).args(["--train-file", "one.csv", "--test-split", "0.5"]),
+        &["one.csv", "column 'label'", "one class ('u')"],
+    );
+    // A test file without a training column.
+    let lacking: String = good
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
+    write(d, "lacking.csv", &lacking);
+    refused(
+        train(d).args([
+            "--train-file",
+            "good.csv",
+            "--test-file",
+            "lacking.csv",
+            "--label",
+            "species",
+            "--ignore",
+            "id",
+        ]),
+        &["lacking.csv", "column 'sex'", "needs this column"],
+    );
+    // A label the model does not know, in the test file.
+    write(d, "unknown.csv", &good.replacen("Gentoo", "Emperor", 1));
+    let line = good.lines().position(|l| l.starts_with("Gentoo")).unwrap() + 1;
+    refused(
+        train(d).args([
+            "--train-file",
+            "good.csv",
+            "--test-file",
+            "unknown.csv",
+            "--label",
+            "species",
+            "--ignore",
+            "id",
+        ]),
+        &[
+            &format!("unknown.csv:{line}"),
+            "column 'species'",
+            "'Emperor'",
+            "not one of the classes",
+        ],
+    );
+    // --impute none refuses a missing number, with its line.
+    let line = good.lines().position(|l| l.contains(",NA,")).unwrap() + 1;
+    refused(
+        train(d)
+            .arg("--train-file")
+            .arg("good.csv")
+            .args(split)
+            .args(["--impute", "none"]),
+        &[
+            &format!("good.csv:{line}"),
+            "column 'bill_length_mm'",
+            "is missing",
+            "--impute",
+        ],
+    );
+    // A ragged row, two columns of one name, a missing label, an unknown --label.
+    write(d, "ragged.csv", &(good.clone() + "Adelie,P9,1.0\n"));
+    refused(
+        train(d).arg("--train-file").arg("ragged.csv").args(split),
+        &["ragged.csv:62", "expected 6 columns", "found 3"],
+    );
+    write(d, "twice.csv", "a,a,label\n1,2,u\n3,4,v\n");
+    refused(
+        train(d).args(["--train-file", "twice.csv", "--test-split", "0.5"]),
+        &["twice.csv", "named 'a'"],
+    );
+    write(d, "nolabel.csv", "a,label\n1,u\n2,\n3,v\n4,u\n");
+    refused(
+        train(d).args(["--train-file", "nolabel.csv", "--test-split", "0.5"]),
+        &["nolabel.csv:3", "column 'label'", "missing label"],
+    );
+    refused(
+        train(d).args([
+            "--train-file",
+            "good.csv",
+            "--test-split",
+            "0.25",
+            "--label",
+            "kind",
+        ]),
+        &["--label kind", "no such column", "species"],
+    );
+    refused(
+        train(d).args([
+            "--train-file",
+            "good.csv",
+            "--test-split",
+            "0.25",
+            "--ignore",
+            "nope",
+        ]),
+        &["--ignore nope", "no such column"],
+    );
+    // A file alone, and table flags without a table.
+    refused(
+        train(d).args(["--train-file", "good.csv"]),
+        &["--train-file", "--test-split"],
+    );
+    refused(
+        train(d).args(["--label", "species"]),
+        &["--label", "--train-file"],
+    );
+    refused(
+        train(d).args(["--train-file", "good.csv", "--test-split", "1.5"]),
+        &["--test-split", "1.5"],
+    );
+    refused(
+        train(d).args([
+            "--train-file",
+            "good.csv",
+            "--test-split",
+            "0.2",
+            "--delimiter",
+            "ab",
+        ]),
+        &["--delimiter", "'ab'"],
+    );
+    // At predict: a missing column, an extra one.
+    ok(train_for(d, 2)
+        .arg("--train-file")
+        .arg("good.csv")
+        .args(split)
+        .args(["--save", "m.safetensors"]));
+    refused(
+        nabla(d, "predict").args(["--model", "m.safetensors", "--input", "lacking.csv"]),
+        &["lacking.csv", "column 'sex'", "needs this column"],
+    );
+    let extra: String = good
+        .lines()
+        .map(|l| format!("{l},1\n"))
+        .collect::<String>()
+        .replacen(",1\n", ",weight\n", 1);
+    write(d, "extra.csv", &extra);
+    refused(
+        nabla(d, "predict").args(["--model", "m.safetensors", "--input", "extra.csv"]),
+        &[
+            "extra.csv",
+            "column 'weight'",
+            "not trained with this column",
+        ],
+    );
+}
+
+#[test]
+fn an_id_like_column_is_a_warning_that_suggests_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "penguins.csv", &penguins(90));
+    let output = train_for(dir.path(), 1)
+        .args([
+            "--train-file",
+            "penguins.csv",
+            "--test-split",
+            "0.25",
+            "--label",
+            "species",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: column 'id'") && stderr.contains("--ignore id"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_table_run_resumes_exactly_and_a_sweep_runs_over_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "penguins.csv", &penguins(150));
+    let data = [
+        "--train-file",
+        "penguins.csv",
+        "--test-split",
+        "0.25",
+        "--label",
+        "species",
+        "--ignore",
+        "id",
+    ];
+    ok(train_for(d, 12).args(data).args(["--out", "whole"]));
+    ok(train_for(d, 5).args(data).args(["--out", "part"]));
+    ok(nabla(d, "train").args(["--resume", "part", "--epochs", "12", "--quiet"]));
+    for file in ["log.csv", "model.safetensors"] {
+        let read = |run: &str| std::fs::read(d.join(run).join(file)).unwrap();
+        if file == "log.csv" {
+            // The same numbers (a row keeps the --epochs it was logged under, and its
+            // seconds differ).
+            let numbers = |bytes: Vec<u8>| -> Vec<String> {
+                String::from_utf8(bytes)
+                    .unwrap()
+                    .lines()
+                    .map(|l| l.split(',').take(11).collect::<Vec<_>>().join(","))
+                    .collect()
+            };
+            assert_eq!(numbers(read("whole")), numbers(read("part")));
+        } else {
+            assert_eq!(read("whole"), read("part"), "{file}");
+        }
+    }
+    // A sweep over the table: every point trains on it and is ranked.
+    let sweep = ok(nabla(d, "sweep").args([
+        "--hidden",
+        "4 8",
+        "--lr",
+        "0.01",
+        "--optimizer",
+        "adam",
+        "--epochs",
+        "3",
+        "--jobs",
+        "1",
+        "--out",
+        "sweep",
+        "--extra",
+        "--train-file penguins.csv --test-split 0.25 --label species --ignore id",
+    ]));
+    let results = std::fs::read_to_string(d.join("sweep/results.csv")).unwrap();
+    assert_eq!(results.lines().count(), 3, "{sweep}\n{results}");
+    assert!(results.contains("penguins.csv"), "{results}");
+}
