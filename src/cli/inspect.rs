@@ -13,7 +13,8 @@ use super::output::write_stdout;
 use super::settings::delimiter_byte;
 use super::CliError;
 
-/// Categories listed per text column.
+/// Categories listed per text column (names and values are printed escaped, so that a
+/// quoted line end cannot break the listing).
 const SHOWN_LEVELS: usize = 5;
 
 /// Reads the table and prints its description.
@@ -87,7 +88,7 @@ fn describe(table: &Table, seconds: f64) -> String {
                 let shown: Vec<String> = order
                     .iter()
                     .take(SHOWN_LEVELS)
-                    .map(|&k| format!("{} ({})", levels[k], counts[k]))
+                    .map(|&k| format!("{} ({})", levels[k].escape_debug(), counts[k]))
                     .collect();
                 let more = if levels.len() > SHOWN_LEVELS {
                     ", ..."
@@ -107,6 +108,7 @@ fn describe(table: &Table, seconds: f64) -> String {
                 ("text", summary)
             }
         };
+        let name = name.escape_debug().to_string();
         let _ = writeln!(text, "{name:<width$}  {kind:<7}  {missing:>7}  {values}");
     }
     text
