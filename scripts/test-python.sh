@@ -3,7 +3,9 @@
 # fresh virtual environment with scikit-learn, pytest and pandas from the package
 # registry, runs scikit-learn's estimator checks and the parity tests against
 # scikit-learn and the tests of threads, forks, limits and Ctrl-C (python/tests), then
-# one quick round of scripts/bench_sklearn.py and scripts/bench_sklearn_concurrency.py.
+# one quick round of scripts/bench_sklearn.py and scripts/bench_sklearn_concurrency.py;
+# then nabla's tables against scikit-learn (scripts/table_parity.py, with a 3-point bar)
+# and one quick round of the loading benchmark (scripts/bench_load.sh).
 #
 #   scripts/test-python.sh                  # a new venv in a temporary directory
 #   NABLA_VENV=.venv scripts/test-python.sh # reuse (or create) this venv
@@ -20,3 +22,6 @@ venv=${NABLA_VENV:-$scratch/venv}
 (cd "$scratch" && "$venv/bin/python" -m pytest -q -p no:cacheprovider --import-mode=importlib "$repo/python/tests")
 REPEATS=1 MAX_ITER=1 "$venv/bin/python" scripts/bench_sklearn.py
 QUICK=1 "$venv/bin/python" scripts/bench_sklearn_concurrency.py
+"$venv/bin/pip" install --quiet --disable-pip-version-check palmerpenguins
+TOLERANCE=3 "$venv/bin/python" scripts/table_parity.py
+QUICK=1 PYTHON="$venv/bin/python" scripts/bench_load.sh

@@ -523,6 +523,12 @@ fn tables_never_panic() {
         |m, dir| std::fs::write(file(dir, "t.npy"), mutated(&npy, m)).unwrap(),
         |dir| read_table(&file(dir, "t.npy"), None),
     );
+    let parquet = corpus("table.parquet");
+    fuzz(
+        "table parquet",
+        |m, dir| std::fs::write(file(dir, "t.parquet"), mutated(&parquet, m)).unwrap(),
+        |dir| read_table(&file(dir, "t.parquet"), Some("species")),
+    );
     let members = unzip(&corpus("table.npz"));
     fuzz(
         "table npz (.npy contents)",
@@ -692,6 +698,8 @@ fn the_seeds_load() {
     );
     let npz = data::tabular::Table::read(&dir.join("table.npz"), &options).unwrap();
     assert_eq!((npz.rows(), npz.names.len()), (4, 3));
+    let parquet = data::tabular::Table::read(&dir.join("table.parquet"), &options).unwrap();
+    assert_eq!((parquet.rows(), parquet.names.len()), (344, 9));
     let npy = data::tabular::Table::read(&dir.join("table.npy"), &options).unwrap();
     assert_eq!((npy.rows(), npy.names.len()), (3, 3));
     assert_eq!(

@@ -67,6 +67,12 @@ pub enum CliError {
     /// An output another process is writing.
     #[error(transparent)]
     Locked(#[from] nabla::file_lock::LockError),
+    /// A resume whose data is not the saved run's (a file changed or is another one).
+    #[error("cannot resume: the data is not the run's: {files} (changed since the run, or another file; a resume needs the same data)")]
+    DataChanged {
+        /// The files that differ, with their roles (`train /abs/a.csv`).
+        files: String,
+    },
     /// A resume whose flags would change what the saved run computes.
     #[error("cannot resume: {flag} is {saved} in the saved run, {given} now (a resume keeps the run's settings; only --epochs, --patience, --min-delta and --no-restore-best may change)")]
     ResumeDiffers {

@@ -20,6 +20,10 @@ use super::CliError;
 /// Predicts in chunks and prints or writes the labels or probabilities.
 pub fn run(args: &PredictArgs) -> Result<(), CliError> {
     protect_input(&args.input);
+    // The model (and an .npz's sidecar) are inputs too: --output may not replace them.
+    let model = model_of(&args.model);
+    protect_input(&model);
+    protect_input(&checkpoint::sidecar_path(&model));
     let _lock = match &args.output {
         Some(path) => Some(claim_outputs(&[("--output", path)])?),
         None => None,

@@ -288,10 +288,22 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
     };
     if let Some(saved) = saved {
         if saved.data_sha256 != record.data_sha256 {
-            return Err(CliError::ResumeDiffers {
-                flag: "data".into(),
-                saved: format!("{:?}", saved.data_sha256),
-                given: format!("{:?}", record.data_sha256),
+            // Name the file: its content changed, or it is another file.
+            let changed: Vec<String> = saved
+                .data_sha256
+                .iter()
+                .filter(|(file, hash)| record.data_sha256.get(*file) != Some(hash))
+                .map(|(file, _)| file.clone())
+                .chain(
+                    record
+                        .data_sha256
+                        .keys()
+                        .filter(|file| !saved.data_sha256.contains_key(*file))
+                        .cloned(),
+                )
+                .collect();
+            return Err(CliError::DataChanged {
+                files: changed.join(", "),
             });
         }
         if saved.threads != record.threads || saved.gemm != record.gemm {

@@ -138,8 +138,23 @@ impl ColumnChoice {
         })
     }
 
-    /// Checks that every named column exists in `table`.
+    /// Checks that every named column exists in `table`, and that the label is neither
+    /// ignored nor (for regression) categorical.
     pub fn check_names(&self, table: &Table) -> Result<(), DataError> {
+        let label = &table.names[self.label_column(table)?];
+        let misuse = [
+            ("--ignore", self.ignore.contains(label)),
+            (
+                "--categorical",
+                self.task == Task::Regression && self.categorical.contains(label),
+            ),
+        ];
+        if let Some((flag, _)) = misuse.iter().find(|(_, misused)| *misused) {
+            return Err(DataError::Table {
+                path: table.path.clone(),
+                problem: format!("{flag} {label}: that is the label column"),
+            });
+        }
         for (flag, names) in [
             ("--ignore", &self.ignore),
             ("--categorical", &self.categorical),
@@ -267,7 +282,7 @@ pub fn fit_classes(table: &Table, label: usize) -> Result<(LabelKind, Vec<String
     let column = &table.columns[label];
     let name = &table.names[label];
     if let Some(row) = (0..column.len()).find(|&row| column.is_missing(row)) {
-        return Err(table.cell_error(row, label, "is a missing label (every row needs one)"));
+        return Err(table.cell_error(row, label, "is a missing label (empty, NA, N/A, NaN, null, None and ? are missing; every row needs a label)"));
     }
     let (kind, classes) = match column {
         Column::Numbers(values) => {
@@ -276,6 +291,14 @@ pub fn fit_classes(table: &Table, label: usize) -> Result<(LabelKind, Vec<String
                     row,
                     label,
                     "is not a class label (an integer or text): give --task regression to predict numbers",
+                ));
+            }
+            // Beyond 2^53 two integers can read as one number: refused, not merged.
+            if let Some(row) = values.iter().position(|v| v.abs() > 2f64.powi(53)) {
+                return Err(table.cell_error(
+                    row,
+                    label,
+                    "is an integer label beyond 2^53, which reads as the same number as its neighbours: make the labels text (a prefix, such as id123...) so that no two merge",
                 ));
             }
             let mut sorted: Vec<f64> = values.clone();
@@ -351,22 +374,23 @@ pub fn target_values(table: &Table, label: usize, rows: &[usize]) -> Result<Vec<
             .map(|&row| {
                 let value = values[row];
                 if value.is_nan() {
-                    Err(table.cell_error(row, label, "is a missing target (every row needs one)"))
+                    Err(table.cell_error(row, label, "is a missing target (empty, NA, N/A, NaN, null, None and ? are missing; every row needs one)"))
                 } else {
                     Ok(value)
                 }
             })
             .collect(),
-        Column::Text { first_text, .. } => {
-            let (line, value) = first_text.clone().unwrap_or_default();
-            Err(DataError::Cell {
-                path: table.path.clone(),
-                line,
-                column: table.names[label].clone(),
-                value,
-                problem: "is text: a regression target must be a number".into(),
-            })
-        }
+        Column::Text { first_text: Some((line, value)), .. } => Err(DataError::Cell {
+            path: table.path.clone(),
+            line: *line,
+            column: table.names[label].clone(),
+            value: value.clone(),
+            problem: "is text: a regression target must be a number".into(),
+        }),
+        Column::Text { .. } => Err(table.column_error(
+            &table.names[label],
+            "is read as categories (--categorical?): a regression target must be numbers",
+        )),
     }
 }
 
@@ -405,7 +429,9 @@ impl Preprocessing {
             }
             let categorical = choice.categorical.contains(name);
             let input = match column {
-                Column::Numbers(values) => fit_numeric(name, values, train_rows, choice)?,
+                Column::Numbers(values) => {
+                    fit_numeric(&table.path, name, values, train_rows, choice)?
+                }
                 Column::Text {
                     numeric_values,
                     first_text,
@@ -423,6 +449,17 @@ impl Preprocessing {
                             "is text in a numeric column (--categorical {name} to treat its values as categories, or fix the value)"
                         ),
                     });
+                }
+                Column::Text { levels, .. } if !categorical && decimal_commas(levels) => {
+                    let example = levels
+                        .iter()
+                        .find(|l| l.contains(','))
+                        .cloned()
+                        .unwrap_or_default();
+                    return Err(table.column_error(
+                        name,
+                        format!("holds numbers with decimal commas ('{example}'): nabla reads '.' decimals (convert the file, or --categorical {name} to treat them as categories)"),
+                    ));
                 }
                 Column::Text { codes, levels, .. } => {
                     let used: BTreeSet<&str> = train_rows
@@ -568,7 +605,15 @@ impl Preprocessing {
                                 ))
                             }
                         };
-                        x[[i, offset]] = F::from_f64((value - center) / scale);
+                        let scaled = F::from_f64((value - center) / scale);
+                        if !scaled.is_finite() {
+                            return Err(table.cell_error(
+                                row,
+                                j,
+                                format!("is too large for {} once scaled (use --dtype f64, or rescale the column)", F::NAME),
+                            ));
+                        }
+                        x[[i, offset]] = scaled;
                     }
                 }
                 (InputColumn::Numeric { name, .. }, Column::Text { first_text, .. }) => {
@@ -611,6 +656,7 @@ impl Preprocessing {
 
 /// The numeric column `name`: its fill value and scaling from the training rows.
 fn fit_numeric(
+    table_path: &std::path::Path,
     name: &str,
     values: &[f64],
     train_rows: &[usize],
@@ -650,6 +696,20 @@ fn fit_numeric(
         }
         Scale::None => (0.0, 1.0),
     };
+    if !(center.is_finite() && scale.is_finite()) || fill.is_some_and(|f| !f.is_finite()) {
+        let largest = values
+            .iter()
+            .filter(|v| !v.is_nan())
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        return Err(DataError::Column {
+            path: table_path.to_path_buf(),
+            column: name.to_string(),
+            problem: format!(
+                "its values (up to {largest:e} in size) overflow when their {} is computed: rescale the column, or --scale none",
+                if choice.scale == Scale::Minmax { "range" } else { "mean and spread" }
+            ),
+        });
+    }
     Ok(InputColumn::Numeric {
         name: name.to_string(),
         fill,
@@ -658,9 +718,21 @@ fn fit_numeric(
     })
 }
 
+/// Whether every value in `levels` is a number written with a decimal comma (`-1,57`),
+/// and some has one.
+fn decimal_commas(levels: &[String]) -> bool {
+    levels.iter().any(|l| l.contains(','))
+        && levels.iter().all(|l| {
+            l.matches(',').count() <= 1
+                && !l.contains('.')
+                && l.replace(',', ".").parse::<f64>().is_ok()
+        })
+}
+
 /// `scale`, or 1 where it is (nearly) zero, as scikit-learn's scalers do.
 fn nonzero(scale: f64) -> f64 {
-    if scale < 10.0 * f64::EPSILON || !scale.is_finite() {
+    // An infinite or NaN scale (overflow) stays, for `fit_numeric` to refuse.
+    if scale < 10.0 * f64::EPSILON {
         1.0
     } else {
         scale

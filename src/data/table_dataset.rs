@@ -68,6 +68,15 @@ impl TableSource {
         fitted: Option<&Preprocessing>,
     ) -> Result<TableDataset<F>, DataError> {
         let train = Table::read(&self.train, &self.train_options(fitted))?;
+        if train.names.len() < 2 {
+            return Err(DataError::Table {
+                path: self.train.clone(),
+                problem: format!(
+                    "one column was found ('{}'): a table needs features and a label (is the delimiter right? --delimiter)",
+                    train.names[0]
+                ),
+            });
+        }
         if fitted.is_none() {
             self.columns.check_names(&train)?;
         }
@@ -244,8 +253,55 @@ impl TableSource {
         path: &Path,
         preprocessing: &Preprocessing,
     ) -> Result<Table, DataError> {
-        Table::read(path, &self.train_options(Some(preprocessing)))
+        let options = self.train_options(Some(preprocessing));
+        let table = Table::read(path, &options)?;
+        let Some(names) = names_by_position(&table, preprocessing) else {
+            return Ok(table);
+        };
+        // Read again with the model's categorical columns, now found by position, as
+        // text; then named as at training.
+        let wanted = preprocessing.text_columns();
+        let text_columns = table
+            .names
+            .iter()
+            .zip(&names)
+            .filter(|(_, name)| wanted.contains(name))
+            .map(|(default, _)| default.clone())
+            .collect();
+        let mut table = Table::read(
+            path,
+            &ReadOptions {
+                text_columns,
+                ..options
+            },
+        )?;
+        table.names = names;
+        Ok(table)
     }
+}
+
+/// For a headerless table given to a model trained on a headerless table (columns
+/// `column1`, ...) without its label column: the training names its columns take, in
+/// order, the label's skipped (`--label 2` at training, then the other columns at
+/// predict time). `None` when the table is not such a table.
+fn names_by_position(table: &Table, preprocessing: &Preprocessing) -> Option<Vec<String>> {
+    let number = |name: &str| {
+        name.strip_prefix("column")
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    let mut training: Vec<&str> = preprocessing
+        .columns
+        .iter()
+        .map(|c| c.name())
+        .chain(preprocessing.ignored.iter().map(String::as_str))
+        .collect();
+    let headerless =
+        number(&preprocessing.label).is_some() && training.iter().all(|n| number(n).is_some());
+    if table.header || !headerless || table.names.len() != training.len() {
+        return None;
+    }
+    training.sort_by_key(|name| number(name));
+    Some(training.iter().map(|n| n.to_string()).collect())
 }
 
 /// The column names a header for a model's preprocessing would hold: its inputs and its

@@ -505,12 +505,16 @@ fn numpy_files_are_tables_too() {
         "{text}"
     );
     // A header that claims more values than the file holds is refused before allocating.
-    let mut bytes = std::fs::read(dir.path().join("d.npy")).unwrap();
+    let bytes = std::fs::read(dir.path().join("d.npy")).unwrap();
     let header_end = bytes.iter().position(|&b| b == b'\n').unwrap();
-    let header =
-        String::from_utf8_lossy(&bytes[..header_end]).replace("(120, 3)", "(99999999999, 3)");
-    let mut forged = header.into_bytes();
-    forged.extend_from_slice(&bytes.split_off(header_end));
+    // The same header length: the longer shape takes the place of padding spaces.
+    let header = String::from_utf8(bytes[10..header_end].to_vec()).unwrap();
+    let forged_header = header.replace("(120, 3)", "(9999999999, 3)");
+    let forged_header = forged_header[..header.len()].to_string();
+    assert!(forged_header.contains("9999999999"), "{forged_header}");
+    let mut forged = bytes[..10].to_vec();
+    forged.extend_from_slice(forged_header.as_bytes());
+    forged.extend_from_slice(&bytes[header_end..]);
     std::fs::write(dir.path().join("forged.npy"), forged).unwrap();
     refused(
         nabla(dir.path(), "inspect").arg("forged.npy"),
@@ -782,4 +786,204 @@ fn a_table_run_resumes_exactly_and_a_sweep_runs_over_a_table() {
     let results = std::fs::read_to_string(d.join("sweep/results.csv")).unwrap();
     assert_eq!(results.lines().count(), 3, "{sweep}\n{results}");
     assert!(results.contains("penguins.csv"), "{results}");
+}
+
+#[test]
+fn what_a_hostile_pass_found_is_refused_by_name_or_read_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "penguins.csv", &penguins(90));
+    let data = [
+        "--train-file",
+        "penguins.csv",
+        "--test-split",
+        "0.25",
+        "--label",
+        "species",
+        "--ignore",
+        "id",
+    ];
+    ok(train_for(d, 2).args(data).args(["--save", "m.safetensors"]));
+    // predict -o may not replace the model it reads.
+    let model = std::fs::read(d.join("m.safetensors")).unwrap();
+    refused(
+        nabla(d, "predict").args([
+            "--model",
+            "m.safetensors",
+            "--input",
+            "penguins.csv",
+            "-o",
+            "m.safetensors",
+        ]),
+        &["m.safetensors"],
+    );
+    assert_eq!(std::fs::read(d.join("m.safetensors")).unwrap(), model);
+    // Integer labels past 2^53 would merge as numbers: refused.
+    write(d, "big.csv", "x,y\n0.1,12345678901234567\n0.9,12345678901234568\n0.2,12345678901234567\n0.8,12345678901234568\n");
+    refused(
+        train(d).args(["--train-file", "big.csv", "--test-split", "0.5"]),
+        &["big.csv:", "column 'y'", "2^53"],
+    );
+    // Numbers as column names: a header all the same (csv.Sniffer's vote).
+    write(
+        d,
+        "years.csv",
+        "country,2019,2020,2021\nFR,59.3,13.0,1\nDE,41.2,22.5,0\nIT,50.1,17.0,1\nES,48.3,19.5,0\n",
+    );
+    assert!(ok(nabla(d, "inspect").arg("years.csv")).contains("4 rows, 4 columns, header row"));
+    // UTF-16, Latin-1 and decimal commas are named, not read as garbage.
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain("a,y\n1,u\n2,v\n".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    std::fs::write(d.join("u16.csv"), utf16).unwrap();
+    refused(
+        train(d).args(["--train-file", "u16.csv", "--test-split", "0.5"]),
+        &["u16.csv", "UTF-16"],
+    );
+    std::fs::write(
+        d.join("latin1.csv"),
+        b"a,city,y\n1,Z\xfcrich,u\n2,Z\xe4rich,v\n3,Bern,u\n4,Bern,v\n",
+    )
+    .unwrap();
+    refused(
+        train(d).args(["--train-file", "latin1.csv", "--test-split", "0.5"]),
+        &["latin1.csv", "column 'city'", "not UTF-8"],
+    );
+    write(
+        d,
+        "commas.csv",
+        "a;b;y\n-1,57;-0,26;0\n1,2;0,5;1\n-0,3;2,2;0\n1,1;0,1;1\n",
+    );
+    refused(
+        train(d).args(["--train-file", "commas.csv", "--test-split", "0.5"]),
+        &["commas.csv", "column 'a'", "decimal commas", "'-1,57'"],
+    );
+    // Values that overflow: at fitting, and in f32 at predict.
+    write(d, "huge.csv", "x,y\n1e160,a\n2,b\n3,a\n4,b\n");
+    refused(
+        train(d).args(["--train-file", "huge.csv", "--test-split", "0.5"]),
+        &["huge.csv", "column 'x'", "overflow", "1e160"],
+    );
+    write(
+        d,
+        "new.csv",
+        "island,bill_length_mm,flipper_length_mm,sex\nDream,1e60,190,male\n",
+    );
+    refused(
+        nabla(d, "predict").args(["--model", "m.safetensors", "--input", "new.csv"]),
+        &[
+            "new.csv:2",
+            "column 'bill_length_mm'",
+            "'1e60'",
+            "too large for f32",
+        ],
+    );
+    ok(nabla(d, "predict").args([
+        "--model",
+        "m.safetensors",
+        "--input",
+        "new.csv",
+        "--dtype",
+        "f64",
+    ]));
+    // The label may not be ignored; one column found names the delimiter.
+    refused(
+        train(d).args([
+            "--train-file",
+            "penguins.csv",
+            "--test-split",
+            "0.25",
+            "--label",
+            "species",
+            "--ignore",
+            "species",
+        ]),
+        &["--ignore species", "label column"],
+    );
+    refused(
+        train(d).args([
+            "--train-file",
+            "penguins.csv",
+            "--test-split",
+            "0.25",
+            "--delimiter",
+            ";",
+        ]),
+        &["penguins.csv", "one column", "--delimiter"],
+    );
+    // A model trained on a headerless table, its label in the middle, predicts from the
+    // other columns.
+    let rows: String = (0..60)
+        .map(|i| {
+            format!(
+                "{},{},{},{}\n",
+                i % 2 * 3,
+                ["u", "v"][i % 2],
+                noise(i, 1),
+                noise(i, 2)
+            )
+        })
+        .collect();
+    write(d, "headerless.csv", &rows);
+    ok(train_for(d, 30).args([
+        "--train-file",
+        "headerless.csv",
+        "--test-split",
+        "0.25",
+        "--label",
+        "1",
+        "--save",
+        "h.safetensors",
+    ]));
+    write(d, "features.csv", "0,0.5,0.5\n3,0.5,0.5\n");
+    assert_eq!(
+        ok(nabla(d, "predict").args(["--model", "h.safetensors", "--input", "features.csv"])),
+        "u\nv\n"
+    );
+}
+
+#[test]
+fn parquet_reads_as_the_same_table_as_its_csv() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["penguins.csv", "penguins.parquet"] {
+        std::fs::copy(fixtures.join(name), d.join(name)).unwrap();
+    }
+    let describe = |name: &str| -> Vec<String> {
+        ok(nabla(d, "inspect").arg(name))
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(describe("penguins.parquet"), describe("penguins.csv"));
+    // The same data, so the same model, byte for byte (its metadata names no file).
+    for name in ["penguins.csv", "penguins.parquet"] {
+        ok(train_for(d, 5)
+            .args([
+                "--train-file",
+                name,
+                "--test-split",
+                "0.25",
+                "--label",
+                "species",
+                "--ignore",
+                "id",
+            ])
+            .args(["--save", &format!("{name}.safetensors")]));
+    }
+    assert_eq!(
+        std::fs::read(d.join("penguins.csv.safetensors")).unwrap(),
+        std::fs::read(d.join("penguins.parquet.safetensors")).unwrap()
+    );
+    // And a Parquet file is a prediction input too.
+    let names = ok(nabla(d, "predict").args([
+        "--model",
+        "penguins.csv.safetensors",
+        "--input",
+        "penguins.parquet",
+    ]));
+    assert_eq!(names.lines().count(), 344);
 }

@@ -36,6 +36,7 @@ type TextColumn = (Vec<u32>, Vec<String>);
 /// Reads the delimited table at `path`.
 pub(super) fn read(path: &Path, options: &ReadOptions) -> Result<Table, DataError> {
     let bytes = read_bytes(path)?;
+    refuse_utf16(path, &bytes)?;
     let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
     let delimiter = options
         .delimiter
@@ -94,7 +95,7 @@ pub(super) fn read(path: &Path, options: &ReadOptions) -> Result<Table, DataErro
     let text_wanted: Vec<bool> = (0..width)
         .map(|j| text_columns[j] || parsed.counts[j].texts > 0)
         .collect();
-    let mut texts = parse_texts(&shape, body, &text_wanted)?;
+    let mut texts = parse_texts(&shape, body, &text_wanted, &names)?;
     let mut columns = Vec::with_capacity(width);
     for (j, (numbers, counts)) in parsed.numbers.into_iter().zip(parsed.counts).enumerate() {
         if text_wanted[j] {
@@ -125,6 +126,19 @@ pub(super) fn read(path: &Path, options: &ReadOptions) -> Result<Table, DataErro
         lines: parsed.lines,
         header,
     })
+}
+
+/// Refuses UTF-16 text (a byte-order mark, or NUL bytes in the first kilobyte): read as
+/// bytes it would be garbage.
+fn refuse_utf16(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    let head = &bytes[..bytes.len().min(1024)];
+    if head.starts_with(b"\xff\xfe") || head.starts_with(b"\xfe\xff") || head.contains(&0) {
+        return Err(DataError::Table {
+            path: path.to_path_buf(),
+            problem: "is UTF-16 (or binary) text: nabla reads UTF-8 (convert it, e.g. iconv -f UTF-16 -t UTF-8)".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Whether the file at `path` starts like the assignment's CSV: a first row of
@@ -334,7 +348,8 @@ fn looks_like_header(rows: &[Record]) -> bool {
         return false;
     };
     if below.is_empty() {
-        return false;
+        // A lone row of text (no numbers) is a header without data.
+        return first.iter().all(|field| classify(field) == Cell::Text);
     }
     let cells = |j: usize| below.iter().filter_map(move |row| row.get(j));
     let mut any_number_below = false;
@@ -348,10 +363,47 @@ fn looks_like_header(rows: &[Record]) -> bool {
             return true;
         }
     }
-    !any_number_below
-        && first.iter().enumerate().all(|(j, field)| {
+    if !any_number_below {
+        return first.iter().enumerate().all(|(j, field)| {
             classify(field) == Cell::Text && cells(j).all(|below| trim(below) != trim(field))
-        })
+        });
+    }
+    sniffer_votes(first, below) > 0
+}
+
+/// Python's `csv.Sniffer.has_header` vote: per column whose values below are all of one
+/// kind (integers, decimals, or text of one length), +1 when the first row's value is not
+/// of that kind, -1 when it is (`country,2019` above `FR,59.3`: a header).
+fn sniffer_votes(first: &[Vec<u8>], below: &[Record]) -> i64 {
+    #[derive(PartialEq)]
+    enum Kind {
+        Integer,
+        Decimal,
+        Length(usize),
+    }
+    let kind = |field: &[u8]| match classify(field) {
+        Cell::Number(v) if v.fract() == 0.0 && !trim(field).contains(&b'.') => Some(Kind::Integer),
+        Cell::Number(_) => Some(Kind::Decimal),
+        Cell::Text => Some(Kind::Length(trim(field).len())),
+        Cell::Missing => None,
+    };
+    let mut votes = 0;
+    for (j, field) in first.iter().enumerate() {
+        let mut kinds = below
+            .iter()
+            .filter_map(|row| row.get(j))
+            .filter_map(|f| kind(f));
+        let Some(column) = kinds.next() else { continue };
+        if !kinds.all(|k| k == column) {
+            continue;
+        }
+        match kind(field) {
+            Some(first) if first == column => votes -= 1,
+            Some(_) => votes += 1,
+            None => {}
+        }
+    }
+    votes
 }
 
 /// The names in a header row: trimmed, `columnN` for an empty one; two equal names are
@@ -361,10 +413,17 @@ fn header_names(path: &Path, row: &[Vec<u8>]) -> Result<Vec<String>, DataError> 
         .iter()
         .enumerate()
         .map(|(j, field)| match trim(field) {
-            b"" => default_name(j),
-            name => String::from_utf8_lossy(name).into_owned(),
+            b"" => Ok(default_name(j)),
+            name => std::str::from_utf8(name).map(str::to_string).map_err(|_| DataError::Table {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "the name of column {} ('{}') is not UTF-8 text: nabla reads UTF-8 (convert the file, e.g. iconv -f LATIN1 -t UTF-8)",
+                    j + 1,
+                    field_text(name)
+                ),
+            }),
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (j, name) in names.iter().enumerate() {
         if let Some(before) = seen.insert(name, j) {
@@ -652,6 +711,7 @@ fn parse_texts(
     shape: &Shape<'_>,
     body: &[u8],
     wanted: &[bool],
+    names: &[String],
 ) -> Result<HashMap<usize, TextColumn>, DataError> {
     let columns: Vec<usize> = (0..shape.width).filter(|&j| wanted[j]).collect();
     if columns.is_empty() {
@@ -683,12 +743,22 @@ fn parse_texts(
                 .levels
                 .iter()
                 .map(|level| {
-                    *codes_of.entry(level.as_ref()).or_insert_with(|| {
-                        levels.push(String::from_utf8_lossy(level).into_owned());
-                        (levels.len() - 1) as u32
-                    })
+                    if let Some(&code) = codes_of.get(level.as_ref()) {
+                        return Ok(code);
+                    }
+                    let text = std::str::from_utf8(level).map_err(|_| DataError::Column {
+                        path: shape.path.to_path_buf(),
+                        column: names[j].clone(),
+                        problem: format!(
+                            "'{}' is not UTF-8 text: nabla reads UTF-8 (convert the file, e.g. iconv -f LATIN1 -t UTF-8), so that no two values merge",
+                            field_text(level)
+                        ),
+                    })?;
+                    levels.push(text.to_string());
+                    codes_of.insert(level.as_ref(), (levels.len() - 1) as u32);
+                    Ok((levels.len() - 1) as u32)
                 })
-                .collect();
+                .collect::<Result<_, DataError>>()?;
             codes.extend(dictionary.codes.iter().map(|&code| {
                 if code == MISSING_CODE {
                     MISSING_CODE
@@ -802,7 +872,16 @@ mod tests {
         assert!(!looks_like_header(&rows("1,2,x\n3,4,y")));
         assert!(looks_like_header(&rows("colour,size\nred,big\nblue,small")));
         assert!(!looks_like_header(&rows("red,big\nblue,small\nred,small")));
-        assert!(!looks_like_header(&rows("a,b")));
+        // A lone row of text is a header with no data under it; one with a number is data.
+        assert!(looks_like_header(&rows("a,b")));
+        assert!(!looks_like_header(&rows("a,1")));
+        // Numbers as names: csv.Sniffer's vote (a year above decimals, a name above codes).
+        assert!(looks_like_header(&rows(
+            "country,2019,2020,2021\nFR,59.3,13.0,1\nDE,41.2,22.5,0\nIT,50.1,17.0,1"
+        )));
+        assert!(!looks_like_header(&rows(
+            "FR,59.3,13.0,1\nDE,41.2,22.5,0\nIT,50.1,17.0,1"
+        )));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Tables as people have them: named columns of numbers or text, with missing values,
 //! read from CSV or TSV (plain or gzip; the delimiter from the extension or sniffed; a
-//! header row detected or forced; quoted fields; `\r\n`) or from NumPy `.npy` / `.npz`
-//! files. A [`Table`] is what the file says, typed per column; what the columns mean
+//! header row detected or forced; quoted fields; `\r\n`), from NumPy `.npy` / `.npz`
+//! files, or from Parquet. A [`Table`] is what the file says, typed per column; what the columns mean
 //! (label, features, categories, scaling) is decided by [`crate::data::preprocess`].
 //!
 //! The assignment's headerless CSV keeps its own loader ([`crate::data::load_csv`]).
@@ -9,6 +9,7 @@
 mod cells;
 mod delimited;
 mod numpy;
+mod parquet;
 
 use std::path::{Path, PathBuf};
 
@@ -71,7 +72,15 @@ impl Column {
     pub fn text_of(&self, row: usize) -> String {
         match self {
             Column::Numbers(values) if values[row].is_nan() => String::new(),
-            Column::Numbers(values) => format!("{}", values[row]),
+            Column::Numbers(values) => {
+                let value = values[row];
+                let large_or_tiny = value.abs() >= 1e16 || (value != 0.0 && value.abs() < 1e-4);
+                if large_or_tiny {
+                    format!("{value:e}")
+                } else {
+                    format!("{value}")
+                }
+            }
             Column::Text { codes, levels, .. } => {
                 levels.get(codes[row] as usize).cloned().unwrap_or_default()
             }
@@ -156,8 +165,8 @@ pub struct Table {
 }
 
 impl Table {
-    /// Reads `path` as its extension says (`.npy`, `.npz`; anything else as delimited
-    /// text, gzip recognised by its bytes).
+    /// Reads `path` as its extension says (`.npy`, `.npz`, `.parquet`; anything else as
+    /// delimited text, gzip recognised by its bytes).
     pub fn read(path: &Path, options: &ReadOptions) -> Result<Table, DataError> {
         let name = path
             .file_name()
@@ -168,6 +177,8 @@ impl Table {
             numpy::read_npy(path)
         } else if name.ends_with(".npz") {
             numpy::read_npz(path)
+        } else if name.ends_with(".parquet") || name.ends_with(".pq") {
+            parquet::read_parquet(path)
         } else {
             delimited::read(path, options)
         }

@@ -74,9 +74,23 @@ pub(super) fn read_npz(path: &Path) -> Result<Table, DataError> {
     let x_bytes = member("X")?;
     check_declared_size(path, "X", &x_bytes)?;
     let x: Array2<f64> = read_any(path, "X", &x_bytes)?;
+    let mut names: Vec<String> = (0..x.ncols()).map(|j| format!("x{}", j + 1)).collect();
+    let mut columns: Vec<Vec<f64>> = x.columns().into_iter().map(|c| c.to_vec()).collect();
+    // Without `y` (rows to predict), the table is X alone.
+    let has_y = names_in(&names_of(&bytes), "y");
+    if !has_y {
+        return checked(table(path, names, columns));
+    }
     let y_bytes = member("y")?;
     check_declared_size(path, "y", &y_bytes)?;
-    let y: Array1<f64> = read_any(path, "y", &y_bytes)?;
+    // A column vector (n, 1) is read as the 1-D y it is.
+    let y: Array1<f64> = match read_any::<ndarray::Ix1>(path, "y", &y_bytes) {
+        Ok(y) => y,
+        Err(error) => match read_any::<ndarray::Ix2>(path, "y", &y_bytes) {
+            Ok(y) if y.ncols() == 1 => y.column(0).to_owned(),
+            _ => return Err(error),
+        },
+    };
     if y.len() != x.nrows() {
         return Err(bad(format!(
             "X has {} rows but y has {} values",
@@ -84,11 +98,36 @@ pub(super) fn read_npz(path: &Path) -> Result<Table, DataError> {
             y.len()
         )));
     }
-    let mut names: Vec<String> = (0..x.ncols()).map(|j| format!("x{}", j + 1)).collect();
     names.push("y".into());
-    let mut columns: Vec<Vec<f64>> = x.columns().into_iter().map(|c| c.to_vec()).collect();
     columns.push(y.to_vec());
-    Ok(table(path, names, columns))
+    checked(table(path, names, columns))
+}
+
+/// The member names of the archive in `bytes` (empty if it is no archive).
+fn names_of(bytes: &[u8]) -> Vec<String> {
+    zip::ZipArchive::new(Cursor::new(bytes))
+        .map(|archive| archive.file_names().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `names` holds the array `key` (`key.npy` or `key`).
+fn names_in(names: &[String], key: &str) -> bool {
+    names
+        .iter()
+        .any(|name| name == key || *name == format!("{key}.npy"))
+}
+
+/// Refuses an infinite value (as the CSV reader does), naming its row and column; NaN is
+/// a missing value.
+fn checked(table: Table) -> Result<Table, DataError> {
+    for (j, column) in table.columns.iter().enumerate() {
+        if let Column::Numbers(values) = column {
+            if let Some(row) = values.iter().position(|v| v.is_infinite()) {
+                return Err(table.cell_error(row, j, "is not finite"));
+            }
+        }
+    }
+    Ok(table)
 }
 
 fn table(path: &Path, names: Vec<String>, columns: Vec<Vec<f64>>) -> Table {
