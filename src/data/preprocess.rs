@@ -380,13 +380,15 @@ pub fn target_values(table: &Table, label: usize, rows: &[usize]) -> Result<Vec<
                 }
             })
             .collect(),
-        Column::Text { first_text: Some((line, value)), .. } => Err(DataError::Cell {
-            path: table.path.clone(),
-            line: *line,
-            column: table.names[label].clone(),
-            value: value.clone(),
-            problem: "is text: a regression target must be a number".into(),
-        }),
+        Column::Text {
+            first_text: first_text @ Some(_),
+            ..
+        } => Err(text_in_numbers(
+            table,
+            &table.names[label],
+            first_text,
+            "is text: a regression target must be a number".into(),
+        )),
         Column::Text { .. } => Err(table.column_error(
             &table.names[label],
             "is read as categories (--categorical?): a regression target must be numbers",
@@ -439,16 +441,12 @@ impl Preprocessing {
                 } if !categorical
                     && *numeric_values > column.len() - column.missing() - numeric_values =>
                 {
-                    let (line, value) = first_text.clone().unwrap_or_default();
-                    return Err(DataError::Cell {
-                        path: table.path.clone(),
-                        line,
-                        column: name.clone(),
-                        value,
-                        problem: format!(
-                            "is text in a numeric column (--categorical {name} to treat its values as categories, or fix the value)"
-                        ),
-                    });
+                    return Err(text_in_numbers(
+                        table,
+                        name,
+                        first_text,
+                        format!("is text in a numeric column (--categorical {name} to treat its values as categories, or fix the value)"),
+                    ));
                 }
                 Column::Text { levels, .. } if !categorical && decimal_commas(levels) => {
                     let example = levels
@@ -617,14 +615,12 @@ impl Preprocessing {
                     }
                 }
                 (InputColumn::Numeric { name, .. }, Column::Text { first_text, .. }) => {
-                    let (line, value) = first_text.clone().unwrap_or_default();
-                    return Err(DataError::Cell {
-                        path: table.path.clone(),
-                        line,
-                        column: name.clone(),
-                        value,
-                        problem: "is text in a column the model reads as numbers".into(),
-                    });
+                    return Err(text_in_numbers(
+                        table,
+                        name,
+                        first_text,
+                        "is text in a column the model reads as numbers".into(),
+                    ));
                 }
                 (InputColumn::Categorical { name, categories }, column) => {
                     let mut unseen = 0;
@@ -651,6 +647,24 @@ impl Preprocessing {
             offset += input.width();
         }
         Ok((x, report))
+    }
+}
+
+/// The error for the first text value (`first_text`: its line and text) of column `name`,
+/// where numbers belong.
+fn text_in_numbers(
+    table: &Table,
+    name: &str,
+    first_text: &Option<(u64, String)>,
+    problem: String,
+) -> DataError {
+    let (line, value) = first_text.clone().unwrap_or_default();
+    DataError::Cell {
+        path: table.path.clone(),
+        line,
+        column: name.to_string(),
+        value,
+        problem,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::Array1;
+use ndarray::{Array1, Array2};
 
 use super::preprocess::{
     class_indices, fit_classes, target_values, ColumnChoice, FitSummary, LabelKind, Preprocessing,
@@ -114,25 +114,10 @@ impl TableSource {
         let pick =
             |rows: &[usize]| -> Array1<usize> { rows.iter().map(|&r| train_labels[r]).collect() };
         let train_y = pick(&train_rows);
-        let (test_x, test_y, test_report) = match (&self.test, test_rows) {
-            (Some(path), _) => {
-                let test = self.read_table(path, &preprocessing)?;
-                let all: Vec<usize> = (0..test.rows()).collect();
-                let labels = preprocessing.labels(&test, &all)?;
-                let (x, report) = preprocessing.transform::<F>(&test, &all)?;
-                (x, Array1::from(labels), report)
-            }
-            (None, Some(rows)) => {
-                let (x, report) = preprocessing.transform::<F>(&train, &rows)?;
-                (x, pick(&rows), report)
-            }
-            (None, None) => {
-                return Err(DataError::Table {
-                    path: self.train.clone(),
-                    problem: "no test set: give a test file or a test split".into(),
-                })
-            }
-        };
+        let (test_x, test_y, test_report) =
+            self.test_set(&train, &preprocessing, test_rows, &pick, |table, rows| {
+                preprocessing.labels(table, rows)
+            })?;
         let dataset = Dataset::new(
             Features::Dense(train_x),
             train_y,
@@ -176,6 +161,35 @@ impl TableSource {
         }
     }
 
+    /// The test set: the test file's rows (their labels or targets by `targets_of`), or
+    /// the held-out `test_rows` of `train` (theirs by `pick`), through `preprocessing`.
+    fn test_set<F: Float, T>(
+        &self,
+        train: &Table,
+        preprocessing: &Preprocessing,
+        test_rows: Option<Vec<usize>>,
+        pick: &dyn Fn(&[usize]) -> Array1<T>,
+        targets_of: impl Fn(&Table, &[usize]) -> Result<Vec<T>, DataError>,
+    ) -> Result<(Array2<F>, Array1<T>, TransformReport), DataError> {
+        match (&self.test, test_rows) {
+            (Some(path), _) => {
+                let test = self.read_table(path, preprocessing)?;
+                let all: Vec<usize> = (0..test.rows()).collect();
+                let targets = targets_of(&test, &all)?;
+                let (x, report) = preprocessing.transform::<F>(&test, &all)?;
+                Ok((x, Array1::from(targets), report))
+            }
+            (None, Some(rows)) => {
+                let (x, report) = preprocessing.transform::<F>(train, &rows)?;
+                Ok((x, pick(&rows), report))
+            }
+            (None, None) => Err(DataError::Table {
+                path: self.train.clone(),
+                problem: "no test set: give a test file or a test split".into(),
+            }),
+        }
+    }
+
     /// [`TableSource::load`] for a numeric target.
     fn load_regression<F: Float>(
         &self,
@@ -204,25 +218,10 @@ impl TableSource {
         };
         let pick = |rows: &[usize]| -> Array1<f64> { rows.iter().map(|&r| targets[r]).collect() };
         let (train_x, _) = preprocessing.transform::<F>(&train, &train_rows)?;
-        let (test_x, test_t, test_report) = match (&self.test, test_rows) {
-            (Some(path), _) => {
-                let test = self.read_table(path, &preprocessing)?;
-                let all: Vec<usize> = (0..test.rows()).collect();
-                let targets = preprocessing.targets(&test, &all)?;
-                let (x, report) = preprocessing.transform::<F>(&test, &all)?;
-                (x, Array1::from(targets), report)
-            }
-            (None, Some(rows)) => {
-                let (x, report) = preprocessing.transform::<F>(&train, &rows)?;
-                (x, pick(&rows), report)
-            }
-            (None, None) => {
-                return Err(DataError::Table {
-                    path: self.train.clone(),
-                    problem: "no test set: give a test file or a test split".into(),
-                })
-            }
-        };
+        let (test_x, test_t, test_report) =
+            self.test_set(&train, &preprocessing, test_rows, &pick, |table, rows| {
+                preprocessing.targets(table, rows)
+            })?;
         let scaling = preprocessing.target.map(|t| (t.center, t.scale));
         let dataset = Dataset::regression(
             Features::Dense(train_x),
