@@ -12,7 +12,7 @@ use ndarray::Array1;
 use super::args::EvalArgs;
 use super::dtype::{run_in, RunInFloat};
 use super::output::write_stdout;
-use super::run_folder::model_of;
+use super::run_folder::{model_of, model_preprocessing};
 use super::settings::DataChoice;
 use super::CliError;
 
@@ -65,7 +65,7 @@ impl RunInFloat for &EvalArgs {
             .seed
             .or_else(|| trained_seed(&path))
             .unwrap_or(nabla::DEFAULT_SEED);
-        let preprocessing = checkpoint::trained_record(&path)?.preprocessing;
+        let preprocessing = model_preprocessing(&path, &model)?;
         let loaded =
             DataChoice::from_args(&self.data)?.load_data::<F>(seed, preprocessing.as_ref())?;
         if let Some(fit) = &loaded.table {
@@ -152,6 +152,10 @@ fn regression_report<F: Float>(
         for (name, evaluation, rows) in &sets {
             let mut set = serde_json::to_value(evaluation).unwrap_or_default();
             set["rows"] = (*rows).into();
+            // A regressor has no accuracy.
+            if let Some(set) = set.as_object_mut() {
+                set.remove("accuracy");
+            }
             report.insert((*name).into(), set);
         }
         return format!("{}\n", serde_json::Value::Object(report));

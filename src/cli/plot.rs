@@ -14,7 +14,7 @@ use super::settings::DataChoice;
 
 use super::log::{LogError, LogTable};
 use super::output::say;
-use super::run_folder::{claim_outputs, log_of, model_of};
+use super::run_folder::{claim_outputs, log_of, model_of, model_preprocessing};
 use super::CliError;
 
 /// One run's curves.
@@ -216,8 +216,22 @@ impl RunInFloatReturning for &PlotArgs {
         let Some(path) = &self.model else {
             return Ok(Vec::new());
         };
-        let model = checkpoint::load::<F>(&model_of(path))?;
-        let dataset = DataChoice::from_args(&self.data)?.load::<F>(nabla::DEFAULT_SEED)?;
+        let model_file = model_of(path);
+        let model = checkpoint::load::<F>(&model_file)?;
+        let preprocessing = model_preprocessing(&model_file, &model)?;
+        if preprocessing.as_ref().is_some_and(|p| p.target.is_some()) {
+            return Err(super::settings::invalid(
+                "--model",
+                model_file.display(),
+                "a classifier (a confusion matrix needs classes; this model predicts numbers)",
+            ));
+        }
+        let seed = checkpoint::trained_record(&model_file)?
+            .seed
+            .unwrap_or(nabla::DEFAULT_SEED);
+        let dataset = DataChoice::from_args(&self.data)?
+            .load_data::<F>(seed, preprocessing.as_ref())?
+            .dataset;
         check_fit(&model, &dataset)?;
         // One report, drawn as a heat map (a rectangle and a label a cell: about 300
         // bytes of SVG).

@@ -12,7 +12,7 @@ use ndarray::{s, Array2};
 use super::args::PredictArgs;
 use super::dtype::{run_in, RunInFloat};
 use super::output::{tell, write_stdout};
-use super::run_folder::{claim_outputs, model_of};
+use super::run_folder::{claim_outputs, model_of, model_preprocessing};
 use super::settings::{delimiter_byte, invalid};
 use super::train::unseen_warnings;
 use super::CliError;
@@ -35,8 +35,8 @@ impl RunInFloat for &PredictArgs {
     fn run<F: Float>(self) -> Result<(), CliError> {
         let path = model_of(&self.model);
         let model = checkpoint::load::<F>(&path)?;
-        let record = checkpoint::trained_record(&path)?;
-        let (rows, class_names, label) = match &record.preprocessing {
+        let preprocessing = model_preprocessing(&path, &model)?;
+        let (rows, class_names, label) = match &preprocessing {
             Some(preprocessing) => {
                 let source = TableSource {
                     delimiter: self.delimiter.as_deref().map(delimiter_byte).transpose()?,
@@ -74,7 +74,7 @@ impl RunInFloat for &PredictArgs {
         let features = Features::Dense(rows);
         let mut text = String::new();
         let header = self.output.is_some() || self.proba;
-        let target = record.preprocessing.as_ref().and_then(|p| p.target);
+        let target = preprocessing.as_ref().and_then(|p| p.target);
         if let Some(target) = target {
             if self.proba {
                 return Err(invalid(

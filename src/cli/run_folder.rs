@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::settings::check_output;
 use super::CliError;
+use nabla::data::preprocess::Preprocessing;
 
 /// The files of a run folder, by name.
 pub const RUN_FILES: [&str; 5] = [
@@ -184,6 +185,32 @@ pub fn model_of(path: &Path) -> PathBuf {
     } else {
         path.to_path_buf()
     }
+}
+
+/// The table preprocessing kept with the model at `path` (its metadata, or for a
+/// training checkpoint its run's record), checked against `model`'s layers: a
+/// hand-edited or damaged file is refused, naming what does not fit. `None` for a model
+/// not trained on a table.
+pub fn model_preprocessing<F: nabla::Float>(
+    path: &Path,
+    model: &nabla::MultiLayerPerceptron<F>,
+) -> Result<Option<Preprocessing>, CliError> {
+    let recorded = nabla::checkpoint::trained_record(path)?.preprocessing;
+    let preprocessing = recorded.or_else(|| {
+        let run = nabla::checkpoint::training_run(path).ok()?;
+        serde_json::from_value(run.get("preprocessing")?.clone()).ok()
+    });
+    if let Some(preprocessing) = &preprocessing {
+        preprocessing
+            .check_model(model.in_features(), model.out_features())
+            .map_err(|problem| {
+                CliError::Data(nabla::DataError::Table {
+                    path: path.to_path_buf(),
+                    problem: format!("the model file is inconsistent: {problem}"),
+                })
+            })?;
+    }
+    Ok(preprocessing)
 }
 
 /// The checkpoint of `--resume PATH`: `DIR/checkpoint.safetensors` for a run folder.

@@ -273,6 +273,8 @@ impl DataChoice {
             train: self.train_file.clone().unwrap_or_default(),
             test: self.test_file.clone(),
             test_split: self.test_split,
+            train_rows: self.train_rows,
+            test_rows: self.test_rows,
             delimiter: flags.delimiter,
             header: flags.header.unwrap_or_default(),
             columns: ColumnChoice {
@@ -353,14 +355,10 @@ impl DataChoice {
         fitted: Option<&Preprocessing>,
     ) -> Result<LoadedData<F>, CliError> {
         let source = self.table_source();
+        // The row limits apply before fitting (in the source).
         let loaded = source.load::<F>(seed, fitted)?;
         let mut unseen = vec![("test", loaded.test_report)];
-        let dataset = match (self.train_rows, self.test_rows) {
-            (None, None) => loaded.dataset,
-            (train, test) => loaded
-                .dataset
-                .head(train.unwrap_or(usize::MAX), test.unwrap_or(usize::MAX)),
-        };
+        let dataset = loaded.dataset;
         let preprocessing = loaded.preprocessing;
         let dataset = match (self.val_split, &self.val_file) {
             (Some(fraction), _) => dataset.split_validation(fraction, seed)?,

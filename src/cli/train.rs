@@ -42,6 +42,10 @@ struct RunRecord {
     /// Where the run writes, so that a resume continues every output.
     #[serde(default)]
     outputs: Outputs,
+    /// For a run on a table, its preprocessing (so that `eval` and `predict` can use a
+    /// checkpoint as a model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    preprocessing: Option<Preprocessing>,
 }
 
 /// Where a run writes: its folder, and the model and log when they are not the folder's
@@ -285,6 +289,7 @@ fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Re
         gemm: settings.gemm.to_string(),
         data_sha256: run.data.fingerprint()?,
         outputs: Outputs::of(settings),
+        preprocessing: trained.preprocessing.clone(),
     };
     if let Some(saved) = saved {
         if saved.data_sha256 != record.data_sha256 {

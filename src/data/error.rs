@@ -253,6 +253,12 @@ pub enum DataError {
         /// What is wrong.
         problem: String,
     },
+    /// Regression targets whose mean or spread overflows.
+    #[error("the regression targets (up to {largest:e} in size) overflow when their mean and spread are computed: rescale the target")]
+    TargetOverflow {
+        /// The largest magnitude.
+        largest: f64,
+    },
     /// Writing a data set failed.
     #[error("{path}: cannot write: {source}")]
     Write {

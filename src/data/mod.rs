@@ -169,13 +169,14 @@ impl<F: Float> Dataset<F> {
                 .map(|t| (t - center) * (t - center))
                 .sum::<f64>()
                 / rows;
-            let scale = if variance.sqrt() > 10.0 * f64::EPSILON {
-                variance.sqrt()
-            } else {
-                1.0
-            };
-            (center, scale)
+            let largest = train_t.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+            (center, preprocess::nonzero(variance.sqrt(), largest))
         });
+        if !(center.is_finite() && scale.is_finite()) {
+            return Err(DataError::TargetOverflow {
+                largest: train_t.iter().fold(0.0f64, |m, t| m.max(t.abs())),
+            });
+        }
         let standardise = |t: &Array1<f64>| t.mapv(|t| (t - center) / scale);
         let zeros = |n: usize| Array1::<usize>::zeros(n);
         let dataset = Self::new(

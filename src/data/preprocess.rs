@@ -132,8 +132,9 @@ impl ColumnChoice {
         index.ok_or_else(|| DataError::Table {
             path: table.path.clone(),
             problem: format!(
-                "--label {label}: no such column (columns: {}; or an index 0..{width}, negative from the end)",
-                table.names.join(", ")
+                "--label {label}: no such column (columns: {}; or an index from 0 to {}, negative from the end)",
+                table.names.join(", "),
+                width - 1
             ),
         })
     }
@@ -501,6 +502,73 @@ impl Preprocessing {
         Ok((preprocessing, summary))
     }
 
+    /// Checks that this preprocessing fits a model of `inputs` inputs and `outputs`
+    /// outputs and is sound (finite numbers, positive scales, distinct categories, one
+    /// class name per output, a regression target's scaling): what a hand-edited or
+    /// damaged model file could break. The reason, if not.
+    pub fn check_model(&self, inputs: usize, outputs: usize) -> Result<(), String> {
+        if self.features() != inputs {
+            return Err(format!(
+                "its preprocessing makes {} features but the network takes {inputs}",
+                self.features()
+            ));
+        }
+        match (self.task, self.target) {
+            (Task::Classification, _) if self.classes.len() != outputs => {
+                return Err(format!(
+                    "it names {} classes but the network has {outputs} outputs",
+                    self.classes.len()
+                ))
+            }
+            (Task::Regression, None) => {
+                return Err("a regression model without its target's scaling".into())
+            }
+            (Task::Regression, Some(_)) if outputs != 1 => {
+                return Err(format!(
+                    "a regression model with {outputs} outputs (1 expected)"
+                ))
+            }
+            (Task::Regression, Some(t))
+                if !(t.center.is_finite() && t.scale.is_finite() && t.scale > 0.0) =>
+            {
+                return Err(format!(
+                    "its target scaling (center {}, scale {}) is not finite and positive",
+                    t.center, t.scale
+                ))
+            }
+            _ => {}
+        }
+        let distinct =
+            |names: &[String]| names.iter().collect::<BTreeSet<_>>().len() == names.len();
+        if !distinct(&self.classes) {
+            return Err("its class names repeat".into());
+        }
+        for column in &self.columns {
+            match column {
+                InputColumn::Numeric {
+                    name,
+                    fill,
+                    center,
+                    scale,
+                } => {
+                    let sound = center.is_finite()
+                        && scale.is_finite()
+                        && *scale > 0.0
+                        && fill.is_none_or(f64::is_finite);
+                    if !sound {
+                        return Err(format!("column '{name}': center {center}, scale {scale}, fill {fill:?} (finite numbers and a positive scale expected)"));
+                    }
+                }
+                InputColumn::Categorical { name, categories } => {
+                    if categories.iter().collect::<BTreeSet<_>>().len() != categories.len() {
+                        return Err(format!("column '{name}': its categories repeat"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Features per row after the transform.
     pub fn features(&self) -> usize {
         self.columns.iter().map(InputColumn::width).sum()
@@ -627,7 +695,15 @@ impl Preprocessing {
                     let mut first = None;
                     for (i, &row) in rows.iter().enumerate() {
                         let value = (!column.is_missing(row)).then(|| column.text_of(row));
-                        match categories.iter().position(|c| *c == value) {
+                        // A number matches its category however it is written (3, 3.0).
+                        let as_number = |text: &str| text.parse::<f64>().ok();
+                        let found = categories.iter().position(|c| *c == value).or_else(|| {
+                            let number = as_number(value.as_deref()?)?;
+                            categories
+                                .iter()
+                                .position(|c| c.as_deref().and_then(as_number) == Some(number))
+                        });
+                        match found {
                             Some(k) => x[[i, offset + k]] = F::one(),
                             None => {
                                 unseen += 1;
@@ -701,12 +777,13 @@ fn fit_numeric(
             let mean = mean(&filled);
             let variance =
                 filled.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / filled.len() as f64;
-            (mean, nonzero(variance.sqrt()))
+            let largest = filled.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            (mean, nonzero(variance.sqrt(), largest))
         }
         Scale::Minmax => {
             let min = filled.iter().copied().fold(f64::INFINITY, f64::min);
             let max = filled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            (min, nonzero(max - min))
+            (min, nonzero(max - min, min.abs().max(max.abs())))
         }
         Scale::None => (0.0, 1.0),
     };
@@ -743,10 +820,11 @@ fn decimal_commas(levels: &[String]) -> bool {
         })
 }
 
-/// `scale`, or 1 where it is (nearly) zero, as scikit-learn's scalers do.
-fn nonzero(scale: f64) -> f64 {
-    // An infinite or NaN scale (overflow) stays, for `fit_numeric` to refuse.
-    if scale < 10.0 * f64::EPSILON {
+/// `scale`, or 1 where it is zero next to the values' size (`largest`, the largest
+/// magnitude), as scikit-learn's scalers treat a constant column. An infinite or NaN
+/// scale (overflow) stays, for `fit_numeric` to refuse.
+pub(crate) fn nonzero(scale: f64, largest: f64) -> f64 {
+    if scale <= 10.0 * f64::EPSILON * largest || scale == 0.0 {
         1.0
     } else {
         scale

@@ -24,6 +24,11 @@ pub struct TableSource {
     /// The fraction of the training table held out as the test set (when `test` is
     /// `None`).
     pub test_split: Option<f64>,
+    /// Use only the first N training rows (after the test split; the preprocessing is
+    /// fitted on these).
+    pub train_rows: Option<usize>,
+    /// Use only the first N test rows.
+    pub test_rows: Option<usize>,
     /// The delimiter (`None`: from the extension or sniffed).
     pub delimiter: Option<u8>,
     /// Whether the first row is a header.
@@ -159,6 +164,13 @@ impl TableSource {
             }
             _ => Ok(((0..labels.len()).collect(), None)),
         }
+        .map(|(mut train, mut test): (Vec<usize>, Option<Vec<usize>>)| {
+            train.truncate(self.train_rows.unwrap_or(usize::MAX));
+            if let Some(test) = &mut test {
+                test.truncate(self.test_rows.unwrap_or(usize::MAX));
+            }
+            (train, test)
+        })
     }
 
     /// The test set: the test file's rows (their labels or targets by `targets_of`), or
@@ -174,7 +186,8 @@ impl TableSource {
         match (&self.test, test_rows) {
             (Some(path), _) => {
                 let test = self.read_table(path, preprocessing)?;
-                let all: Vec<usize> = (0..test.rows()).collect();
+                let all: Vec<usize> =
+                    (0..test.rows().min(self.test_rows.unwrap_or(usize::MAX))).collect();
                 let targets = targets_of(&test, &all)?;
                 let (x, report) = preprocessing.transform::<F>(&test, &all)?;
                 Ok((x, Array1::from(targets), report))

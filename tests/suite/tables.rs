@@ -987,3 +987,158 @@ fn parquet_reads_as_the_same_table_as_its_csv() {
     ]));
     assert_eq!(names.lines().count(), 344);
 }
+
+#[test]
+fn what_a_second_hostile_pass_found_is_refused_by_name_or_read_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "penguins.csv", &penguins(90));
+    let data = [
+        "--train-file",
+        "penguins.csv",
+        "--test-split",
+        "0.25",
+        "--label",
+        "species",
+        "--ignore",
+        "id",
+    ];
+    ok(train_for(d, 2)
+        .args(data)
+        .args(["--out", "run", "--checkpoint-every", "1"]));
+    // A model file whose preprocessing no longer fits its layers is refused, not a panic.
+    let bytes = std::fs::read(d.join("run/model.safetensors")).unwrap();
+    let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + length]).unwrap();
+    let mut preprocessing: serde_json::Value =
+        serde_json::from_str(header["__metadata__"]["preprocessing"].as_str().unwrap()).unwrap();
+    preprocessing["classes"] = serde_json::json!(["Adelie"]);
+    header["__metadata__"]["preprocessing"] = preprocessing.to_string().into();
+    let text = header.to_string();
+    let mut edited = (text.len() as u64).to_le_bytes().to_vec();
+    edited.extend_from_slice(text.as_bytes());
+    edited.extend_from_slice(&bytes[8 + length..]);
+    std::fs::write(d.join("edited.safetensors"), edited).unwrap();
+    refused(
+        nabla(d, "predict").args(["--model", "edited.safetensors", "--input", "penguins.csv"]),
+        &[
+            "edited.safetensors",
+            "inconsistent",
+            "1 classes",
+            "3 outputs",
+        ],
+    );
+    // A training checkpoint serves as a model: it carries the run's preprocessing.
+    let from_checkpoint = ok(nabla(d, "predict").args([
+        "--model",
+        "run/checkpoint.safetensors",
+        "--input",
+        "penguins.csv",
+    ]));
+    assert_eq!(from_checkpoint.lines().count(), 90);
+    // Regression: a target that overflows is refused; --train-rows limits the fit.
+    let mut table = String::from("x,y\n");
+    for i in 0..40 {
+        table.push_str(&format!(
+            "{i},{}\n",
+            if i % 2 == 0 { 1e308 } else { i as f64 }
+        ));
+    }
+    write(d, "huge.csv", &table);
+    refused(
+        train(d).args([
+            "--train-file",
+            "huge.csv",
+            "--test-split",
+            "0.25",
+            "--task",
+            "regression",
+        ]),
+        &["regression targets", "overflow"],
+    );
+    let mut table = String::from("x,y\n");
+    for i in 0..40 {
+        table.push_str(&format!("{i},{}\n", 100 * i));
+    }
+    write(d, "line.csv", &table);
+    let verbose = nabla(d, "train")
+        .args([
+            "--train-file",
+            "line.csv",
+            "--test-file",
+            "line.csv",
+            "--task",
+            "regression",
+            "--train-rows",
+            "10",
+            "--epochs",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&verbose.stdout);
+    assert!(
+        stdout.contains("standardised with mean 450.000000"),
+        "{stdout}"
+    );
+    // plot --model draws a classifier's confusion matrix; a regression model is refused.
+    ok(train_for(d, 1).args([
+        "--train-file",
+        "line.csv",
+        "--test-split",
+        "0.25",
+        "--task",
+        "regression",
+        "--save",
+        "r.safetensors",
+    ]));
+    refused(
+        nabla(d, "plot").args([
+            "--model",
+            "r.safetensors",
+            "--train-file",
+            "line.csv",
+            "--test-split",
+            "0.25",
+            "-o",
+            "c.svg",
+        ]),
+        &["--model", "predicts numbers"],
+    );
+    // Categories match however a number is written (3 and 3.0).
+    let rows: String = (0..60)
+        .map(|i| format!("{},{}\n", i % 3 + 1, ["u", "v", "w"][i % 3]))
+        .collect();
+    write(d, "codes.csv", &format!("code,label\n{rows}"));
+    ok(train_for(d, 60).args([
+        "--train-file",
+        "codes.csv",
+        "--test-split",
+        "0.25",
+        "--categorical",
+        "code",
+        "--save",
+        "c.safetensors",
+    ]));
+    write(d, "floats.csv", "code\n1.0\n3.0\n");
+    let output = nabla(d, "predict")
+        .args(["--model", "c.safetensors", "--input", "floats.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "u\nw\n");
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("not seen"),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn parquet_columns_named_categorical_are_categories() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let text = ok(nabla(&fixtures, "inspect").args(["penguins.parquet", "--categorical", "year"]));
+    let year = text.lines().find(|l| l.starts_with("year")).unwrap();
+    assert!(
+        year.contains("text") && year.contains("3 categories"),
+        "{year}"
+    );
+}

@@ -49,17 +49,31 @@ pub fn status(dir: &Path, point: &Point) -> Status {
 
 /// The best accuracy a finished point reached: its final validation accuracy where it
 /// has a validation set, else its final test accuracy.
-pub fn accuracy(dir: &Path, point: &Point) -> Option<f64> {
+pub fn accuracy(dir: &Path, point: &Point) -> Option<Score> {
     let text = std::fs::read_to_string(RunFolder::new(&Plan::folder(dir, point)).summary()).ok()?;
     let summary: serde_json::Value = serde_json::from_str(&text).ok()?;
     let last = &summary["final"];
     // A regression run's score is its R².
-    let score = |set: &serde_json::Value| {
-        set["regression"]["r2"]
+    let score = |set: &serde_json::Value| match set["regression"]["r2"].as_f64() {
+        Some(r2) => Some(Score {
+            value: r2,
+            name: "r2",
+        }),
+        None => set["accuracy"]
             .as_f64()
-            .or_else(|| set["accuracy"].as_f64())
+            .map(|value| Score { value, name: "acc" }),
     };
     score(&last["val"]).or_else(|| score(&last["test"]))
+}
+
+/// A finished point's score: its accuracy, or a regression's R² (higher is better for
+/// both), with the name it is printed under.
+#[derive(Clone, Copy, Debug)]
+pub struct Score {
+    /// The value.
+    pub value: f64,
+    /// `acc` or `r2`.
+    pub name: &'static str,
 }
 
 /// The points that failed, by name.
@@ -158,10 +172,10 @@ pub fn run(plan: &Plan, dir: &Path, jobs: usize, force: bool) -> Result<Failures
 fn best_so_far(plan: &Plan, dir: &Path) -> String {
     plan.points
         .iter()
-        .filter_map(|point| accuracy(dir, point).map(|acc| (acc, &point.name)))
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map_or_else(String::new, |(acc, name)| {
-            format!("; best acc {acc:.4} ({name})")
+        .filter_map(|point| accuracy(dir, point).map(|score| (score, &point.name)))
+        .max_by(|a, b| a.0.value.total_cmp(&b.0.value))
+        .map_or_else(String::new, |(score, name)| {
+            format!("; best {} {:.4} ({name})", score.name, score.value)
         })
 }
 
@@ -242,8 +256,9 @@ impl Progress {
         }
     }
 
-    fn finished(&self, name: &str, accuracy: Option<f64>) {
-        let accuracy = accuracy.map_or_else(String::new, |a| format!(": acc {a:.4}"));
+    fn finished(&self, name: &str, accuracy: Option<Score>) {
+        let accuracy =
+            accuracy.map_or_else(String::new, |s| format!(": {} {:.4}", s.name, s.value));
         self.line(&format!("sweep: {name} finished{accuracy}"));
     }
 

@@ -424,19 +424,7 @@ fn header_names(path: &Path, row: &[Vec<u8>]) -> Result<Vec<String>, DataError> 
             }),
         })
         .collect::<Result<_, _>>()?;
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (j, name) in names.iter().enumerate() {
-        if let Some(before) = seen.insert(name, j) {
-            return Err(DataError::Table {
-                path: path.to_path_buf(),
-                problem: format!(
-                    "columns {} and {} are both named '{name}'",
-                    before + 1,
-                    j + 1
-                ),
-            });
-        }
-    }
+    super::check_unique(path, &names)?;
     Ok(names)
 }
 

@@ -173,15 +173,29 @@ impl Table {
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default();
         let name = name.strip_suffix(".gz").unwrap_or(&name);
-        if name.ends_with(".npy") {
+        // The file's first bytes decide where they are sure (a Parquet file named .csv),
+        // else its extension.
+        let mut magic = [0u8; 8];
+        let read = std::fs::File::open(path)
+            .and_then(|mut file| std::io::Read::read(&mut file, &mut magic))
+            .unwrap_or(0);
+        let magic = &magic[..read];
+        let table = if magic.starts_with(b"PAR1") {
+            parquet::read_parquet(path, options)
+        } else if magic.starts_with(b"\x93NUMPY")
+            || (!magic.starts_with(b"PK") && name.ends_with(".npy"))
+        {
             numpy::read_npy(path)
-        } else if name.ends_with(".npz") {
+        } else if magic.starts_with(b"PK\x03\x04") || name.ends_with(".npz") {
             numpy::read_npz(path)
         } else if name.ends_with(".parquet") || name.ends_with(".pq") {
-            parquet::read_parquet(path)
+            // Not Parquet after all (no PAR1): read as text.
+            delimited::read(path, options)
         } else {
             delimited::read(path, options)
-        }
+        }?;
+        check_unique(path, &table.names)?;
+        Ok(table)
     }
 
     /// Rows in the table.
@@ -244,6 +258,24 @@ pub fn looks_like_assignment(path: &Path) -> Result<bool, DataError> {
         return Ok(false);
     }
     delimited::looks_like_assignment(path)
+}
+
+/// Refuses two columns of one name (the second would hide the first).
+pub(crate) fn check_unique(path: &Path, names: &[String]) -> Result<(), DataError> {
+    let mut seen = std::collections::HashMap::new();
+    for (j, name) in names.iter().enumerate() {
+        if let Some(before) = seen.insert(name, j) {
+            return Err(DataError::Table {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "columns {} and {} are both named '{name}'",
+                    before + 1,
+                    j + 1
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Default names of columns without a header: `column1`, `column2`, ...

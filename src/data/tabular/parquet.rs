@@ -10,7 +10,9 @@ use std::path::Path;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 
-use super::{Column, Table, MISSING_CODE};
+use parquet::basic::{LogicalType, TimeUnit};
+
+use super::{Column, ReadOptions, Table, MISSING_CODE};
 use crate::data::file::DataFile;
 use crate::data::DataError;
 use crate::limits::{memory_headroom, TooLarge};
@@ -88,15 +90,17 @@ impl Builder {
     }
 }
 
-/// A Parquet field as a table cell (`None`: nested, not a table cell).
-fn value(field: &Field) -> Option<Value> {
+/// A Parquet field as a table cell (`None`: nested, not a table cell); timestamps and
+/// times in seconds, `unit` the seconds per count of a column whose logical type says so
+/// (nanoseconds arrive as plain integers).
+fn value(field: &Field, unit: f64) -> Option<Value> {
     Some(match field {
         Field::Null => Value::Missing,
         Field::Bool(b) => Value::Text(b.to_string()),
         Field::Byte(v) => Value::Number(f64::from(*v)),
         Field::Short(v) => Value::Number(f64::from(*v)),
         Field::Int(v) => Value::Number(f64::from(*v)),
-        Field::Long(v) => Value::Number(*v as f64),
+        Field::Long(v) => Value::Number(*v as f64 * unit),
         Field::UByte(v) => Value::Number(f64::from(*v)),
         Field::UShort(v) => Value::Number(f64::from(*v)),
         Field::UInt(v) => Value::Number(f64::from(*v)),
@@ -111,10 +115,10 @@ fn value(field: &Field) -> Option<Value> {
         Field::Bytes(bytes) => {
             Value::Text(String::from_utf8_lossy(bytes.data()).trim().to_string())
         }
-        Field::Date(v) | Field::TimeMillis(v) => Value::Number(f64::from(*v)),
-        Field::TimeMicros(v) | Field::TimestampMillis(v) | Field::TimestampMicros(v) => {
-            Value::Number(*v as f64)
-        }
+        Field::Date(v) => Value::Number(f64::from(*v)),
+        Field::TimeMillis(v) => Value::Number(f64::from(*v) * 1e-3),
+        Field::TimestampMillis(v) => Value::Number(*v as f64 * 1e-3),
+        Field::TimeMicros(v) | Field::TimestampMicros(v) => Value::Number(*v as f64 * 1e-6),
         Field::Group(_) | Field::ListInternal(_) | Field::MapInternal(_) => return None,
     })
 }
@@ -124,10 +128,10 @@ fn value(field: &Field) -> Option<Value> {
 /// The `parquet` crate can panic on corrupt pages (an index out of bounds in its
 /// decoders, found by nabla's fuzzing): such a panic is caught, kept off stderr, and
 /// becomes an error naming the file.
-pub(super) fn read_parquet(path: &Path) -> Result<Table, DataError> {
+pub(super) fn read_parquet(path: &Path, options: &ReadOptions) -> Result<Table, DataError> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::panic::catch_unwind(|| read_unguarded(path));
+    let outcome = std::panic::catch_unwind(|| read_unguarded(path, options));
     std::panic::set_hook(previous);
     outcome.unwrap_or_else(|payload| {
         let detail = payload
@@ -143,12 +147,16 @@ pub(super) fn read_parquet(path: &Path) -> Result<Table, DataError> {
 }
 
 /// [`read_parquet`] without the guard.
-fn read_unguarded(path: &Path) -> Result<Table, DataError> {
+fn read_unguarded(path: &Path, options: &ReadOptions) -> Result<Table, DataError> {
     // A regular, non-empty file (a device or a pipe is refused before opening).
     drop(DataFile::open(path)?);
     let bad = |problem: String| DataError::Table {
         path: path.to_path_buf(),
-        problem,
+        problem: if problem.contains("Disabled feature") {
+            format!("{problem} (nabla reads snappy, gzip and zstd pages: rewrite the file with one of them)")
+        } else {
+            problem
+        },
     };
     let file = File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
@@ -178,6 +186,27 @@ fn read_unguarded(path: &Path) -> Result<Table, DataError> {
             },
         });
     }
+    // Timestamps and times become seconds whatever their unit (a file in microseconds
+    // and one in nanoseconds give the same numbers); dates stay days.
+    let units: Vec<f64> = metadata
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|column| match column.logical_type_ref() {
+            Some(LogicalType::Timestamp { unit, .. }) | Some(LogicalType::Time { unit, .. }) => {
+                match unit {
+                    TimeUnit::MILLIS => 1e-3,
+                    TimeUnit::MICROS => 1e-6,
+                    TimeUnit::NANOS => 1e-9,
+                }
+            }
+            _ => 1.0,
+        })
+        .collect();
+    let as_text: Vec<bool> = names
+        .iter()
+        .map(|name| options.text_columns.contains(name))
+        .collect();
     let mut builders: Vec<Builder> = names.iter().map(|_| Builder::Unknown(0)).collect();
     let iterator = reader
         .get_row_iter(None)
@@ -190,11 +219,21 @@ fn read_unguarded(path: &Path) -> Result<Table, DataError> {
             let Some(builder) = builders.get_mut(j) else {
                 return Err(bad(format!("row {count} has more columns than the schema")));
             };
-            let value = value(field).ok_or_else(|| DataError::Column {
-                path: path.to_path_buf(),
-                column: name.clone(),
-                problem: "is a nested column (list, map or group): nabla reads flat tables".into(),
+            let value = value(field, units.get(j).copied().unwrap_or(1.0)).ok_or_else(|| {
+                DataError::Column {
+                    path: path.to_path_buf(),
+                    column: name.clone(),
+                    problem: "is a nested column (list, map or group): nabla reads flat tables"
+                        .into(),
+                }
             })?;
+            // A column named in --categorical (or a model's categorical column) is text.
+            let value = match value {
+                Value::Number(number) if as_text.get(j) == Some(&true) => {
+                    Value::Text(format!("{number}"))
+                }
+                value => value,
+            };
             builder.push(value).map_err(|problem| DataError::Column {
                 path: path.to_path_buf(),
                 column: name.clone(),
