@@ -720,8 +720,16 @@ fn thread_budget() -> (usize, String) {
 
 /// threadpoolctl's view of nabla (`nabla._threadpool.NablaController` calls these by
 /// name): the threads a fit would use now.
+///
+/// threadpoolctl reads every library's count before a block sets any, nabla's (found
+/// first: its module loads before the OpenBLAS it links) before OpenBLAS's. A run live
+/// now means the OpenBLAS count about to be read is the run's own, which the block will
+/// put back at its end: noted here, at the read, rather than when the block sets
+/// nabla's limit (a run ending between the two, under load, left that count behind as a
+/// limit on later fits).
 #[no_mangle]
 pub extern "C" fn nabla_get_num_threads() -> c_int {
+    threads::outside_limit_began();
     c_int::try_from(threads::budget().threads).unwrap_or(c_int::MAX)
 }
 

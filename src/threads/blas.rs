@@ -17,6 +17,8 @@
 use std::os::raw::c_int;
 use std::sync::{Mutex, PoisonError};
 
+use std::time::{Duration, Instant};
+
 use super::fork;
 
 extern "C" {
@@ -55,7 +57,17 @@ struct Registry {
     /// A run's count that a threadpoolctl block read as OpenBLAS's own (the block
     /// began while the run was live) and will put back when it ends.
     stale: Option<usize>,
+    /// The last run to end: the count it had set, the count it put back, and when.
+    last_run: Option<(usize, usize, Instant)>,
+    /// When a threadpoolctl block last read nabla's count (it reads OpenBLAS's just
+    /// before).
+    block_read: Option<Instant>,
 }
+
+/// How long before a threadpoolctl block reads nabla's count a run may have ended and
+/// still have been live when the block read OpenBLAS's (threadpoolctl reads OpenBLAS
+/// first; between the two reads, under load, a run can end).
+const READ_WINDOW: Duration = Duration::from_millis(100);
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     pid: 0,
@@ -63,6 +75,8 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     before: 0,
     set: 0,
     stale: None,
+    last_run: None,
+    block_read: None,
 });
 
 /// Runs `f` on the registry under the fork-safe lock (a child of `fork` finds it empty).
@@ -112,6 +126,7 @@ pub fn outside_setting() -> usize {
 /// it back at its end, and if a run is live now, what it reads is the run's count.
 pub fn outside_limit_began() {
     with_registry(|registry| {
+        registry.block_read = Some(Instant::now());
         if registry.live().next().is_some() {
             registry.stale = Some(registry.set);
         }
@@ -125,9 +140,33 @@ pub fn outside_limit_began() {
 /// lease counts from there).
 pub fn after_outside_limit() {
     with_registry(|registry| {
-        let Some(stale) = registry.stale else { return };
         let current = blas_threads();
-        if registry.live().next().is_none() && current == stale && registry.before != stale {
+        if registry.live().next().is_some() {
+            return;
+        }
+        // A run that ended during the block, or just before it read nabla's count, was
+        // live when it read OpenBLAS's: the count the block puts back is that run's.
+        // Put back first (OpenBLAS at it now): undone here; not yet: noted as stale, so
+        // that OpenBLAS at that count counts as the run's `before`.
+        let recent = match (registry.last_run, registry.block_read) {
+            (Some((set, before, ended)), Some(read)) if ended + READ_WINDOW >= read => {
+                (before != set).then_some((set, before))
+            }
+            _ => None,
+        };
+        if let Some((set, before)) = recent {
+            registry.last_run = None;
+            registry.before = before;
+            if current == set {
+                set_blas_threads(before);
+                registry.stale = None;
+            } else {
+                registry.stale = Some(set);
+            }
+            return;
+        }
+        let Some(stale) = registry.stale else { return };
+        if current == stale && registry.before != stale {
             set_blas_threads(registry.before);
             registry.stale = None;
         }
@@ -194,6 +233,7 @@ impl Drop for BlasLease {
                     if registry.before != current {
                         set_blas_threads(registry.before);
                     }
+                    registry.last_run = Some((registry.set, registry.before, Instant::now()));
                 }
             }
         });
@@ -250,5 +290,38 @@ mod tests {
         assert_eq!(outside_setting(), 1);
         drop(BlasLease::new(2));
         assert_eq!(blas_threads(), 1);
+    }
+
+    #[test]
+    fn a_block_that_read_a_run_that_ended_under_it_puts_back_no_limit() {
+        let _serial = crate::threads::tests::exclusive();
+        set_blas_threads(3);
+        // The block reads nabla's count while a run is live (and OpenBLAS's, the run's
+        // 1); the fit's run ends and a second, short one (a score) starts and ends in
+        // the block; nabla hears of the block's end before OpenBLAS's 1 is put back.
+        let lease = BlasLease::new(1);
+        outside_limit_began();
+        drop(lease);
+        drop(BlasLease::new(1));
+        after_outside_limit();
+        set_blas_threads(1);
+        assert_eq!(outside_setting(), 3, "the run's 1 is no limit");
+        drop(BlasLease::new(2));
+        assert_eq!(blas_threads(), 3);
+        // OpenBLAS read first: the run ends between that read and nabla's.
+        let lease = BlasLease::new(1);
+        drop(lease);
+        outside_limit_began();
+        set_blas_threads(1);
+        after_outside_limit();
+        assert_eq!(blas_threads(), 3);
+        // A block long after a run keeps its own limit: a real 1 stays 1.
+        drop(BlasLease::new(1));
+        std::thread::sleep(READ_WINDOW * 2);
+        outside_limit_began();
+        set_blas_threads(1);
+        after_outside_limit();
+        assert_eq!(outside_setting(), 1);
+        set_blas_threads(3);
     }
 }
