@@ -82,6 +82,19 @@ fn noise(i: usize, salt: usize) -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The flags that train on `penguins.csv` ([`penguins`]): its label, its ID ignored, a
+/// quarter held out.
+const PENGUINS: [&str; 8] = [
+    "--train-file",
+    "penguins.csv",
+    "--test-split",
+    "0.25",
+    "--label",
+    "species",
+    "--ignore",
+    "id",
+];
+
 const SPECIES: [&str; 3] = ["Adelie", "Chinstrap", "Gentoo"];
 const ISLANDS: [&str; 3] = ["Biscoe", "Dream", "Torgersen"];
 
@@ -129,18 +142,7 @@ fn summary(dir: &Path) -> serde_json::Value {
 fn a_table_with_a_header_text_labels_and_categories_trains_and_predicts_names() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "penguins.csv", &penguins(300));
-    let stdout = ok(train(dir.path()).args([
-        "--train-file",
-        "penguins.csv",
-        "--test-split",
-        "0.25",
-        "--label",
-        "species",
-        "--ignore",
-        "id",
-        "--out",
-        "run",
-    ]));
+    let stdout = ok(train(dir.path()).args(PENGUINS).args(["--out", "run"]));
     assert!(stdout.contains("final:"), "{stdout}");
     let summary = summary(&dir.path().join("run"));
     let accuracy = summary["final"]["test"]["accuracy"].as_f64().unwrap();
@@ -274,18 +276,9 @@ fn eval_and_predict_apply_the_stored_preprocessing_as_training_did() {
 fn the_model_file_holds_the_preprocessing_in_its_metadata_and_only_weights_as_tensors() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "penguins.csv", &penguins(120));
-    ok(train_for(dir.path(), 2).args([
-        "--train-file",
-        "penguins.csv",
-        "--test-split",
-        "0.25",
-        "--label",
-        "species",
-        "--ignore",
-        "id",
-        "--save",
-        "m.safetensors",
-    ]));
+    ok(train_for(dir.path(), 2)
+        .args(PENGUINS)
+        .args(["--save", "m.safetensors"]));
     let bytes = std::fs::read(dir.path().join("m.safetensors")).unwrap();
     let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + length]).unwrap();
@@ -319,18 +312,9 @@ fn the_model_file_holds_the_preprocessing_in_its_metadata_and_only_weights_as_te
         serde_json::json!(["female", "male", null])
     );
     // The .npz sidecar carries the same.
-    ok(train_for(dir.path(), 2).args([
-        "--train-file",
-        "penguins.csv",
-        "--test-split",
-        "0.25",
-        "--label",
-        "species",
-        "--ignore",
-        "id",
-        "--save",
-        "m.npz",
-    ]));
+    ok(train_for(dir.path(), 2)
+        .args(PENGUINS)
+        .args(["--save", "m.npz"]));
     let sidecar: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("m.json")).unwrap()).unwrap();
     assert_eq!(sidecar["preprocessing"], preprocessing);
@@ -736,16 +720,7 @@ fn a_table_run_resumes_exactly_and_a_sweep_runs_over_a_table() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "penguins.csv", &penguins(150));
-    let data = [
-        "--train-file",
-        "penguins.csv",
-        "--test-split",
-        "0.25",
-        "--label",
-        "species",
-        "--ignore",
-        "id",
-    ];
+    let data = PENGUINS;
     ok(train_for(d, 12).args(data).args(["--out", "whole"]));
     ok(train_for(d, 5).args(data).args(["--out", "part"]));
     ok(nabla(d, "train").args(["--resume", "part", "--epochs", "12", "--quiet"]));
@@ -793,16 +768,7 @@ fn what_a_hostile_pass_found_is_refused_by_name_or_read_right() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "penguins.csv", &penguins(90));
-    let data = [
-        "--train-file",
-        "penguins.csv",
-        "--test-split",
-        "0.25",
-        "--label",
-        "species",
-        "--ignore",
-        "id",
-    ];
+    let data = PENGUINS;
     ok(train_for(d, 2).args(data).args(["--save", "m.safetensors"]));
     // predict -o may not replace the model it reads.
     let model = std::fs::read(d.join("m.safetensors")).unwrap();
@@ -993,16 +959,7 @@ fn what_a_second_hostile_pass_found_is_refused_by_name_or_read_right() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "penguins.csv", &penguins(90));
-    let data = [
-        "--train-file",
-        "penguins.csv",
-        "--test-split",
-        "0.25",
-        "--label",
-        "species",
-        "--ignore",
-        "id",
-    ];
+    let data = PENGUINS;
     ok(train_for(d, 2)
         .args(data)
         .args(["--out", "run", "--checkpoint-every", "1"]));
