@@ -47,6 +47,9 @@ from ._core import Core
 from ._core import check_network_memory as _check_network_memory
 from ._core import predict_proba as _predict_proba
 
+# A count of epochs no run reaches (the Rust side takes a 64-bit count).
+_NEVER = 2**62
+
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 
@@ -198,7 +201,9 @@ class _MultilayerPerceptron(BaseEstimator):
             beta_1=float(self.beta_1),
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
-            n_iter_no_change=int(self.n_iter_no_change),
+            # np.inf (scikit-learn's documented "never stop") and counts past 2**62
+            # mean the same: a count no run reaches.
+            n_iter_no_change=int(min(self.n_iter_no_change, _NEVER)),
         )
         try:
             end = self._core.fit(

@@ -93,8 +93,20 @@ def test_fit_from_the_same_weights_equals_scikit_learn(digits, solver):
         dict(solver="adam", tol=0.05, n_iter_no_change=2, max_iter=30, activation="identity"),
         dict(solver="adam", early_stopping=True, validation_fraction=0.2, max_iter=12),
         dict(solver="sgd", early_stopping=True, tol=0.5, n_iter_no_change=2, max_iter=20),
+        dict(solver="sgd", tol=0.5, n_iter_no_change=np.inf, max_iter=8),
+        dict(solver="sgd", early_stopping=True, tol=0.5, n_iter_no_change=2**70, max_iter=8),
     ],
-    ids=["shuffle", "adam-tanh", "invscaling", "adaptive", "tol-stop", "early-stopping", "early-stop-tol"],
+    ids=[
+        "shuffle",
+        "adam-tanh",
+        "invscaling",
+        "adaptive",
+        "tol-stop",
+        "early-stopping",
+        "early-stop-tol",
+        "never-stop-inf",
+        "never-stop-2**70",
+    ],
 )
 def test_random_state_gives_scikit_learns_run(digits, params):
     """From scratch with the same random_state: the same initial weights, shuffling,
@@ -112,7 +124,11 @@ def test_random_state_gives_scikit_learns_run(digits, params):
     else:
         assert ours.validation_scores_ is None
         assert_allclose(ours.best_loss_, theirs.best_loss_, rtol=RTOL)
-    if common.get("tol", 0) >= 0.05 and common.get("learning_rate") != "adaptive":
+    never = common.get("n_iter_no_change", 10) >= 2**62
+    if never:
+        # n_iter_no_change=np.inf (or a count no run reaches) turns the rule off.
+        assert ours.n_iter_ == theirs.n_iter_ == common["max_iter"]
+    elif common.get("tol", 0) >= 0.05 and common.get("learning_rate") != "adaptive":
         # The tol / n_iter_no_change rule stopped both runs at the same epoch.
         assert ours.n_iter_ < common["max_iter"]
 
