@@ -241,6 +241,21 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// A deterministic runner of `cases` cases (the same cases every run, none persisted).
+fn runner(cases: u32) -> TestRunner {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    )
+}
+
 /// Fuzzes one parser: `make` turns the mutations into the files to parse (in `dir`), and
 /// `parse` reads them; a panic or a peak above the bound fails the case.
 fn fuzz(name: &str, make: impl Fn(&[Mutation], &Path), parse: impl Fn(&Path)) {
@@ -248,17 +263,7 @@ fn fuzz(name: &str, make: impl Fn(&[Mutation], &Path), parse: impl Fn(&Path)) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        cases: cases(),
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(
-        config,
-        proptest::test_runner::TestRng::deterministic_rng(
-            proptest::test_runner::RngAlgorithm::ChaCha,
-        ),
-    );
+    let mut runner = runner(cases());
     let started = std::time::Instant::now();
     let result = runner.run(&mutations(), |mutations| {
         make(&mutations, dir.path());
@@ -595,17 +600,7 @@ fn tables_read_back_cell_for_cell() {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.csv");
-    let config = Config {
-        cases: cases() / 10,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(
-        config,
-        proptest::test_runner::TestRng::deterministic_rng(
-            proptest::test_runner::RngAlgorithm::ChaCha,
-        ),
-    );
+    let mut runner = runner(cases() / 10);
     let strategy = (
         generated_table(),
         proptest::sample::select(vec![',', '\t', ';', '|']),

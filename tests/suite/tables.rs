@@ -72,6 +72,17 @@ fn refused(command: &mut Command, parts: &[&str]) -> String {
     errors[0].to_string()
 }
 
+/// `nabla train` on `dir/name` (holding `bytes`) with half held out, which must be
+/// refused naming each of `parts`.
+#[track_caller]
+fn refused_file(dir: &Path, name: &str, bytes: &[u8], parts: &[&str]) {
+    std::fs::write(dir.join(name), bytes).unwrap();
+    refused(
+        train(dir).args(["--train-file", name, "--test-split", "0.5"]),
+        parts,
+    );
+}
+
 /// A small deterministic pseudo-random number in [0, 1) from `i` and `salt`.
 fn noise(i: usize, salt: usize) -> f64 {
     let mut x =
@@ -544,9 +555,10 @@ fn each_way_a_table_can_be_wrong_is_one_error_naming_file_line_column_and_value(
         &["empty.csv", "column 'b'", "every value is missing"],
     );
     // One class.
-    write(d, "one.csv", "a,label\n1,u\n2,u\n3,u\n4,u\n");
-    refused(
-        train(d).args(["--train-file", "one.csv", "--test-split", "0.5"]),
+    refused_file(
+        d,
+        "one.csv",
+        "a,label\n1,u\n2,u\n3,u\n4,u\n".as_bytes(),
         &["one.csv", "column 'label'", "one class ('u')"],
     );
     // A test file without a training column.
@@ -610,14 +622,16 @@ fn each_way_a_table_can_be_wrong_is_one_error_naming_file_line_column_and_value(
         train(d).arg("--train-file").arg("ragged.csv").args(split),
         &["ragged.csv:62", "expected 6 columns", "found 3"],
     );
-    write(d, "twice.csv", "a,a,label\n1,2,u\n3,4,v\n");
-    refused(
-        train(d).args(["--train-file", "twice.csv", "--test-split", "0.5"]),
+    refused_file(
+        d,
+        "twice.csv",
+        "a,a,label\n1,2,u\n3,4,v\n".as_bytes(),
         &["twice.csv", "named 'a'"],
     );
-    write(d, "nolabel.csv", "a,label\n1,u\n2,\n3,v\n4,u\n");
-    refused(
-        train(d).args(["--train-file", "nolabel.csv", "--test-split", "0.5"]),
+    refused_file(
+        d,
+        "nolabel.csv",
+        "a,label\n1,u\n2,\n3,v\n4,u\n".as_bytes(),
         &["nolabel.csv:3", "column 'label'", "missing label"],
     );
     refused(
@@ -785,11 +799,7 @@ fn what_a_hostile_pass_found_is_refused_by_name_or_read_right() {
     );
     assert_eq!(std::fs::read(d.join("m.safetensors")).unwrap(), model);
     // Integer labels past 2^53 would merge as numbers: refused.
-    write(d, "big.csv", "x,y\n0.1,12345678901234567\n0.9,12345678901234568\n0.2,12345678901234567\n0.8,12345678901234568\n");
-    refused(
-        train(d).args(["--train-file", "big.csv", "--test-split", "0.5"]),
-        &["big.csv:", "column 'y'", "2^53"],
-    );
+    refused_file(d, "big.csv", "x,y\n0.1,12345678901234567\n0.9,12345678901234568\n0.2,12345678901234567\n0.8,12345678901234568\n".as_bytes(), &["big.csv:", "column 'y'", "2^53"]);
     // Numbers as column names: a header all the same (csv.Sniffer's vote).
     write(
         d,
@@ -802,33 +812,24 @@ fn what_a_hostile_pass_found_is_refused_by_name_or_read_right() {
         .into_iter()
         .chain("a,y\n1,u\n2,v\n".encode_utf16().flat_map(u16::to_le_bytes))
         .collect();
-    std::fs::write(d.join("u16.csv"), utf16).unwrap();
-    refused(
-        train(d).args(["--train-file", "u16.csv", "--test-split", "0.5"]),
-        &["u16.csv", "UTF-16"],
-    );
-    std::fs::write(
-        d.join("latin1.csv"),
+    refused_file(d, "u16.csv", &utf16, &["u16.csv", "UTF-16"]);
+    refused_file(
+        d,
+        "latin1.csv",
         b"a,city,y\n1,Z\xfcrich,u\n2,Z\xe4rich,v\n3,Bern,u\n4,Bern,v\n",
-    )
-    .unwrap();
-    refused(
-        train(d).args(["--train-file", "latin1.csv", "--test-split", "0.5"]),
         &["latin1.csv", "column 'city'", "not UTF-8"],
     );
-    write(
+    refused_file(
         d,
         "commas.csv",
-        "a;b;y\n-1,57;-0,26;0\n1,2;0,5;1\n-0,3;2,2;0\n1,1;0,1;1\n",
-    );
-    refused(
-        train(d).args(["--train-file", "commas.csv", "--test-split", "0.5"]),
+        "a;b;y\n-1,57;-0,26;0\n1,2;0,5;1\n-0,3;2,2;0\n1,1;0,1;1\n".as_bytes(),
         &["commas.csv", "column 'a'", "decimal commas", "'-1,57'"],
     );
     // Values that overflow: at fitting, and in f32 at predict.
-    write(d, "huge.csv", "x,y\n1e160,a\n2,b\n3,a\n4,b\n");
-    refused(
-        train(d).args(["--train-file", "huge.csv", "--test-split", "0.5"]),
+    refused_file(
+        d,
+        "huge.csv",
+        "x,y\n1e160,a\n2,b\n3,a\n4,b\n".as_bytes(),
         &["huge.csv", "column 'x'", "overflow", "1e160"],
     );
     write(
