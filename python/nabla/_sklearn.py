@@ -22,6 +22,7 @@ from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
+import scipy.optimize
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
@@ -30,6 +31,7 @@ from sklearn.neural_network import MLPRegressor as _ScikitLearnMLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils import shuffle as _shuffle
+from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -37,6 +39,7 @@ from sklearn.utils.multiclass import (
     type_of_target,
     unique_labels,
 )
+from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import (
     _check_sample_weight,
     column_or_1d,
@@ -113,10 +116,6 @@ class _MultilayerPerceptron(BaseEstimator):
             return self._fit_now(X, y, sample_weight, incremental)
 
     def _fit_now(self, X, y, sample_weight, incremental):
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise ValueError(
-                f"solver={self.solver!r} is not supported by nabla: use 'sgd' or 'adam'."
-            )
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -136,14 +135,79 @@ class _MultilayerPerceptron(BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        stratify = y if self._stratify and y.shape[1] == 1 else None
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
         random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype, random_state)
         else:
-            self._push_parameters()
+            self._continue(layer_units, X.dtype)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, y, sample_weight)
+        else:
+            self._fit_stochastic(X, y, sample_weight, random_state, incremental)
+        return self
+
+    def _fit_lbfgs(self, X, y, sample_weight):
+        """scikit-learn's ``_fit_lbfgs``: SciPy's L-BFGS-B on the packed parameters with
+        scikit-learn's options, the loss and gradient of all rows from the engine (one
+        call per evaluation, the GIL released).
+
+        As in scikit-learn with SciPy's ``minimize``, each evaluation runs in the dtype
+        of the initial packed vector (float32 for a first fit on float32 data: SciPy
+        hands the function float32 points) and the result, SciPy's float64 point,
+        becomes float64 ``coefs_``."""
+        core = self._core
+        dtype = np.dtype(core.dtype)
+        X = np.asarray(X, dtype=dtype)
+        y = np.asarray(y, dtype=dtype)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=dtype)
+        alpha = float(self.alpha)
+
+        def loss_and_gradient(packed):
+            loss, gradient = core.loss_and_gradient(
+                np.ascontiguousarray(packed, dtype=np.float64),
+                X,
+                y,
+                sample_weight,
+                alpha,
+            )
+            return np.float64(loss), gradient.astype(dtype, copy=False)
+
+        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        coefs, intercepts = core.parameters()
+        shapes = [c.shape for c in coefs]
+        published = False
+        try:
+            opt_res = scipy.optimize.minimize(
+                loss_and_gradient,
+                _pack(coefs, intercepts, dtype),
+                method="L-BFGS-B",
+                jac=True,
+                options={
+                    "maxfun": self.max_fun,
+                    "maxiter": self.max_iter,
+                    "gtol": self.tol,
+                    **_get_additional_lbfgs_options_dict("iprint", iprint),
+                },
+            )
+            self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+            self.loss_ = np.float64(opt_res.fun)
+            core.unpack(np.ascontiguousarray(opt_res.x, dtype=np.float64))
+            self._publish(*_unpack(opt_res.x, shapes))
+            published = True
+        finally:
+            if not published:
+                self._publish()
+        _check_finite(self._fitted)
+
+    def _fit_stochastic(self, X, y, sample_weight, random_state, incremental):
+        """scikit-learn's ``_fit_stochastic``: the epochs run in the engine; the
+        validation split and each epoch's order are drawn here."""
+        # Stratified on the targets as they are (a classifier's are bool, as in
+        # scikit-learn, whose split errors name the classes True and False).
+        stratify = y if self._stratify and y.shape[1] == 1 else None
         X = np.asarray(X, dtype=self._core.dtype)
         y = np.asarray(y, dtype=self._core.dtype)
         if sample_weight is not None:
@@ -229,11 +293,11 @@ class _MultilayerPerceptron(BaseEstimator):
             )
         elif end == "interrupted":
             warnings.warn("Training interrupted by user.")
-        return self
 
     def _initialize(self, y, layer_units, dtype, random_state):
         """scikit-learn's ``_initialize``: the output activation and the initial weights,
-        drawn from ``random_state`` as scikit-learn draws them."""
+        drawn from ``random_state`` as scikit-learn draws them, and (for the stochastic
+        solvers) the curves and counters."""
         self.n_iter_ = 0
         self.t_ = 0
         self.n_layers_ = len(layer_units)
@@ -252,26 +316,86 @@ class _MultilayerPerceptron(BaseEstimator):
             coefs, intercepts, self.activation, self.out_activation_, self.early_stopping
         )
         self._core_activation = self.activation
-        # coefs_ and intercepts_ change when the fit ends (_pull_state): a thread
+        if self.solver != "lbfgs":
+            for name, value in self._core.progress().items():
+                setattr(self, name, value)
+        # coefs_ and intercepts_ change when the fit ends (_publish): a thread
         # predicting meanwhile keeps the previous weights.
 
-    def _push_parameters(self):
-        """Hands ``coefs_`` / ``intercepts_`` as they are now (a user may have assigned
-        them) to the engine, with the hidden activation set now."""
-        if self._core_activation != self.activation:
-            self._core = Core.restore(self._core.export(), self.activation)
-            self._core_activation = self.activation
-        dtype = self._core.dtype
-        self._core.set_parameters(
-            [np.asarray(c, dtype=dtype) for c in self.coefs_],
-            [np.asarray(b, dtype=dtype) for b in self.intercepts_],
-        )
+    def _continue(self, layer_units, data_dtype):
+        """Before a warm start or ``partial_fit``: the engine takes ``coefs_``,
+        ``intercepts_`` and the progress attributes as they are now (a user may have
+        assigned any of them, even all of them on an estimator never fitted, as in
+        scikit-learn's worked example of one SGD step), with the hidden activation set
+        now. The network's widths must be those ``layer_units`` asks for."""
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        fitted_units = [np.shape(coefs[0])[0]] + [np.shape(c)[1] for c in coefs]
+        if fitted_units != list(layer_units):
+            raise ValueError(
+                f"The fitted network has layer widths {fitted_units}, but "
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} with this data asks for "
+                f"{list(layer_units)}: a warm start or partial_fit continues the fitted "
+                "network. Set warm_start=False (or fit a new estimator) to change it."
+            )
+        core = self.__dict__.get("_core")
+        float32 = all(np.asarray(c).dtype == np.float32 for c in coefs + intercepts)
+        if self.solver == "lbfgs":
+            # scikit-learn's evaluations run in the dtype of the packed coefficients
+            # (NumPy upcasts float32 data with float64 ones).
+            dtype = np.float32 if float32 and data_dtype == np.float32 else np.float64
+        elif core is not None:
+            dtype = np.dtype(core.dtype)
+        else:
+            dtype = np.float32 if float32 else np.float64
+        coefs = [np.ascontiguousarray(c, dtype=dtype) for c in coefs]
+        intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in intercepts]
+        if core is None or np.dtype(core.dtype) != dtype:
+            self._core = Core(
+                coefs,
+                intercepts,
+                self.activation,
+                self.out_activation_,
+                self.early_stopping,
+            )
+        else:
+            if self._core_activation != self.activation:
+                self._core = Core.restore(self._core.export(), self.activation)
+            self._core.set_parameters(coefs, intercepts)
+        self._core_activation = self.activation
+        if self.solver != "lbfgs":
+            self._core.set_progress(self._progress_attributes())
+
+    def _progress_attributes(self):
+        """The counters and curves as the attributes say (what a fit continues from)."""
+        return {
+            "n_iter_": int(getattr(self, "n_iter_", 0)),
+            "t_": int(getattr(self, "t_", 0)),
+            "loss_": getattr(self, "loss_", None),
+            "loss_curve_": [float(v) for v in getattr(self, "loss_curve_", [])],
+            "best_loss_": getattr(self, "best_loss_", None),
+            "validation_scores_": getattr(self, "validation_scores_", None),
+            "best_validation_score_": getattr(self, "best_validation_score_", None),
+            "_no_improvement_count": int(getattr(self, "_no_improvement_count", 0)),
+        }
 
     def _pull_state(self):
-        """Mirrors the engine's weights and progress as scikit-learn's attributes."""
-        for name, value in self._core.progress().items():
+        """Mirrors the engine's weights and progress as scikit-learn's attributes, with
+        scikit-learn's types (losses are ``np.float64``, scores ``float``)."""
+        progress = self._core.progress()
+        progress["loss_"] = _float64(progress["loss_"])
+        progress["loss_curve_"] = [np.float64(v) for v in progress["loss_curve_"]]
+        best_loss = progress["best_loss_"]
+        if best_loss is not None and not np.isinf(best_loss):
+            progress["best_loss_"] = np.float64(best_loss)
+        for name, value in progress.items():
             setattr(self, name, value)
-        coefs, intercepts = self._core.parameters()
+        self._publish()
+
+    def _publish(self, coefs=None, intercepts=None):
+        """Publishes ``coefs`` and ``intercepts`` (by default the engine's weights) as
+        ``coefs_`` and ``intercepts_``."""
+        if coefs is None:
+            coefs, intercepts = self._core.parameters()
         self._fitted = _Fitted(
             coefs,
             intercepts,
@@ -279,6 +403,70 @@ class _MultilayerPerceptron(BaseEstimator):
             self.n_outputs_,
             getattr(self, "_label_binarizer", None),
         )
+
+    # -- what scikit-learn's users read of its private state ----------------------
+
+    @property
+    def _optimizer(self):
+        """The stochastic solver's state, read-only, with the names and shapes of
+        scikit-learn's ``SGDOptimizer`` / ``AdamOptimizer`` (``learning_rate`` is the
+        rate in force: ``adaptive`` and ``invscaling`` change it, Adam's folds in its
+        bias corrections). Absent before a stochastic fit, as in scikit-learn."""
+        core = self.__dict__.get("_core")
+        state = core.solver_state() if core is not None else None
+        if state is None:
+            raise AttributeError(
+                f"'{type(self).__name__}' object has no attribute '_optimizer'"
+            )
+        shapes = [np.shape(c) for c in self.coefs_]
+
+        def as_parameters(buffers):
+            coefs = [
+                np.asarray(buffers[2 * i]).reshape(fan_out, fan_in).T.copy()
+                for i, (fan_in, fan_out) in enumerate(shapes)
+            ]
+            intercepts = [np.asarray(buffers[2 * i + 1]) for i in range(len(shapes))]
+            return coefs + intercepts
+
+        if state["kind"] == "sgd":
+            return _SolverState(
+                learning_rate_init=state["learning_rate_init"],
+                learning_rate=state["learning_rate"],
+                momentum=state["momentum"],
+                nesterov=state["nesterov"],
+                lr_schedule=state["schedule"],
+                power_t=state["power_t"],
+                velocities=as_parameters(state["velocities"]),
+            )
+        return _SolverState(
+            learning_rate_init=state["learning_rate_init"],
+            learning_rate=state["learning_rate"],
+            beta_1=state["beta_1"],
+            beta_2=state["beta_2"],
+            epsilon=state["epsilon"],
+            t=state["t"],
+            ms=as_parameters(state["ms"]),
+            vs=as_parameters(state["vs"]),
+        )
+
+    @property
+    def _best_coefs(self):
+        """The coefficients of the best validation score (the initial ones until
+        early stopping finds one), as scikit-learn's ``_best_coefs``."""
+        return self._best_parameters()[0]
+
+    @property
+    def _best_intercepts(self):
+        """The intercepts that go with ``_best_coefs``."""
+        return self._best_parameters()[1]
+
+    def _best_parameters(self):
+        core = self.__dict__.get("_core")
+        if core is None:
+            raise AttributeError(
+                f"'{type(self).__name__}' object has no attribute '_best_coefs'"
+            )
+        return core.best_parameters()
 
     # ``coefs_`` and ``intercepts_`` live in ``_fitted`` (see ``_Fitted``). Assigning
     # either works as in scikit-learn.
@@ -356,6 +544,53 @@ class _MultilayerPerceptron(BaseEstimator):
             self._core = Core.restore(core_state, self._core_activation)
 
 
+class _SolverState:
+    """A read-only view of a stochastic solver's state (``_optimizer``)."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    def __repr__(self):
+        names = ", ".join(
+            f"{k}={v!r}" for k, v in self.__dict__.items() if not isinstance(v, list)
+        )
+        return f"_SolverState({names})"
+
+
+def _pack(coefs, intercepts, dtype):
+    """scikit-learn's ``_pack``: every coefficient matrix row by row, then every
+    intercept, as one vector of ``dtype``."""
+    return np.hstack([np.ravel(p) for p in list(coefs) + list(intercepts)]).astype(
+        dtype, copy=False
+    )
+
+
+def _unpack(packed, shapes):
+    """scikit-learn's ``_unpack``: ``(coefs, intercepts)`` of the given coefficient
+    shapes from a packed vector (copies, of its dtype)."""
+    coefs, intercepts, start = [], [], 0
+    for fan_in, fan_out in shapes:
+        coefs.append(np.array(packed[start : start + fan_in * fan_out]).reshape(fan_in, fan_out))
+        start += fan_in * fan_out
+    for _, fan_out in shapes:
+        intercepts.append(np.array(packed[start : start + fan_out]))
+        start += fan_out
+    return coefs, intercepts
+
+
+def _float64(value):
+    return None if value is None else np.float64(value)
+
+
+def _check_finite(fitted):
+    """scikit-learn's check after a fit."""
+    if not all(np.isfinite(p).all() for p in list(fitted.coefs) + list(fitted.intercepts)):
+        raise ValueError(
+            "Solver produced non-finite parameter weights. The input data may"
+            " contain large values and need to be preprocessed."
+        )
+
+
 def _watch_interrupts():
     """Whether a fit called now should stop on Ctrl-C: only on Python's main thread (the
     only one Python's Ctrl-C reaches, as in scikit-learn) and while SIGINT has a Python
@@ -376,7 +611,6 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
 
     Differences from scikit-learn:
 
-    - ``solver='lbfgs'`` is refused (``ValueError``); ``max_fun`` is accepted and unused.
     - Sparse input is refused.
     - float32 data trains in float32 and float64 in float64, as in scikit-learn; data of
       the other dtype given to a fitted model (``predict``, ``partial_fit``, a warm start)
@@ -386,6 +620,12 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
       another order and the logistic function is nabla's, within 2 ulp).
     - A KeyboardInterrupt stops training at the end of the running epoch (scikit-learn
       stops within it); both warn "Training interrupted by user.".
+    - A warm start or ``partial_fit`` with ``hidden_layer_sizes`` changed since the fit
+      raises ``ValueError``; scikit-learn raises too for a changed number of layers
+      (an ``AttributeError``) and with ``'lbfgs'``, but with ``'sgd'`` and ``'adam'``
+      silently keeps the fitted widths.
+    - ``_optimizer`` (scikit-learn's solver object) is a read-only view of the
+      solver's state, with its attribute names and shapes.
     """
 
     _parameter_constraints = dict(_ScikitLearnMLPClassifier._parameter_constraints)
@@ -467,7 +707,8 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
                     "`y` has classes not in `self.classes_`. "
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
-        return X, self._label_binarizer.transform(y)
+        # bool, as scikit-learn's (which keeps float32 data in float32).
+        return X, self._label_binarizer.transform(y).astype(bool)
 
     def predict(self, X):
         """The predicted classes of ``X`` (n_samples, n_features)."""
@@ -497,8 +738,9 @@ class MLPRegressor(RegressorMixin, _MultilayerPerceptron):
     """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, trained by nabla.
 
     As ``MLPClassifier`` (see its notes on the differences from scikit-learn), with the
-    identity output and half the squared error as the loss; ``loss='poisson'`` is
-    refused (``ValueError``). Targets are converted to the model's float type.
+    identity output and half the squared error as the loss, or (``loss='poisson'``) the
+    exponential output and the Poisson deviance. Targets are converted to the model's
+    float type.
     """
 
     _parameter_constraints = dict(_ScikitLearnMLPRegressor._parameter_constraints)
@@ -541,15 +783,8 @@ class MLPRegressor(RegressorMixin, _MultilayerPerceptron):
         """One epoch over ``X``, ``y`` (rows weighted by ``sample_weight``, if given)."""
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def _fit(self, X, y, sample_weight, incremental):
-        if self.loss != "squared_error":
-            raise ValueError(
-                f"loss={self.loss!r} is not supported by nabla: use 'squared_error'."
-            )
-        return super()._fit(X, y, sample_weight, incremental)
-
     def _output_activation(self):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -563,6 +798,9 @@ class MLPRegressor(RegressorMixin, _MultilayerPerceptron):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if y.dtype.kind in "USV":
+            # Where scikit-learn's loss fails on such targets, with its error.
+            np.subtract(y[:1], np.zeros(1, dtype=X.dtype))
         return X, y
 
     def predict(self, X):

@@ -144,6 +144,7 @@ fn output_of(name: &str) -> PyResult<Output> {
         "softmax" => Ok(Output::Softmax),
         "logistic" => Ok(Output::Logistic),
         "identity" => Ok(Output::Identity),
+        "exp" => Ok(Output::Exp),
         other => Err(PyValueError::new_err(format!(
             "unknown output activation {other:?}"
         ))),
@@ -575,6 +576,62 @@ impl Core {
             FitEnd::Incremental => "incremental",
             FitEnd::Interrupted => "interrupted",
         })
+    }
+
+    /// Replaces the counters and curves (scikit-learn continues from its attributes as
+    /// they are, values a user assigned included): a dict as [`Core::progress`] gives.
+    fn set_progress(&self, py: Python<'_>, progress: &Bound<'_, PyDict>) -> PyResult<()> {
+        let progress = progress_of(progress)?;
+        with_engine!(&mut *self.lock(py), mlp, F => mlp.progress = progress);
+        Ok(())
+    }
+
+    /// `(coefs, intercepts)` of the best validation score so far (scikit-learn's
+    /// `_best_coefs`, `_best_intercepts`).
+    fn best_parameters<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>) {
+        with_engine!(&*self.lock(py), mlp, F => arrays_out::<F>(py, mlp.best_parameters()))
+    }
+
+    /// The solver's state as a dict (`kind`, its rates and counters, its buffers in the
+    /// network's parameter order: each layer's weights `(out, in)` flat, then its
+    /// bias), or None before the first epoch.
+    fn solver_state<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        with_engine!(&*self.lock(py), mlp, F => mlp.solver().map(|solver| solver_dict::<F>(py, solver)).transpose())
+    }
+
+    /// scikit-learn's `_loss_grad_lbfgs`: sets the weights to `packed` (scikit-learn's
+    /// `_pack` order: every layer's coefs `(in, out)` row by row, then every intercept)
+    /// and returns `(loss, gradient)` of all rows of `x` (rows, features), `y` (rows,
+    /// outputs) and `sample_weight` (rows, or None), of the network's dtype, with L2
+    /// strength `alpha`; the gradient in the same packed order, float64.
+    fn loss_and_gradient<'py>(
+        &self,
+        py: Python<'py>,
+        packed: PyReadonlyArray1<'py, f64>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+        alpha: f64,
+    ) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
+        let packed = packed.as_slice()?;
+        let mut engine = self.lock(py);
+        let mut gradient = vec![0.0; packed.len()];
+        let loss = with_engine!(&mut *engine, mlp, F => {
+            let data = Arrays::<F>::extract(x, y, sample_weight)?;
+            let samples = data.samples();
+            py.detach(|| mlp.loss_and_gradient(packed, samples, alpha, &mut gradient))
+        })
+        .map_err(value_error)?;
+        Ok((loss, gradient.into_pyarray(py)))
+    }
+
+    /// Sets the weights from scikit-learn's packed vector (`_unpack`).
+    fn unpack(&self, py: Python<'_>, packed: PyReadonlyArray1<'_, f64>) -> PyResult<()> {
+        let packed = packed.as_slice()?;
+        with_engine!(&mut *self.lock(py), mlp, F => mlp.unpack(packed)).map_err(value_error)
     }
 
     /// Everything the network holds, as plain values and arrays (for pickling).

@@ -208,8 +208,6 @@ def test_warnings_and_refusals(digits):
     X, y = digits
     with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(2\) reached"):
         MLPClassifier(hidden_layer_sizes=(10,), max_iter=2).fit(X, y)
-    with pytest.raises(ValueError, match="solver='lbfgs' is not supported"):
-        MLPClassifier(solver="lbfgs").fit(X, y)
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
         MLPClassifier(early_stopping=True).partial_fit(X, y, classes=np.unique(y))
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
@@ -288,11 +286,6 @@ def test_regressor_partial_fit_equals_scikit_learn():
             estimator.partial_fit(X[first : first + 60], y[first : first + 60])
         fitted.append(estimator)
     assert_same_fit(*fitted)
-
-
-def test_regressor_refuses_poisson():
-    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
-        MLPRegressor(loss="poisson").fit(np.ones((4, 2)), np.ones(4))
 
 
 def test_ctrl_c_ends_the_fit_with_scikit_learns_warning(tmp_path):

@@ -84,8 +84,9 @@ impl ActivationKind {
                 let numerator = if x >= F::zero() { F::one() } else { e };
                 numerator / (F::one() + e)
             }
+            // NaN stays NaN (as NumPy's `maximum` and PyTorch's `relu`).
             Self::Relu => {
-                if x > F::zero() {
+                if x > F::zero() || x.is_nan() {
                     x
                 } else {
                     F::zero()
@@ -101,8 +102,10 @@ impl ActivationKind {
     pub fn derivative_from_output<F: Float>(self, y: F) -> F {
         match self {
             Self::Sigmoid => y * (F::one() - y),
+            // Zero where the output is zero (a NaN passes its gradient on, as
+            // scikit-learn's `delta[Z == 0] = 0`).
             Self::Relu => {
-                if y > F::zero() {
+                if y > F::zero() || y.is_nan() {
                     F::one()
                 } else {
                     F::zero()

@@ -17,6 +17,7 @@
 //! label-indicator matrix, a regressor's values), coefficients `(in, out)` per layer as scikit-learn stores them (nabla's
 //! linear layers keep `(out, in)`; the conversion is a transpose at the boundary).
 
+mod lbfgs;
 mod output;
 mod predict;
 mod solver;
@@ -37,6 +38,7 @@ use crate::network::{ModelError, MultiLayerPerceptron, SlicedStep};
 use crate::optim::PlainUpdate;
 use crate::threads::{self, BlasLease, GemmThreading, SerialKernels};
 
+pub use lbfgs::{pack, CHUNK_ROWS};
 pub use output::Output;
 pub use predict::{predict_proba, LayerView};
 pub use solver::Solver;
@@ -420,11 +422,14 @@ impl<F: Float> SklearnMlp<F> {
     }
 
     /// scikit-learn's `score` on `samples` (see [`Output::score`]: accuracy, or R^2 for
-    /// a regressor, weighted by the rows' weights); NaN if an output is not finite.
+    /// a regressor, weighted by the rows' weights). A regressor's score is NaN if a
+    /// prediction is not finite; a classifier's counts the classes that NumPy picks from
+    /// such outputs, as scikit-learn's does.
     pub fn score(&self, samples: Samples<'_, F>) -> Result<f64, SklearnError> {
         self.check_data(samples)?;
         let outputs = self.predict_proba(samples.x)?;
-        if outputs.iter().any(|p| !p.is_finite()) {
+        let regression = matches!(self.output, Output::Identity | Output::Exp);
+        if regression && outputs.iter().any(|p| !p.is_finite()) {
             return Ok(f64::NAN);
         }
         Ok(self

@@ -1,7 +1,7 @@
 //! The output layer of scikit-learn's MLPs and its loss (`out_activation_`): softmax with
 //! categorical cross-entropy for multiclass targets, the logistic function with binary
 //! cross-entropy for binary and multilabel targets, the identity with half the squared
-//! error for regression.
+//! error for regression, the exponential with the Poisson deviance for counts.
 //!
 //! Shapes: logits, outputs, targets and `delta`: `(batch, outputs)`. A classifier's
 //! targets are scikit-learn's label-indicator matrix (`LabelBinarizer`): one column of
@@ -23,6 +23,8 @@ pub enum Output {
     Logistic,
     /// `identity`, half the mean squared error (`squared_error`, for `MLPRegressor`).
     Identity,
+    /// `exp`, the Poisson deviance (`MLPRegressor(loss='poisson')`).
+    Exp,
 }
 
 impl Output {
@@ -32,6 +34,7 @@ impl Output {
             Output::Softmax => "softmax",
             Output::Logistic => "logistic",
             Output::Identity => "identity",
+            Output::Exp => "exp",
         }
     }
 
@@ -49,14 +52,17 @@ impl Output {
             }
             Output::Logistic => values.mapv_inplace(|z| ActivationKind::Sigmoid.value(z)),
             Output::Identity => {}
+            Output::Exp => values.mapv_inplace(F::exp),
         }
     }
 
     /// The batch's mean loss, `-(1/batch) sum y log p` (softmax) or `-(1/batch) sum (y
     /// log p + (1 - y) log(1 - p))` (logistic), with `p` clipped to `[eps, 1 - eps]` and
     /// `0 log 0 = 0`, as scikit-learn's `log_loss` and `binary_log_loss`; `(1 / (2 batch
-    /// outputs)) sum (y - p)^2` (identity, `squared_loss`). With `weights`, the mean over
-    /// rows is weighted (`np.average(..., weights=sample_weight)`). Summed in f64.
+    /// outputs)) sum (y - p)^2` (identity, `squared_loss`); `(1/batch) sum (y log(y / p) -
+    /// y + p)` (exp, `poisson_loss`: summed over the outputs, not averaged). With
+    /// `weights`, the mean over rows is weighted (`np.average(..., weights=sample_weight)`).
+    /// Summed in f64.
     pub fn loss<F: Float>(
         self,
         outputs: ArrayView2<'_, F>,
@@ -65,37 +71,58 @@ impl Output {
     ) -> f64 {
         let eps = F::epsilon();
         let high = F::one() - eps;
-        let xlogy = |x: F, y: F| {
-            if x == F::zero() {
+        // As NumPy's `clip` and SciPy's `xlogy`: NaN stays NaN (a diverged fit's loss
+        // is NaN, as scikit-learn's).
+        let clip = |p: F| {
+            if p < eps {
+                eps
+            } else if p > high {
+                high
+            } else {
+                p
+            }
+        };
+        // In f64 from the model's values, as NumPy computes it from scikit-learn's
+        // float64 or bool targets.
+        let xlogy = |x: f64, y: f64| {
+            if x == 0.0 && !y.is_nan() {
                 0.0
             } else {
-                (x * y.ln()).to_f64()
+                x * y.ln()
             }
         };
         let row_loss = |p: ArrayView1<'_, F>, y: ArrayView1<'_, F>| -> f64 {
             let terms = p.iter().zip(y);
             match self {
                 Output::Softmax => -terms
-                    .map(|(&p, &y)| xlogy(y, p.max(eps).min(high)))
+                    .map(|(&p, &y)| xlogy(y.to_f64(), clip(p).to_f64()))
                     .sum::<f64>(),
                 Output::Logistic => -terms
                     .map(|(&p, &y)| {
-                        let p = p.max(eps).min(high);
-                        xlogy(y, p) + xlogy(F::one() - y, F::one() - p)
+                        let p = clip(p);
+                        let y = y.to_f64();
+                        xlogy(y, p.to_f64()) + xlogy(1.0 - y, (F::one() - p).to_f64())
                     })
                     .sum::<f64>(),
                 Output::Identity => {
                     let squares: f64 = terms.map(|(&p, &y)| (y - p).to_f64().powi(2)).sum();
                     0.5 * squares / p.len().max(1) as f64
                 }
+                Output::Exp => terms
+                    .map(|(&p, &y)| {
+                        let (p, y) = (p.to_f64(), y.to_f64());
+                        xlogy(y, y / p) - y + p
+                    })
+                    .sum::<f64>(),
             }
         };
         weighted_mean(outputs, targets, weights, row_loss)
     }
 
     /// scikit-learn's `score` of these outputs: for a classifier the accuracy, a row
-    /// counting when its prediction matches (the argmax for softmax; every column's `p >
-    /// 0.5` for logistic outputs, so the whole row for multilabel); for a regressor the
+    /// counting when its prediction matches (the argmax for softmax, NumPy's: the first
+    /// NaN if there is one; every column's `p > 0.5` for logistic outputs, so the whole
+    /// row for multilabel, and NaN is not above it); for a regressor the
     /// coefficient of determination R^2, averaged over the outputs (an output whose
     /// targets are constant scores 1 if predicted exactly, else 0, as `r2_score`). Rows
     /// count by their `weights`, when given.
@@ -109,12 +136,12 @@ impl Output {
         let hit = |matches: bool| if matches { 1.0 } else { 0.0 };
         match self {
             Output::Softmax => weighted_mean(outputs, targets, weights, |p, y| {
-                hit(argmax(p.iter().copied()) == argmax(y.iter().copied()))
+                hit(numpy_argmax(p) == argmax(y.iter().copied()))
             }),
             Output::Logistic => weighted_mean(outputs, targets, weights, |p, y| {
                 hit(p.iter().zip(y).all(|(&p, &y)| (p > half) == (y > half)))
             }),
-            Output::Identity => {
+            Output::Identity | Output::Exp => {
                 let columns = outputs.ncols().max(1) as f64;
                 let total: f64 = outputs
                     .columns()
@@ -125,6 +152,14 @@ impl Output {
                 total / columns
             }
         }
+    }
+}
+
+/// `np.argmax`: the first maximum, or the first NaN if there is one.
+fn numpy_argmax<F: Float>(values: ArrayView1<'_, F>) -> usize {
+    match values.iter().position(|v| v.is_nan()) {
+        Some(nan) => nan,
+        None => argmax(values.iter().copied()),
     }
 }
 
