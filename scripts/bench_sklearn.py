@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
-"""nabla.MLPClassifier against scikit-learn's MLPClassifier on full MNIST, paired.
+"""nabla.MLPClassifier against scikit-learn's MLPClassifier, paired.
 
-Both fit 784-256-10 ReLU, solver='sgd', learning_rate_init=0.01, momentum=0,
-shuffle=False, float32, MAX_ITER epochs (5) with the other parameters at their defaults
-(alpha=1e-4), at batch 50 and 200; each fit runs in its own process (so that peak memory
-is its own), nabla then scikit-learn, REPEATS times (3). Printed per batch size: seconds
-per epoch (fit time / n_iter_, validation and conversion included), peak RSS of the process, test
-accuracy, each the median over repeats, and the median of the per-pair speed ratios.
+SGD on full MNIST: both fit 784-256-10 ReLU, solver='sgd', learning_rate_init=0.01,
+momentum=0, shuffle=False, float32, MAX_ITER epochs (5) with the other parameters at
+their defaults (alpha=1e-4), at batch 50 and 200.
+
+L-BFGS: both fit the default network (100 ReLU units), solver='lbfgs', float64,
+random_state=0, LBFGS_ITER iterations at most (200) on scikit-learn's digits (1,797 x
+64, 10 classes) and on make_classification(20,000 rows, 20 features, random_state=0).
+L-BFGS runs are compared per iteration (fit time / n_iter_): two libraries' last bits
+differ, and near convergence L-BFGS can take a different number of iterations.
+
+Each fit runs in its own process (so that peak memory is its own), nabla then
+scikit-learn, REPEATS times (3). Printed per case: seconds per epoch or iteration
+(validation and conversion included), peak RSS of the process, the score, each the
+median over repeats, and the median of the per-pair speed ratios.
 
     python3 scripts/bench_sklearn.py            # needs nabla (pip install ./python)
-    REPEATS=1 MAX_ITER=1 python3 scripts/bench_sklearn.py   # a quick look
+    REPEATS=1 MAX_ITER=1 LBFGS_ITER=20 python3 scripts/bench_sklearn.py   # a quick look
 """
 
 import os
@@ -21,16 +29,29 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def one_fit(implementation, batch_size, max_iter):
-    """Fits once in this process; prints seconds per epoch and test accuracy."""
+def one_fit(implementation, case, max_iter):
+    """Fits once in this process; prints seconds per epoch (or iteration) and the
+    score: test accuracy on MNIST, training accuracy for L-BFGS."""
     sys.path.insert(0, HERE)
     import numpy as np
-    from mnist import load
 
     if implementation == "nabla":
         from nabla import MLPClassifier
     else:
         from sklearn.neural_network import MLPClassifier
+    if case.startswith("lbfgs-"):
+        x, y = lbfgs_data(case)
+        model = MLPClassifier(solver="lbfgs", max_iter=max_iter, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            started = time.perf_counter()
+            model.fit(x, y)
+            seconds = time.perf_counter() - started
+        print(f"{seconds / model.n_iter_:.5f} {model.score(x, y):.4f}")
+        return
+    from mnist import load
+
+    batch_size = int(case)
     x_train, y_train, x_test, y_test = load(dtype=np.float32)
     model = MLPClassifier(
         hidden_layer_sizes=(256,),
@@ -53,10 +74,20 @@ def one_fit(implementation, batch_size, max_iter):
     print(f"{seconds / model.n_iter_:.4f} {accuracy:.4f}")
 
 
-def run(implementation, batch_size, max_iter):
-    """One fit in a child process: (s/epoch, test accuracy, peak RSS in MB)."""
+def lbfgs_data(case):
+    """The L-BFGS cases' data, float64."""
+    from sklearn.datasets import load_digits, make_classification
+
+    if case == "lbfgs-digits":
+        x, y = load_digits(return_X_y=True)
+        return x / 16.0, y
+    return make_classification(n_samples=20_000, n_features=20, random_state=0)
+
+
+def run(implementation, case, max_iter):
+    """One fit in a child process: (s/epoch, score, peak RSS in MB)."""
     child = subprocess.Popen(
-        [sys.executable, __file__, "--one", implementation, str(batch_size), str(max_iter)],
+        [sys.executable, __file__, "--one", implementation, str(case), str(max_iter)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -64,7 +95,7 @@ def run(implementation, batch_size, max_iter):
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        sys.exit(f"{implementation} at batch {batch_size} failed (exit {child.returncode})")
+        sys.exit(f"{implementation} on {case} failed (exit {child.returncode})")
     seconds, accuracy = map(float, output.split())
     return seconds, accuracy, usage.ru_maxrss / 1024
 
@@ -78,6 +109,7 @@ def median(values):
 def main():
     repeats = int(os.environ.get("REPEATS", "3"))
     max_iter = int(os.environ.get("MAX_ITER", "5"))
+    lbfgs_iter = int(os.environ.get("LBFGS_ITER", "200"))
     import numpy
     import sklearn
 
@@ -89,29 +121,33 @@ def main():
     print(f"machine: {model}, {os.cpu_count()} cores; flags: {simd}")
     print(f"scikit-learn {sklearn.__version__}, numpy {numpy.__version__}; nabla {nabla.__file__}")
     print(
-        f"784-256-10 relu, sgd, lr 0.01, momentum 0, shuffle=False, float32, {max_iter} "
-        f"epochs, full MNIST; {repeats} paired repeats, each fit in its own process\n"
+        f"MNIST: 784-256-10 relu, sgd, lr 0.01, momentum 0, shuffle=False, float32, "
+        f"{max_iter} epochs; L-BFGS: 100 relu, float64, at most {lbfgs_iter} iterations; "
+        f"{repeats} paired repeats, each fit in its own process\n"
     )
-    print("batch  impl          s/epoch  peak MB  test acc")
+    print("case          impl       s/epoch or s/iter  peak MB  accuracy")
     summary = []
-    for batch_size in (50, 200):
+    cases = [("50", max_iter, "epoch"), ("200", max_iter, "epoch")]
+    cases += [("lbfgs-digits", lbfgs_iter, "iteration"), ("lbfgs-20000", lbfgs_iter, "iteration")]
+    for case, iterations, unit in cases:
         results = {"nabla": [], "sklearn": []}
         for _ in range(repeats):
             for implementation in ("nabla", "sklearn"):
-                results[implementation].append(run(implementation, batch_size, max_iter))
+                results[implementation].append(run(implementation, case, iterations))
+        label = f"batch {case}" if unit == "epoch" else case
         for implementation in ("nabla", "sklearn"):
             seconds, accuracy, peak = (
                 median([r[column] for r in results[implementation]]) for column in range(3)
             )
-            print(f"{batch_size:<6} {implementation:<12} {seconds:8.3f}  {peak:7.0f}  {accuracy:8.4f}")
+            print(f"{label:<13} {implementation:<10} {seconds:17.4f}  {peak:7.0f}  {accuracy:8.4f}")
         ratios = [s[0] / n[0] for n, s in zip(results["nabla"], results["sklearn"])]
-        summary.append(f"batch {batch_size}: nabla is {median(ratios):.2f}x faster than scikit-learn per epoch")
+        summary.append(f"{label}: nabla is {median(ratios):.2f}x faster than scikit-learn per {unit}")
     print()
     print("\n".join(summary))
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--one":
-        one_fit(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        one_fit(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         main()

@@ -4,7 +4,9 @@ engine.
 This layer validates and converts with scikit-learn's own utilities and holds no
 training logic: the epochs, the loss, the gradients, the SGD and Adam updates, the
 stopping rule and early stopping's best weights all run in Rust (``nabla._core.Core``,
-over the library's ``nabla::sklearn``) with the GIL released.
+over the library's ``nabla::sklearn``) with the GIL released. For ``solver='lbfgs'``
+SciPy's L-BFGS-B runs here, as in scikit-learn, and each of its evaluations (the loss
+and gradient of all rows) is one call into the engine.
 
 Three things are drawn here from ``random_state``, with scikit-learn's own calls in
 scikit-learn's order, so that a given ``random_state`` gives scikit-learn's numbers: the

@@ -1,7 +1,8 @@
 //! scikit-learn's `MLPClassifier` and `MLPRegressor` training algorithm (their stochastic
-//! solvers), on nabla's layers and GEMMs: the engine behind the Python package's
+//! solvers, and what their `'lbfgs'` solver evaluates: [`SklearnMlp::loss_and_gradient`]),
+//! on nabla's layers and GEMMs: the engine behind the Python package's
 //! `nabla.MLPClassifier` and `nabla.MLPRegressor`, which only validate and convert
-//! around it.
+//! around it (and run SciPy's L-BFGS-B on the engine's evaluations).
 //!
 //! What it reproduces, from scikit-learn's `_multilayer_perceptron.py` and
 //! `_stochastic_optimizers.py`: the loss (mean cross-entropy plus `alpha / (2 batch) *
