@@ -11,13 +11,18 @@ random_state=0, LBFGS_ITER iterations at most (200) on scikit-learn's digits (1,
 L-BFGS runs are compared per iteration (fit time / n_iter_): two libraries' last bits
 differ, and near convergence L-BFGS can take a different number of iterations.
 
+Sparse: a 20,000 x 50,000 TF-IDF matrix at 0.1% density (random term counts through
+TfidfTransformer, rows of unit norm, SciPy CSR, float64), two classes from a linear
+rule; the default network and solver (100 ReLU units, Adam, batch 200), TFIDF_ITER
+epochs (3), compared per epoch.
+
 Each fit runs in its own process (so that peak memory is its own), nabla then
 scikit-learn, REPEATS times (3). Printed per case: seconds per epoch or iteration
 (validation and conversion included), peak RSS of the process, the score, each the
 median over repeats, and the median of the per-pair speed ratios.
 
     python3 scripts/bench_sklearn.py            # needs nabla (pip install ./python)
-    REPEATS=1 MAX_ITER=1 LBFGS_ITER=20 python3 scripts/bench_sklearn.py   # a quick look
+    REPEATS=1 MAX_ITER=1 LBFGS_ITER=20 TFIDF_ITER=1 python3 scripts/bench_sklearn.py   # a quick look
 """
 
 import os
@@ -39,6 +44,16 @@ def one_fit(implementation, case, max_iter):
         from nabla import MLPClassifier
     else:
         from sklearn.neural_network import MLPClassifier
+    if case == "tfidf":
+        x, y = tfidf_data()
+        model = MLPClassifier(max_iter=max_iter, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            started = time.perf_counter()
+            model.fit(x, y)
+            seconds = time.perf_counter() - started
+        print(f"{seconds / model.n_iter_:.5f} {model.score(x, y):.4f}")
+        return
     if case.startswith("lbfgs-"):
         x, y = lbfgs_data(case)
         model = MLPClassifier(solver="lbfgs", max_iter=max_iter, random_state=0)
@@ -84,6 +99,22 @@ def lbfgs_data(case):
     return make_classification(n_samples=20_000, n_features=20, random_state=0)
 
 
+def tfidf_data():
+    """The sparse case's matrix and labels."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    rng = np.random.default_rng(0)
+    counts = sp.random(
+        20_000, 50_000, density=0.001, format="csr", random_state=0,
+        data_rvs=lambda n: rng.integers(1, 5, n).astype(float),
+    )
+    x = TfidfTransformer().fit_transform(counts).tocsr()
+    y = (x @ rng.normal(size=50_000) > 0).astype(int)
+    return x, y
+
+
 def run(implementation, case, max_iter):
     """One fit in a child process: (s/epoch, score, peak RSS in MB)."""
     child = subprocess.Popen(
@@ -110,6 +141,7 @@ def main():
     repeats = int(os.environ.get("REPEATS", "3"))
     max_iter = int(os.environ.get("MAX_ITER", "5"))
     lbfgs_iter = int(os.environ.get("LBFGS_ITER", "200"))
+    tfidf_iter = int(os.environ.get("TFIDF_ITER", "3"))
     import numpy
     import sklearn
 
@@ -123,18 +155,20 @@ def main():
     print(
         f"MNIST: 784-256-10 relu, sgd, lr 0.01, momentum 0, shuffle=False, float32, "
         f"{max_iter} epochs; L-BFGS: 100 relu, float64, at most {lbfgs_iter} iterations; "
+        f"TF-IDF: 100 relu, adam, {tfidf_iter} epochs; "
         f"{repeats} paired repeats, each fit in its own process\n"
     )
     print("case          impl       s/epoch or s/iter  peak MB  accuracy")
     summary = []
     cases = [("50", max_iter, "epoch"), ("200", max_iter, "epoch")]
     cases += [("lbfgs-digits", lbfgs_iter, "iteration"), ("lbfgs-20000", lbfgs_iter, "iteration")]
+    cases += [("tfidf", tfidf_iter, "epoch")]
     for case, iterations, unit in cases:
         results = {"nabla": [], "sklearn": []}
         for _ in range(repeats):
             for implementation in ("nabla", "sklearn"):
                 results[implementation].append(run(implementation, case, iterations))
-        label = f"batch {case}" if unit == "epoch" else case
+        label = f"batch {case}" if case.isdigit() else case
         for implementation in ("nabla", "sklearn"):
             seconds, accuracy, peak = (
                 median([r[column] for r in results[implementation]]) for column in range(3)

@@ -59,7 +59,7 @@ if "nabla.libs/libopenblas" not in maps:
 PY
 # From outside the repository, so that `import nabla` finds the installed package.
 (cd "$scratch" && "$venv/bin/python" -m pytest -q -p no:cacheprovider --import-mode=importlib "$repo/python/tests")
-REPEATS=1 MAX_ITER=1 LBFGS_ITER=20 "$venv/bin/python" scripts/bench_sklearn.py
+REPEATS=1 MAX_ITER=1 LBFGS_ITER=20 TFIDF_ITER=1 "$venv/bin/python" scripts/bench_sklearn.py
 QUICK=1 "$venv/bin/python" scripts/bench_sklearn_concurrency.py
 "$venv/bin/pip" install --quiet --disable-pip-version-check palmerpenguins
 NABLA=$nabla_bin TOLERANCE=3 "$venv/bin/python" scripts/table_parity.py

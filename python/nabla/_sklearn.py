@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
@@ -161,7 +162,7 @@ class _MultilayerPerceptron(BaseEstimator):
         becomes float64 ``coefs_``."""
         core = self._core
         dtype = np.dtype(core.dtype)
-        X = np.asarray(X, dtype=dtype)
+        X = _engine_input(X, dtype)
         y = np.asarray(y, dtype=dtype)
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=dtype)
@@ -210,7 +211,7 @@ class _MultilayerPerceptron(BaseEstimator):
         # Stratified on the targets as they are (a classifier's are bool, as in
         # scikit-learn, whose split errors name the classes True and False).
         stratify = y if self._stratify and y.shape[1] == 1 else None
-        X = np.asarray(X, dtype=self._core.dtype)
+        X = _as_dtype(X, self._core.dtype)
         y = np.asarray(y, dtype=self._core.dtype)
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=self._core.dtype)
@@ -273,10 +274,10 @@ class _MultilayerPerceptron(BaseEstimator):
         )
         try:
             end = self._core.fit(
-                X,
+                _engine_input(X, self._core.dtype),
                 y,
                 sample_weight,
-                X_val,
+                None if X_val is None else _engine_input(X_val, self._core.dtype),
                 y_val,
                 sample_weight_val,
                 settings,
@@ -507,7 +508,9 @@ class _MultilayerPerceptron(BaseEstimator):
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
                 "with appropriate arguments before using this estimator."
             )
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        X = validate_data(
+            self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), reset=False
+        )
         coefs, intercepts = fitted.coefs, fitted.intercepts
         dtype = coefs[0].dtype if coefs[0].dtype == np.float32 else np.float64
         y_pred = _predict_proba(
@@ -515,7 +518,7 @@ class _MultilayerPerceptron(BaseEstimator):
             [np.asarray(b, dtype=dtype) for b in intercepts],
             self.activation,
             fitted.out_activation or self.out_activation_,
-            np.asarray(X, dtype=dtype),
+            _engine_input(X, dtype),
         )
         n_outputs = fitted.n_outputs if fitted.n_outputs is not None else self.n_outputs_
         if n_outputs == 1:
@@ -523,6 +526,11 @@ class _MultilayerPerceptron(BaseEstimator):
         return y_pred, fitted
 
     # -- scikit-learn plumbing ------------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     def __getstate__(self):
         with _fit_lock(self):  # a fit ends first: its attributes and engine agree
@@ -580,6 +588,29 @@ def _unpack(packed, shapes):
     return coefs, intercepts
 
 
+def _as_dtype(X, dtype):
+    """``X`` (dense or sparse) with values of ``dtype``."""
+    if scipy.sparse.issparse(X):
+        return X.astype(dtype, copy=False)
+    return np.asarray(X, dtype=dtype)
+
+
+def _engine_input(X, dtype):
+    """``X`` as the engine takes it: a C-ordered array of ``dtype``, or for a sparse
+    matrix its CSR arrays ``(data, indices, indptr, rows, cols)`` (the engine densifies
+    one batch at a time and multiplies sparse rows directly when predicting)."""
+    if scipy.sparse.issparse(X):
+        X = X.tocsr()
+        return (
+            np.ascontiguousarray(X.data, dtype=dtype),
+            np.ascontiguousarray(X.indices, dtype=np.int64),
+            np.ascontiguousarray(X.indptr, dtype=np.int64),
+            X.shape[0],
+            X.shape[1],
+        )
+    return np.asarray(X, dtype=dtype)
+
+
 def _float64(value):
     return None if value is None else np.float64(value)
 
@@ -613,7 +644,6 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
 
     Differences from scikit-learn:
 
-    - Sparse input is refused.
     - float32 data trains in float32 and float64 in float64, as in scikit-learn; data of
       the other dtype given to a fitted model (``predict``, ``partial_fit``, a warm start)
       is converted to the model's dtype, where scikit-learn would let NumPy upcast.
@@ -684,6 +714,7 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
             self,
             X,
             y,
+            accept_sparse=["csr", "csc"],
             multi_output=True,
             dtype=(np.float64, np.float32),
             reset=reset,
@@ -793,6 +824,7 @@ class MLPRegressor(RegressorMixin, _MultilayerPerceptron):
             self,
             X,
             y,
+            accept_sparse=["csr", "csc"],
             multi_output=True,
             y_numeric=True,
             dtype=(np.float64, np.float32),

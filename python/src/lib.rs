@@ -25,8 +25,8 @@ use pyo3::types::{PyDict, PyList};
 
 use nabla::names::UnknownName;
 use nabla::sklearn::{
-    FitEnd, FitHooks, LayerView, LearningRate, Output, Progress, Samples, Settings, SklearnError,
-    SklearnMlp, Solver, SolverKind,
+    CsrView, FitEnd, FitHooks, Inputs, LayerView, LearningRate, Output, Progress, Samples,
+    Settings, SklearnError, SklearnMlp, Solver, SolverKind,
 };
 use nabla::threads;
 use nabla::{ActivationKind, Float};
@@ -151,7 +151,15 @@ fn output_of(name: &str) -> PyResult<Output> {
     }
 }
 
+/// Whether `array` (or a CSR tuple's `data`, its first item) holds float32.
 fn is_float32(array: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let first;
+    let array = if array.is_instance_of::<pyo3::types::PyTuple>() {
+        first = array.get_item(0)?;
+        &first
+    } else {
+        array
+    };
     let array = array.cast::<PyUntypedArray>()?;
     Ok(array.dtype().is_equiv_to(&numpy::dtype::<f32>(array.py())))
 }
@@ -194,9 +202,57 @@ fn settings_of(settings: &Bound<'_, PyDict>) -> PyResult<Settings> {
     })
 }
 
+/// Borrowed input rows: a NumPy array, or a CSR matrix as the Python layer passes it,
+/// `(data, indices, indptr, rows, cols)` (indices and indptr as int64).
+enum InputArrays<'py, F: Element> {
+    Dense(PyReadonlyArray2<'py, F>),
+    Sparse {
+        data: PyReadonlyArray1<'py, F>,
+        indices: PyReadonlyArray1<'py, i64>,
+        indptr: PyReadonlyArray1<'py, i64>,
+        shape: (usize, usize),
+    },
+}
+
+impl<'py, F: Float + Element> InputArrays<'py, F> {
+    fn extract(x: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if x.is_instance_of::<pyo3::types::PyTuple>() {
+            let (data, indices, indptr, rows, cols) = x.extract()?;
+            return Ok(Self::Sparse {
+                data,
+                indices,
+                indptr,
+                shape: (rows, cols),
+            });
+        }
+        Ok(Self::Dense(x.extract()?))
+    }
+
+    /// The rows as the engine takes them (a CSR matrix's structure checked).
+    fn inputs(&self) -> PyResult<Inputs<'_, F>> {
+        Ok(match self {
+            Self::Dense(x) => Inputs::Dense(x.as_array()),
+            Self::Sparse {
+                data,
+                indices,
+                indptr,
+                shape,
+            } => Inputs::Sparse(
+                CsrView::new(
+                    *shape,
+                    indptr.as_slice()?,
+                    indices.as_slice()?,
+                    data.as_slice()?,
+                )
+                .map_err(value_error)?,
+            ),
+        })
+    }
+}
+
 /// Borrowed NumPy arrays of one fit's rows: inputs, targets, optional weights.
 struct Arrays<'py, F: Element> {
-    x: PyReadonlyArray2<'py, F>,
+    x: InputArrays<'py, F>,
     y: PyReadonlyArray2<'py, F>,
     weights: Option<PyReadonlyArray1<'py, F>>,
 }
@@ -208,18 +264,18 @@ impl<'py, F: Float + Element> Arrays<'py, F> {
         weights: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Self> {
         Ok(Self {
-            x: x.extract()?,
+            x: InputArrays::extract(x)?,
             y: y.extract()?,
             weights: weights.map(|w| w.extract()).transpose()?,
         })
     }
 
-    fn samples(&self) -> Samples<'_, F> {
-        Samples {
-            x: self.x.as_array(),
+    fn samples(&self) -> PyResult<Samples<'_, F>> {
+        Ok(Samples {
+            x: self.x.inputs()?,
             targets: self.y.as_array(),
             weights: self.weights.as_ref().map(|w| w.as_array()),
-        }
+        })
     }
 }
 
@@ -552,7 +608,7 @@ impl Core {
                 (Some(x_val), Some(y_val)) => Some(Arrays::<F>::extract(x_val, y_val, sample_weight_val)?),
                 _ => None,
             };
-            let (train, validation) = (train.samples(), validation.as_ref().map(Arrays::samples));
+            let (train, validation) = (train.samples()?, validation.as_ref().map(Arrays::samples).transpose()?);
             let _watch = watch_interrupts.then(|| interrupt::Watch::start(Arc::clone(&interrupted)));
             py.detach(|| mlp.fit(train, validation, &settings, incremental, &mut hooks))
         });
@@ -621,7 +677,7 @@ impl Core {
         let mut gradient = vec![0.0; packed.len()];
         let loss = with_engine!(&mut *engine, mlp, F => {
             let data = Arrays::<F>::extract(x, y, sample_weight)?;
-            let samples = data.samples();
+            let samples = data.samples()?;
             py.detach(|| mlp.loss_and_gradient(packed, samples, alpha, &mut gradient))
         })
         .map_err(value_error)?;
@@ -732,12 +788,12 @@ fn predict_in<'py, F: Float + Element>(
         .zip(intercepts.iter())
         .map(|(w, b)| Ok((w.extract()?, b.extract()?)))
         .collect::<PyResult<_>>()?;
-    let x: PyReadonlyArray2<'py, F> = x.extract()?;
+    let x = InputArrays::<F>::extract(x)?;
     let layers: Vec<LayerView<'_, F>> = borrowed
         .iter()
         .map(|(w, b)| (w.as_array(), b.as_array()))
         .collect();
-    let x = x.as_array();
+    let x = x.inputs()?;
     let outputs = if x.nrows() <= 16 {
         // A few rows take microseconds: releasing the GIL would cost more.
         nabla::sklearn::predict_proba(&layers, activation, output, x)

@@ -105,6 +105,12 @@ impl<F: Float> Linear<F> {
         self.d_bias.view()
     }
 
+    /// The parameter gradients `(dW (out, in), db (out))`, for a caller that computes
+    /// them itself (the scikit-learn engine's sparse first layer).
+    pub(crate) fn gradients_mut(&mut self) -> (ArrayViewMut2<'_, F>, ArrayViewMut1<'_, F>) {
+        (self.d_weights.view_mut(), self.d_bias.view_mut())
+    }
+
     /// Whether `backward` computes dL/d(input) (see [`Linear::set_compute_grad_input`]).
     pub fn computes_grad_input(&self) -> bool {
         self.compute_grad_input

@@ -15,7 +15,8 @@ use crate::limits::{check_memory, product, sum};
 use crate::module::{Module, ParameterKind};
 use crate::threads::{self, BlasLease};
 
-use super::{Samples, SklearnError, SklearnMlp};
+use super::sparse_step::SparseFirstLayer;
+use super::{Inputs, Samples, SklearnError, SklearnMlp};
 
 /// Rows per forward and backward pass of an evaluation: large enough for efficient
 /// GEMMs, small enough to bound the buffers.
@@ -73,13 +74,17 @@ impl<F: Float> SklearnMlp<F> {
         let rows = samples.x.nrows();
         let chunk = CHUNK_ROWS.min(rows.max(1));
         let float = std::mem::size_of::<F>();
-        check_memory(
-            format!("evaluating the loss in {chunk}-row chunks"),
-            sum([
-                self.model.buffer_bytes(chunk),
-                product(&[chunk, self.model.out_features(), 2, float]),
-            ]),
-        )?;
+        // Sparse rows never fill the first layer's input buffers.
+        let unused = match samples.x {
+            Inputs::Sparse(_) => product(&[chunk, self.model.in_features(), 2, float]),
+            Inputs::Dense(_) => Some(0),
+        };
+        let needed = sum([
+            self.model.buffer_bytes(chunk),
+            product(&[chunk, self.model.out_features(), 2, float]),
+        ])
+        .map(|needed| needed.saturating_sub(unused.unwrap_or(0)));
+        check_memory(format!("evaluating the loss in {chunk}-row chunks"), needed)?;
         self.unpack(packed)?;
         gradient.fill(0.0);
         let budget = threads::budget();
@@ -92,9 +97,10 @@ impl<F: Float> SklearnMlp<F> {
             let _blas = BlasLease::new(1);
             let mut total = 0.0;
             let mut start = 0;
+            let mut sparse = SparseFirstLayer::new();
             while start < rows {
                 let end = (start + chunk).min(rows);
-                total += self.accumulate_chunk(samples, start..end, gradient);
+                total += self.accumulate_chunk(samples, start..end, gradient, &mut sparse);
                 start = end;
             }
             total
@@ -127,12 +133,17 @@ impl<F: Float> SklearnMlp<F> {
         samples: Samples<'_, F>,
         range: std::ops::Range<usize>,
         gradient: &mut [f64],
+        sparse: &mut SparseFirstLayer<F>,
     ) -> f64 {
         let rows = range.len();
-        let x = samples.x.slice(s![range.clone(), ..]);
         let targets = samples.targets.slice(s![range.clone(), ..]);
         let weights = samples.weights.map(|w| w.slice_move(s![range.clone()]));
-        let logits = self.model.forward_with(rows, |mut input| input.assign(&x));
+        let logits = match samples.x {
+            Inputs::Sparse(x) => sparse.forward(&mut self.model, x, range.clone()),
+            Inputs::Dense(_) => self
+                .model
+                .forward_with(rows, |input| samples.x.copy_rows(range.clone(), input)),
+        };
         let mut delta = self.probabilities.resize(rows, logits.ncols());
         delta.assign(&logits);
         self.output.apply(delta.view_mut());
@@ -147,7 +158,12 @@ impl<F: Float> SklearnMlp<F> {
                 row *= weight;
             }
         }
-        self.model.backward(delta.view());
+        match samples.x {
+            Inputs::Sparse(x) => sparse.backward(&mut self.model, x, delta.view()),
+            Inputs::Dense(_) => {
+                self.model.backward(delta.view());
+            }
+        }
         let offsets = self.packed_offsets();
         let mut layer = 0;
         self.model.visit_parameters(&mut |parameter| {
@@ -279,7 +295,7 @@ mod tests {
             let outputs = if output == Output::Identity { 1 } else { 3 };
             let (mut mlp, x, targets, weights) = setup(&[3, 4, outputs], 11, output);
             let samples = Samples {
-                x: x.view(),
+                x: x.view().into(),
                 targets: targets.view(),
                 weights: Some(weights.view()),
             };

@@ -18,10 +18,12 @@
 //! label-indicator matrix, a regressor's values), coefficients `(in, out)` per layer as scikit-learn stores them (nabla's
 //! linear layers keep `(out, in)`; the conversion is a transpose at the boundary).
 
+mod inputs;
 mod lbfgs;
 mod output;
 mod predict;
 mod solver;
+mod sparse_step;
 
 use std::ops::Range;
 use std::str::FromStr;
@@ -38,7 +40,9 @@ use crate::names::UnknownName;
 use crate::network::{ModelError, MultiLayerPerceptron, SlicedStep};
 use crate::optim::PlainUpdate;
 use crate::threads::{self, BlasLease, GemmThreading, SerialKernels};
+use sparse_step::SparseFirstLayer;
 
+pub use inputs::{CsrView, Inputs};
 pub use lbfgs::{pack, CHUNK_ROWS};
 pub use output::Output;
 pub use predict::{predict_proba, LayerView};
@@ -208,12 +212,13 @@ pub enum FitEnd {
     Interrupted,
 }
 
-/// Rows to train on or to score: `x: (rows, features)`, `targets: (rows, outputs)` and
-/// optional per-row `weights: (rows)` (scikit-learn's `sample_weight`).
+/// Rows to train on or to score: `x: (rows, features)` (dense or sparse), `targets:
+/// (rows, outputs)` and optional per-row `weights: (rows)` (scikit-learn's
+/// `sample_weight`).
 #[derive(Clone, Copy, Debug)]
 pub struct Samples<'a, F> {
     /// The inputs.
-    pub x: ArrayView2<'a, F>,
+    pub x: Inputs<'a, F>,
     /// The targets.
     pub targets: ArrayView2<'a, F>,
     /// The rows' weights (`None`: all 1).
@@ -222,9 +227,9 @@ pub struct Samples<'a, F> {
 
 impl<'a, F> Samples<'a, F> {
     /// Unweighted rows.
-    pub fn new(x: ArrayView2<'a, F>, targets: ArrayView2<'a, F>) -> Self {
+    pub fn new(x: impl Into<Inputs<'a, F>>, targets: ArrayView2<'a, F>) -> Self {
         Self {
-            x,
+            x: x.into(),
             targets,
             weights: None,
         }
@@ -237,6 +242,9 @@ pub enum SklearnError {
     /// Coefficient and intercept shapes that do not chain into a network.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A sparse matrix whose arrays do not make a CSR matrix.
+    #[error("malformed sparse matrix: {0}")]
+    Sparse(String),
     /// A layer's coefficients and intercepts disagree, or there are none.
     #[error("layer {layer}: coefs_ has shape {coefs:?} but intercepts_ has {intercepts} entries")]
     Shapes {
@@ -412,8 +420,12 @@ impl<F: Float> SklearnMlp<F> {
     /// The outputs `(rows, outputs)` of `x: (rows, features)` (a classifier's
     /// probabilities, a regressor's predictions): [`predict::predict_proba`] on the
     /// network's weights.
-    pub fn predict_proba(&self, x: ArrayView2<'_, F>) -> Result<Array2<F>, SklearnError> {
-        self.check_features("X", x)?;
+    pub fn predict_proba<'x>(
+        &self,
+        x: impl Into<Inputs<'x, F>>,
+    ) -> Result<Array2<F>, SklearnError> {
+        let x = x.into();
+        self.check_features("X", x.dim())?;
         let layers: Vec<LayerView<'_, F>> = self
             .model
             .linear_layers()
@@ -510,7 +522,8 @@ impl<F: Float> SklearnMlp<F> {
         let rows = train.x.nrows();
         let batch_size = settings.batch_size.clamp(1, rows.max(1));
         let mut order: Vec<usize> = (0..rows).collect();
-        let mut step = TrainingStep::new(&mut self.model, cores);
+        let sparse = matches!(train.x, Inputs::Sparse(_));
+        let mut step = TrainingStep::new(&mut self.model, cores, sparse);
         self.progress.n_iter = 0;
         let mut end = FitEnd::MaxIterReached;
         for _ in 0..settings.max_iter {
@@ -666,6 +679,12 @@ impl<F: Float> SklearnMlp<F> {
                 float,
             ]),
         ]);
+        // Sparse rows never fill the first layer's input buffers (of either step).
+        let unused = match train.x {
+            Inputs::Sparse(_) => product(&[batch, self.model.in_features(), 4, float]),
+            Inputs::Dense(_) => Some(0),
+        };
+        let needed = needed.map(|needed| needed.saturating_sub(unused.unwrap_or(0)));
         check_memory(
             format!("training buffers for {batch}-row batches and the solver's state"),
             needed,
@@ -673,11 +692,11 @@ impl<F: Float> SklearnMlp<F> {
         Ok(())
     }
 
-    fn check_features(&self, what: &'static str, x: ArrayView2<'_, F>) -> Result<(), SklearnError> {
-        if x.ncols() != self.model.in_features() {
+    fn check_features(&self, what: &'static str, dim: (usize, usize)) -> Result<(), SklearnError> {
+        if dim.1 != self.model.in_features() {
             return Err(SklearnError::DataShape {
                 what,
-                found: x.dim(),
+                found: dim,
                 expected: format!("{} features", self.model.in_features()),
             });
         }
@@ -685,7 +704,7 @@ impl<F: Float> SklearnMlp<F> {
     }
 
     fn check_data(&self, samples: Samples<'_, F>) -> Result<(), SklearnError> {
-        self.check_features("X", samples.x)?;
+        self.check_features("X", samples.x.dim())?;
         let rows = samples.x.nrows();
         if samples.targets.dim() != (rows, self.model.out_features()) {
             return Err(SklearnError::DataShape {
@@ -748,21 +767,23 @@ impl Selection<'_> {
         }
     }
 
-    /// Copies rows `part` of the batch from `source` into `target: (part.len(), cols)`.
-    fn copy<F: Float>(
+    /// Copies rows `part` of the batch from `source` into `target: (part.len(), cols)`
+    /// (sparse rows densified).
+    fn copy<'a, F: Float>(
         &self,
-        source: ArrayView2<'_, F>,
+        source: impl Into<Inputs<'a, F>>,
         part: Range<usize>,
         mut target: ArrayViewMut2<'_, F>,
     ) {
+        let source = source.into();
         match self {
             Selection::Range(range) => {
                 let rows = range.start + part.start..range.start + part.end;
-                target.assign(&source.slice(s![rows, ..]));
+                source.copy_rows(rows, target);
             }
             Selection::Indices(indices) => {
-                for (mut row, &index) in target.rows_mut().into_iter().zip(&indices[part]) {
-                    row.assign(&source.row(index));
+                for (row, &index) in target.rows_mut().into_iter().zip(&indices[part]) {
+                    source.copy_row(index, row);
                 }
             }
         }
@@ -773,6 +794,8 @@ impl Selection<'_> {
 /// plain gradient descent and the machine has the cores for it.
 struct TrainingStep<F> {
     sliced: Option<SlicedStep<F>>,
+    /// The first layer's products with sparse rows (for sparse data).
+    sparse: Option<SparseFirstLayer<F>>,
     /// OpenBLAS held at the thread count the step needs while the fit runs.
     _blas: BlasLease,
     /// The targets of a shuffled batch, gathered.
@@ -782,10 +805,12 @@ struct TrainingStep<F> {
 }
 
 impl<F: Float> TrainingStep<F> {
-    fn new(model: &mut MultiLayerPerceptron<F>, cores: usize) -> Self {
+    /// The step for `model` on `cores` cores, on sparse rows when `sparse` (then the
+    /// first layer's products are the sparse ones and the per-core step is not used).
+    fn new(model: &mut MultiLayerPerceptron<F>, cores: usize, sparse: bool) -> Self {
         let threading = threads::auto_threading(
             threads::gemm_threading(),
-            SlicedStep::applies(model, cores),
+            SlicedStep::applies(model, cores) && !sparse,
             cores,
         );
         let sliced = match threading {
@@ -795,6 +820,7 @@ impl<F: Float> TrainingStep<F> {
         Self {
             _blas: BlasLease::new(threading.blas_threads(cores)),
             sliced,
+            sparse: sparse.then(SparseFirstLayer::new),
             target_rows: Buffer::new(),
             weight_rows: Vec::new(),
         }
@@ -833,11 +859,15 @@ impl<F: Float> TrainingStep<F> {
         };
         let plain = solver.plain(alpha, divisor);
         let x = data.x;
-        let logits = match self.sliced.as_mut() {
-            Some(step) => {
+        let logits = match (x, self.sparse.as_mut(), self.sliced.as_mut()) {
+            (Inputs::Sparse(x), Some(sparse), _) => match &selection {
+                Selection::Range(range) => sparse.forward(model, x, range.clone()),
+                Selection::Indices(indices) => sparse.forward(model, x, indices.iter().copied()),
+            },
+            (_, _, Some(step)) => {
                 step.forward_with(model, batch, |part, input| selection.copy(x, part, input))
             }
-            None => model.forward_with(batch, |input| selection.copy(x, 0..batch, input)),
+            _ => model.forward_with(batch, |input| selection.copy(x, 0..batch, input)),
         };
         let mut delta = probabilities.resize(batch, logits.ncols());
         delta.assign(&logits);
@@ -859,6 +889,11 @@ impl<F: Float> TrainingStep<F> {
             for (mut row, &weight) in delta.rows_mut().into_iter().zip(weights) {
                 row *= weight;
             }
+        }
+        if let (Inputs::Sparse(x), Some(sparse)) = (x, self.sparse.as_mut()) {
+            sparse.backward(model, x, delta.view());
+            solver.step(model, alpha, divisor);
+            return loss;
         }
         let update = plain.map(|(lr, decay)| PlainUpdate::new(F::from_f64(lr), F::from_f64(decay)));
         match (update, self.sliced.as_mut()) {

@@ -4,7 +4,8 @@
 //! at once, and weights a user assigned or edited are the ones used (as in
 //! scikit-learn, whose `predict` reads `coefs_` every time).
 //!
-//! Shapes: `x: (rows, in)` -> `(rows, outputs)`. A small prediction runs on the calling
+//! Shapes: `x: (rows, in)` -> `(rows, outputs)`; `x` dense or sparse (sparse rows are
+//! multiplied by `coefs_[0]` directly, see [`super::inputs`]). A small prediction runs on the calling
 //! thread; a larger one (see [`PARALLEL_WORK`]) is cut into chunks of at most
 //! [`crate::train::EVAL_CHUNK_ROWS`] rows, at least one per core, shared between the
 //! cores of nabla's pool, each with one-thread GEMMs.
@@ -20,6 +21,7 @@ use crate::limits::{check_memory, product, sum};
 use crate::threads;
 use crate::train::EVAL_CHUNK_ROWS;
 
+use super::inputs::{add_sparse_product, Inputs};
 use super::{Output, SklearnError};
 
 /// One layer's `(coefs (in, out), intercepts (out))`.
@@ -57,12 +59,13 @@ pub(crate) fn check_layers<F>(layers: &[LayerView<'_, F>]) -> Result<(), Sklearn
 /// The outputs `(rows, outputs)` of `x: (rows, in)` through `layers` with `activation`
 /// between them and `output` at the end: a classifier's probabilities, a regressor's
 /// predictions. The memory it needs is checked first.
-pub fn predict_proba<F: Float>(
+pub fn predict_proba<'x, F: Float>(
     layers: &[LayerView<'_, F>],
     activation: ActivationKind,
     output: Output,
-    x: ArrayView2<'_, F>,
+    x: impl Into<Inputs<'x, F>>,
 ) -> Result<Array2<F>, SklearnError> {
+    let x = x.into();
     check_layers(layers)?;
     let inputs = layers[0].0.nrows();
     if x.ncols() != inputs {
@@ -111,7 +114,7 @@ pub fn predict_proba<F: Float>(
     let mut out = Array2::zeros((rows, outputs));
     let run_chunk = |scratch: &mut [Buffer<F>; 2], index: usize, chunk: ArrayViewMut2<'_, F>| {
         let start = index * chunk_rows;
-        let rows = x.slice(ndarray::s![start..start + chunk.nrows(), ..]);
+        let rows = x.slice_rows(start..start + chunk.nrows());
         forward(layers, activation, output, rows, scratch, chunk);
     };
     threads::with_one_blas_thread(|| {
@@ -141,7 +144,7 @@ fn forward<F: Float>(
     layers: &[LayerView<'_, F>],
     activation: ActivationKind,
     output: Output,
-    x: ArrayView2<'_, F>,
+    x: Inputs<'_, F>,
     scratch: &mut [Buffer<F>; 2],
     mut out: ArrayViewMut2<'_, F>,
 ) {
@@ -157,8 +160,11 @@ fn forward<F: Float>(
             target.resize(rows, coefs.ncols())
         };
         fill_rows_with(result.view_mut(), *intercepts);
-        let input = if index == 0 { x } else { source.view() };
-        gemm(F::one(), input, *coefs, F::one(), result.view_mut());
+        match (index, x) {
+            (0, Inputs::Sparse(x)) => add_sparse_product(&x, *coefs, result.view_mut()),
+            (0, Inputs::Dense(x)) => gemm(F::one(), x, *coefs, F::one(), result.view_mut()),
+            _ => gemm(F::one(), source.view(), *coefs, F::one(), result.view_mut()),
+        }
         if index == last {
             output.apply(result);
         } else {
