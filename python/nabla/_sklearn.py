@@ -596,9 +596,9 @@ def _as_dtype(X, dtype):
 
 
 def _engine_input(X, dtype):
-    """``X`` as the engine takes it: a C-ordered array of ``dtype``, or for a sparse
-    matrix its CSR arrays ``(data, indices, indptr, rows, cols)`` (the engine densifies
-    one batch at a time and multiplies sparse rows directly when predicting)."""
+    """``X`` as the engine takes it: an array of ``dtype``, or for a sparse matrix its
+    CSR arrays ``(data, indices, indptr, rows, cols)`` (the engine computes the first
+    layer's products from the stored values only, never a dense copy)."""
     if scipy.sparse.issparse(X):
         X = X.tocsr()
         return (
