@@ -16,7 +16,6 @@ epoch's shuffled order (``sklearn.utils.shuffle``, which the engine asks for bet
 epochs).
 """
 
-import signal
 import threading
 import warnings
 import weakref
@@ -228,6 +227,10 @@ class _MultilayerPerceptron(BaseEstimator):
             X, X_val, y, y_val = split[:4]
             if sample_weight is not None:
                 sample_weight, sample_weight_val = split[4:]
+                if not np.any(sample_weight_val):  # scikit-learn's score refuses them
+                    raise ValueError(
+                        "Sample weights must contain at least one non-zero number."
+                    )
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' "
@@ -284,7 +287,7 @@ class _MultilayerPerceptron(BaseEstimator):
                 incremental,
                 shuffle,
                 print if self.verbose else None,
-                _watch_interrupts(),
+                _on_main_thread(),
             )
         finally:
             self._pull_state()
@@ -365,8 +368,25 @@ class _MultilayerPerceptron(BaseEstimator):
                 self._core = Core.restore(self._core.export(), self.activation)
             self._core.set_parameters(coefs, intercepts)
         self._core_activation = self.activation
-        if self.solver != "lbfgs":
+        if self.solver != "lbfgs" and not self._progress_as_published():
             self._core.set_progress(self._progress_attributes())
+
+    def _progress_as_published(self):
+        """Whether the progress attributes are still what the last fit published
+        (nothing assigned since, ``loss_curve_`` not changed in length): then the
+        engine holds them already and nothing is copied (``partial_fit`` in a loop
+        stays linear in the calls)."""
+        published = self.__dict__.get("_published")
+        if published is None:
+            return False
+        for name, value in published.items():
+            current = self.__dict__.get(name, _MISSING)
+            if isinstance(value, list):
+                if current is not value or len(current) != self._published_lengths[name]:
+                    return False
+            elif current is not value and not (current == value):
+                return False
+        return True
 
     def _progress_attributes(self):
         """The counters and curves as the attributes say (what a fit continues from)."""
@@ -383,15 +403,28 @@ class _MultilayerPerceptron(BaseEstimator):
 
     def _pull_state(self):
         """Mirrors the engine's weights and progress as scikit-learn's attributes, with
-        scikit-learn's types (losses are ``np.float64``, scores ``float``)."""
-        progress = self._core.progress()
+        scikit-learn's types (losses are ``np.float64``, scores ``float``). The curve
+        published last is extended in place with the new epochs' losses, as
+        scikit-learn appends to its ``loss_curve_``."""
+        curve = self.__dict__.get("loss_curve_")
+        extend = self._progress_as_published() and isinstance(curve, list)
+        progress = self._core.progress(len(curve) if extend else 0)
+        new_losses = [np.float64(v) for v in progress["loss_curve_"]]
+        if extend:
+            curve.extend(new_losses)
+            progress["loss_curve_"] = curve
+        else:
+            progress["loss_curve_"] = new_losses
         progress["loss_"] = _float64(progress["loss_"])
-        progress["loss_curve_"] = [np.float64(v) for v in progress["loss_curve_"]]
         best_loss = progress["best_loss_"]
         if best_loss is not None and not np.isinf(best_loss):
             progress["best_loss_"] = np.float64(best_loss)
         for name, value in progress.items():
             setattr(self, name, value)
+        self._published = progress
+        self._published_lengths = {
+            name: len(value) for name, value in progress.items() if isinstance(value, list)
+        }
         self._publish()
 
     def _publish(self, coefs=None, intercepts=None):
@@ -432,25 +465,14 @@ class _MultilayerPerceptron(BaseEstimator):
             return coefs + intercepts
 
         if state["kind"] == "sgd":
-            return _SolverState(
-                learning_rate_init=state["learning_rate_init"],
-                learning_rate=state["learning_rate"],
-                momentum=state["momentum"],
-                nesterov=state["nesterov"],
-                lr_schedule=state["schedule"],
-                power_t=state["power_t"],
-                velocities=as_parameters(state["velocities"]),
-            )
-        return _SolverState(
-            learning_rate_init=state["learning_rate_init"],
-            learning_rate=state["learning_rate"],
-            beta_1=state["beta_1"],
-            beta_2=state["beta_2"],
-            epsilon=state["epsilon"],
-            t=state["t"],
-            ms=as_parameters(state["ms"]),
-            vs=as_parameters(state["vs"]),
-        )
+            scalars, buffers = ("momentum", "nesterov", "power_t"), ("velocities",)
+        else:
+            scalars, buffers = ("beta_1", "beta_2", "epsilon", "t"), ("ms", "vs")
+        values = {name: state[name] for name in ("learning_rate_init", "learning_rate", *scalars)}
+        values.update({name: as_parameters(state[name]) for name in buffers})
+        if state["kind"] == "sgd":
+            values["lr_schedule"] = state["schedule"]
+        return _SolverState(**values)
 
     @property
     def _best_coefs(self):
@@ -611,6 +633,9 @@ def _engine_input(X, dtype):
     return np.asarray(X, dtype=dtype)
 
 
+_MISSING = object()
+
+
 def _float64(value):
     return None if value is None else np.float64(value)
 
@@ -624,13 +649,11 @@ def _check_finite(fitted):
         )
 
 
-def _watch_interrupts():
-    """Whether a fit called now should stop on Ctrl-C: only on Python's main thread (the
-    only one Python's Ctrl-C reaches, as in scikit-learn) and while SIGINT has a Python
-    handler (not ignored, not left to the default action)."""
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    return callable(signal.getsignal(signal.SIGINT))
+def _on_main_thread():
+    """Whether a fit called now runs Python's signal handlers while it trains: on
+    Python's main thread, the only one where Python runs them (a Ctrl-C, a timeout's
+    alarm), as in scikit-learn."""
+    return threading.current_thread() is threading.main_thread()
 
 
 class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):

@@ -8,14 +8,14 @@
 //! a mutex, always taken with the GIL released, so that a fit calling back into Python
 //! never waits on a thread that waits for the GIL); predictions never touch a `Core`.
 
-mod interrupt;
+mod signals;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use numpy::{
     Element, IntoPyArray, PyArray1, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArray, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyValueError, PyZeroDivisionError};
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -58,8 +58,12 @@ macro_rules! with_engine {
 }
 
 /// A library error as Python's: `MemoryError` for what would not fit in memory (with the
-/// bytes needed), `ValueError` otherwise.
+/// bytes needed), `ZeroDivisionError` for weights that sum to zero (NumPy's, which
+/// scikit-learn raises), `ValueError` otherwise.
 fn value_error(error: SklearnError) -> PyErr {
+    if matches!(error, SklearnError::ZeroWeights) {
+        return PyZeroDivisionError::new_err(error.to_string());
+    }
     match error.too_large() {
         Some(too_large) => PyMemoryError::new_err(too_large.to_string()),
         None => PyValueError::new_err(error.to_string()),
@@ -336,12 +340,19 @@ impl FitHooks for PythonHooks {
     }
 }
 
-fn progress_dict<'py>(py: Python<'py>, progress: &Progress) -> PyResult<Bound<'py, PyDict>> {
+/// The progress by scikit-learn's attribute names; `loss_curve_` from entry
+/// `curve_from` on (the caller holds the earlier ones).
+fn progress_dict<'py>(
+    py: Python<'py>,
+    progress: &Progress,
+    curve_from: usize,
+) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("n_iter_", progress.n_iter)?;
     dict.set_item("t_", progress.t)?;
     dict.set_item("loss_", progress.loss)?;
-    dict.set_item("loss_curve_", progress.loss_curve.clone())?;
+    let curve = progress.loss_curve.get(curve_from..).unwrap_or(&[]);
+    dict.set_item("loss_curve_", curve)?;
     dict.set_item("best_loss_", progress.best_loss)?;
     dict.set_item("validation_scores_", progress.validation_scores.clone())?;
     dict.set_item("best_validation_score_", progress.best_validation_score)?;
@@ -562,21 +573,25 @@ impl Core {
         })
     }
 
-    /// The fitted counters and curves, by scikit-learn's attribute names.
-    fn progress<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        with_engine!(&*self.lock(py), mlp, F => progress_dict(py, &mlp.progress))
+    /// The fitted counters and curves, by scikit-learn's attribute names, with
+    /// `loss_curve_` from entry `curve_from` on (a caller that holds the first entries
+    /// asks for the new ones only: repeated `partial_fit` calls stay linear).
+    #[pyo3(signature = (curve_from=0))]
+    fn progress<'py>(&self, py: Python<'py>, curve_from: usize) -> PyResult<Bound<'py, PyDict>> {
+        with_engine!(&*self.lock(py), mlp, F => progress_dict(py, &mlp.progress, curve_from))
     }
 
     /// `_fit_stochastic` on `x` (rows, features), the targets `y` (rows, outputs: a
     /// classifier's indicator matrix) and `sample_weight` (rows, or None), all of the
     /// network's dtype; `x_val`/`y_val`/`sample_weight_val` for early stopping;
     /// `settings` by scikit-learn's names; `shuffle(order) -> order` draws each epoch's
-    /// order, `verbose(line)` prints. With `watch_interrupts` (a fit on Python's main
-    /// thread under Python's own SIGINT handler), Ctrl-C ends the fit at the end of the
-    /// epoch. Returns how it ended: `'max_iter'`, `'converged'`, `'incremental'` or
-    /// `'interrupted'`; raises what a hook raised, `MemoryError` when the fit's buffers
-    /// would not fit in memory.
-    #[pyo3(signature = (x, y, sample_weight, x_val, y_val, sample_weight_val, settings, incremental, shuffle=None, verbose=None, watch_interrupts=false))]
+    /// order, `verbose(line)` prints. With `watch_signals` (a fit on Python's main
+    /// thread), Python's signal handlers run during the fit (see [`signals`]): one that
+    /// raises ends the fit at the end of the epoch. Returns how it ended: `'max_iter'`,
+    /// `'converged'`, `'incremental'` or `'interrupted'` (a `KeyboardInterrupt`, which
+    /// scikit-learn catches); raises what a hook or another handler raised,
+    /// `MemoryError` when the fit's buffers would not fit in memory.
+    #[pyo3(signature = (x, y, sample_weight, x_val, y_val, sample_weight_val, settings, incremental, shuffle=None, verbose=None, watch_signals=false))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         &self,
@@ -591,7 +606,7 @@ impl Core {
         incremental: bool,
         shuffle: Option<Py<PyAny>>,
         verbose: Option<Py<PyAny>>,
-        watch_interrupts: bool,
+        watch_signals: bool,
     ) -> PyResult<&'static str> {
         let settings = settings_of(settings)?;
         let interrupted = Arc::new(AtomicBool::new(false));
@@ -609,18 +624,21 @@ impl Core {
                 _ => None,
             };
             let (train, validation) = (train.samples()?, validation.as_ref().map(Arrays::samples).transpose()?);
-            let _watch = watch_interrupts.then(|| interrupt::Watch::start(Arc::clone(&interrupted)));
-            py.detach(|| mlp.fit(train, validation, &settings, incremental, &mut hooks))
+            signals::run_watching(py, watch_signals, &interrupted, || {
+                mlp.fit(train, validation, &settings, incremental, &mut hooks)
+            })
         });
         drop(engine);
-        // Python's handler saw the Ctrl-C too: its KeyboardInterrupt is taken here, as
-        // scikit-learn catches it, and the fit ends with what it has.
-        let pending = if watch_interrupts {
+        let (end, raised) = end;
+        // A signal that arrived since the last poll has its handler run now. A
+        // KeyboardInterrupt is taken here, as scikit-learn catches it, and the fit ends
+        // with what it has.
+        let pending = if watch_signals && raised.is_none() {
             py.check_signals()
         } else {
             Ok(())
         };
-        if let Some(error) = hooks.error.or(pending.err()) {
+        if let Some(error) = hooks.error.or(raised).or(pending.err()) {
             if error.is_instance_of::<PyKeyboardInterrupt>(py) {
                 return Ok("interrupted");
             }
@@ -701,7 +719,7 @@ impl Core {
             dict.set_item("best_coefs", best_coefs)?;
             dict.set_item("best_intercepts", best_intercepts)?;
             dict.set_item("output", mlp.output().name())?;
-            dict.set_item("progress", progress_dict(py, &mlp.progress)?)?;
+            dict.set_item("progress", progress_dict(py, &mlp.progress, 0)?)?;
             match mlp.solver() {
                 Some(solver) => dict.set_item("solver", solver_dict(py, solver)?)?,
                 None => dict.set_item("solver", py.None())?,

@@ -237,3 +237,50 @@ def test_private_state_users_read_equals_scikit_learns(iris, params):
         assert_allclose(a, b, rtol=1e-10)
     # Before any stochastic fit there is no _optimizer, as in scikit-learn.
     assert not hasattr(MLPClassifier(), "_optimizer") and not hasattr(ScikitLearnMLPClassifier(), "_optimizer")
+
+
+@pytest.mark.parametrize(
+    "params, weights",
+    [
+        (dict(early_stopping=True), "validation-zero"),
+        (dict(solver="lbfgs"), "sum-zero"),
+        (dict(solver="sgd", batch_size=5, shuffle=False), "batch-zero"),
+        (dict(solver="adam", batch_size=5, shuffle=False), "batch-zero"),
+    ],
+    ids=["early-stopping", "lbfgs", "sgd", "adam"],
+)
+def test_weights_that_sum_to_zero_are_refused_as_scikit_learn(params, weights):
+    """Found by a hostile probe: nabla returned the initial network (NaN validation
+    scores, a NaN L-BFGS loss) or blamed large values."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:100] / 16.0, y[:100]
+    sample_weight = {
+        "validation-zero": np.where(np.isin(np.arange(100), [1, 3, 5, 7]), 1.0, 0.0),
+        "sum-zero": np.r_[np.ones(50), -np.ones(50)],
+        "batch-zero": np.r_[np.zeros(10), np.ones(90)],
+    }[weights]
+    errors = []
+    for cls in (MLPClassifier, ScikitLearnMLPClassifier):
+        kind, error = outcome(cls((10,), random_state=0, max_iter=5, **params).fit, X, y, sample_weight=sample_weight)
+        assert kind == "raised"
+        errors.append((type(error), str(error)))
+    assert errors[0] == errors[1]
+
+
+def test_partial_fit_extends_the_loss_curve_in_place_as_scikit_learn(iris):
+    """Found by a hostile probe: a reference to loss_curve_ held across partial_fit
+    calls went stale (and the whole curve was copied at each call)."""
+    X, y = iris
+    lengths = []
+    for cls in (MLPClassifier, ScikitLearnMLPClassifier):
+        estimator = cls(hidden_layer_sizes=(5,), random_state=0)
+        estimator.partial_fit(X, y, classes=np.unique(y))
+        curve = estimator.loss_curve_
+        for _ in range(3):
+            estimator.partial_fit(X, y)
+        assert estimator.loss_curve_ is curve
+        # A curve assigned by hand is the one continued.
+        estimator.loss_curve_ = [1.0]
+        estimator.partial_fit(X, y)
+        lengths.append((len(curve), len(estimator.loss_curve_), estimator.t_))
+    assert lengths[0] == lengths[1] == (4, 2, 5 * len(y))

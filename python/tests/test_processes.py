@@ -323,6 +323,56 @@ def test_ctrl_c_on_the_main_thread_does_not_stop_a_fit_in_another():
     assert n_iter == "40" and "interrupted" not in caught, "the background fit ran to its end"
 
 
+def test_a_sigint_handler_that_returns_lets_the_fit_go_on():
+    """As in scikit-learn, whose loop runs the handler and carries on."""
+    rest = interrupt_at_iteration(
+        """
+        calls = []
+        signal.signal(signal.SIGINT, lambda number, frame: calls.append(number))
+        model, caught = long_fit(max_iter=30)
+        print("DONE", model.n_iter_, len(calls), caught, flush=True)
+        """
+    )
+    done = [line for line in rest.splitlines() if line.startswith("DONE")]
+    assert done, rest
+    _, n_iter, calls, caught = done[0].split(" ", 3)
+    assert (n_iter, calls) == ("30", "1") and "interrupted" not in caught
+
+
+@pytest.mark.parametrize("module", ["nabla", "sklearn.neural_network"])
+def test_a_timeout_alarm_stops_a_long_fit_with_its_exception(module):
+    """signal.alarm with a raising handler (pytest-timeout's method, search harnesses):
+    the fit stops soon after the alarm, with the handler's exception, as scikit-learn's
+    (nabla at the end of the running epoch)."""
+    out = run_python(
+        f"""
+        import signal, time, warnings
+        import numpy as np
+        from {module} import MLPClassifier
+
+        def timeout(number, frame):
+            raise TimeoutError("alarm")
+
+        rng = np.random.default_rng(0)
+        X, y = rng.random((4000, 50)), rng.integers(0, 3, 4000)
+        model = MLPClassifier(hidden_layer_sizes=(64,), max_iter=100000, tol=0,
+                              n_iter_no_change=10**9, random_state=0)
+        signal.signal(signal.SIGALRM, timeout)
+        signal.alarm(1)
+        started = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(X, y)
+        except TimeoutError as error:
+            print("TimeoutError", error, round(time.perf_counter() - started), flush=True)
+        """
+    )
+    name, message, seconds = out.split()
+    assert (name, message) == ("TimeoutError", "alarm")
+    assert int(seconds) <= 3, out
+
+
 # -- found by a hostile probe ------------------------------------------------------------
 
 

@@ -31,28 +31,19 @@ impl<F: Float> SklearnMlp<F> {
     /// Sets the weights from scikit-learn's packed vector `packed` (`_unpack`).
     pub fn unpack(&mut self, packed: &[f64]) -> Result<(), SklearnError> {
         self.check_packed("the packed parameters", packed.len())?;
-        let mut coefs = 0;
-        let mut intercepts: usize = self
-            .model
-            .linear_layers()
-            .map(|linear| linear.weights().len())
-            .sum();
-        for linear in self.model.linear_layers_mut() {
+        let offsets = self.packed_offsets();
+        for (linear, &(coefs, intercepts, outputs)) in self.model.linear_layers_mut().zip(&offsets)
+        {
             // nabla keeps (out, in); scikit-learn's coefs are (in, out), row-major.
-            let (outputs, inputs) = linear.weights().dim();
+            let inputs = linear.in_features();
             let block = &packed[coefs..coefs + inputs * outputs];
             for ((o, i), weight) in linear.weights_mut().indexed_iter_mut() {
                 *weight = F::from_f64(block[i * outputs + o]);
             }
-            coefs += inputs * outputs;
-            for (bias, &value) in linear
-                .bias_mut()
-                .iter_mut()
-                .zip(&packed[intercepts..intercepts + outputs])
-            {
+            let values = &packed[intercepts..intercepts + outputs];
+            for (bias, &value) in linear.bias_mut().iter_mut().zip(values) {
                 *bias = F::from_f64(value);
             }
-            intercepts += outputs;
         }
         Ok(())
     }
@@ -85,6 +76,13 @@ impl<F: Float> SklearnMlp<F> {
         ])
         .map(|needed| needed.saturating_sub(unused.unwrap_or(0)));
         check_memory(format!("evaluating the loss in {chunk}-row chunks"), needed)?;
+        let divisor = match samples.weights {
+            Some(weights) => weights.iter().map(|&w| w.to_f64()).sum::<f64>(),
+            None => rows as f64,
+        };
+        if divisor == 0.0 {
+            return Err(SklearnError::ZeroWeights);
+        }
         self.unpack(packed)?;
         gradient.fill(0.0);
         let budget = threads::budget();
@@ -105,10 +103,6 @@ impl<F: Float> SklearnMlp<F> {
             }
             total
         });
-        let divisor = match samples.weights {
-            Some(weights) => weights.iter().map(|&w| w.to_f64()).sum::<f64>(),
-            None => rows as f64,
-        };
         let mut squares = 0.0;
         let mut coefs = 0;
         for linear in self.model.linear_layers() {

@@ -271,6 +271,10 @@ pub enum SklearnError {
         /// Parameters of the network.
         parameters: usize,
     },
+    /// Rows whose weights sum to zero (a batch's, or all rows' for L-BFGS): the mean
+    /// loss is undefined (NumPy's `average` raises, and so does scikit-learn).
+    #[error("Weights sum to zero, can't be normalized")]
+    ZeroWeights,
     /// scikit-learn's check after fitting.
     #[error("Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed.")]
     NonFinite,
@@ -486,7 +490,7 @@ impl<F: Float> SklearnMlp<F> {
                 budget.threads,
                 hooks,
             )
-        });
+        })?;
         if validation.is_some() {
             let best = std::mem::take(&mut self.best);
             for (linear, (coefs, intercepts)) in self.model.linear_layers_mut().zip(&best) {
@@ -518,7 +522,7 @@ impl<F: Float> SklearnMlp<F> {
         incremental: bool,
         cores: usize,
         hooks: &mut (dyn FitHooks + Send),
-    ) -> FitEnd {
+    ) -> Result<FitEnd, SklearnError> {
         let rows = train.x.nrows();
         let batch_size = settings.batch_size.clamp(1, rows.max(1));
         let mut order: Vec<usize> = (0..rows).collect();
@@ -549,7 +553,7 @@ impl<F: Float> SklearnMlp<F> {
                     train,
                     selection,
                     settings.alpha,
-                );
+                )?;
                 accumulated += loss * batch.len() as f64;
                 start = batch.end;
             }
@@ -592,7 +596,7 @@ impl<F: Float> SklearnMlp<F> {
                 break;
             }
         }
-        end
+        Ok(end)
     }
 
     /// scikit-learn's `_update_no_improvement_count`: on the validation score (and
@@ -838,7 +842,7 @@ impl<F: Float> TrainingStep<F> {
         data: Samples<'_, F>,
         selection: Selection<'_>,
         alpha: f64,
-    ) -> f64 {
+    ) -> Result<f64, SklearnError> {
         // The crew holds the cores: kernels on this thread run serially.
         let _serial = self.sliced.is_some().then(SerialKernels::new);
         let batch = selection.len();
@@ -857,6 +861,9 @@ impl<F: Float> TrainingStep<F> {
             Some(weights) => weights.sum().to_f64(),
             None => batch as f64,
         };
+        if divisor == 0.0 {
+            return Err(SklearnError::ZeroWeights);
+        }
         let plain = solver.plain(alpha, divisor);
         let x = data.x;
         let logits = match (x, self.sparse.as_mut(), self.sliced.as_mut()) {
@@ -893,7 +900,7 @@ impl<F: Float> TrainingStep<F> {
         if let (Inputs::Sparse(x), Some(sparse)) = (x, self.sparse.as_mut()) {
             sparse.backward(model, x, delta.view());
             solver.step(model, alpha, divisor);
-            return loss;
+            return Ok(loss);
         }
         let update = plain.map(|(lr, decay)| PlainUpdate::new(F::from_f64(lr), F::from_f64(decay)));
         match (update, self.sliced.as_mut()) {
@@ -909,6 +916,6 @@ impl<F: Float> TrainingStep<F> {
                 solver.step(model, alpha, divisor);
             }
         }
-        loss
+        Ok(loss)
     }
 }
