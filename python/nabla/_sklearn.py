@@ -673,8 +673,11 @@ class MLPClassifier(ClassifierMixin, _MultilayerPerceptron):
     - The epoch's loss is summed in float64 (scikit-learn sums a float32 model's in
       float32); per-element results agree to rounding, not bit for bit (BLAS sums in
       another order and the logistic function is nabla's, within 2 ulp).
-    - A KeyboardInterrupt stops training at the end of the running epoch (scikit-learn
-      stops within it); both warn "Training interrupted by user.".
+    - A signal handler's exception (a KeyboardInterrupt included) stops training at the
+      end of the running epoch (scikit-learn stops within it); both warn "Training
+      interrupted by user." for a KeyboardInterrupt.
+    - Fitted attributes are published when a fit or ``partial_fit`` call ends
+      (``coefs_`` as new arrays), so that a thread predicting meanwhile never sees a mix.
     - A warm start or ``partial_fit`` with ``hidden_layer_sizes`` changed since the fit
       raises ``ValueError``; scikit-learn raises too for a changed number of layers
       (an ``AttributeError``) and with ``'lbfgs'``, but with ``'sgd'`` and ``'adam'``
