@@ -18,6 +18,7 @@ use crate::optim::PlainUpdate;
 
 mod inference;
 mod sliced;
+pub mod spec;
 
 pub(crate) use inference::Scratch;
 pub(crate) use sliced::SlicedStep;
