@@ -736,3 +736,56 @@ fn the_seeds_load() {
     }
     assert_eq!(gunzip(&corpus("labels.idx.gz")), corpus("labels.idx"));
 }
+
+/// `--layers` specs: the issue's CNN and a spec of every layer, mutated byte by byte
+/// (and kept as text where the bytes stay UTF-8), never panic; an error's position and
+/// token always point into the spec.
+#[test]
+fn layer_specs_never_panic() {
+    use nabla::network::spec::{infer_shapes, parse, Shape};
+    let seeds = [
+        "Conv2d(32, 3, padding=1), ReLU, MaxPool2d(2), Conv2d(64, 3, padding=1), ReLU, \
+         MaxPool2d(2), Flatten, Linear(128), ReLU, Dropout(0.25), Linear(10)",
+        "Conv2d(8, kernel_size=(3, 5), stride=2, bias=False), BatchNorm2d(8, eps=1e-3), \
+         AvgPool2d(3, stride=1, padding=1), Flatten, LayerNorm, LeakyReLU(0.2), \
+         GELU(approximate='tanh'), SiLU, ELU(alpha=0.5), BatchNorm1d, Linear(4, bias=True)",
+    ];
+    let inputs = [
+        Shape::Image {
+            channels: 1,
+            height: 28,
+            width: 28,
+        },
+        Shape::Flat(7),
+    ];
+    let mut runner = runner(cases());
+    for seed in seeds {
+        runner
+            .run(&mutations(), |mutations| {
+                let bytes = mutated(seed.as_bytes(), &mutations);
+                let Ok(spec) = std::str::from_utf8(&bytes) else {
+                    return Ok(());
+                };
+                let check = |error: nabla::network::spec::SpecError| {
+                    let at = spec.get(error.position..);
+                    prop_assert!(
+                        at.is_some_and(|rest| rest.starts_with(&error.token)),
+                        "{spec:?}: {error}"
+                    );
+                    Ok(())
+                };
+                match parse(spec) {
+                    Ok(layers) => {
+                        for input in inputs {
+                            if let Err(error) = infer_shapes(&layers, input) {
+                                check(error)?;
+                            }
+                        }
+                    }
+                    Err(error) => check(error)?,
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}

@@ -169,9 +169,13 @@ pub struct Located {
 /// Parses a `--layers` spec: comma-separated layers, each a name with optional
 /// arguments in parentheses.
 pub fn parse(spec: &str) -> Result<Vec<Located>, SpecError> {
-    let items = split_top_level(spec)?;
+    let mut items = split_top_level(spec)?;
     if items.iter().all(|(_, text)| text.trim().is_empty()) {
         return Err(error(0, spec, "the spec has no layers"));
+    }
+    // A trailing comma, as Python allows in `nn.Sequential(a, b,)`.
+    if items.len() > 1 && items[items.len() - 1].1.trim().is_empty() {
+        items.pop();
     }
     items
         .into_iter()
@@ -180,7 +184,13 @@ pub fn parse(spec: &str) -> Result<Vec<Located>, SpecError> {
             let position = start + (text.len() - trimmed.len());
             let text = trimmed.trim_end();
             if text.is_empty() {
-                return Err(error(position, ",", "an empty layer between two commas"));
+                // The comma after the empty item (the first) or before it.
+                let comma = if start == 0 {
+                    text_end(spec, 0)
+                } else {
+                    start - 1
+                };
+                return Err(error(comma, ",", "an empty layer between two commas"));
             }
             let layer = parse_layer(position, text)?;
             Ok(Located {
@@ -295,6 +305,13 @@ pub fn infer_shapes(layers: &[Located], input: Shape) -> Result<Vec<Shape>, Spec
         shapes.push(shape);
     }
     Ok(shapes)
+}
+
+/// The offset of the first comma at or after `from` (an empty first item ends there).
+fn text_end(spec: &str, from: usize) -> usize {
+    spec[from..]
+        .find(',')
+        .map_or(spec.len(), |comma| from + comma)
 }
 
 /// `(out_h, out_w)` of a window sliding over `(h, w)`, or `None` if it does not fit.
@@ -708,11 +725,25 @@ fn parse_arguments<'a>(
     if text.trim().is_empty() {
         return Ok(arguments);
     }
-    for (start, item) in split_top_level(text)? {
+    let mut items = split_top_level(text).map_err(|mut error| {
+        error.position += at;
+        error
+    })?;
+    // A trailing comma, as Python allows in `Conv2d(64, 3,)`.
+    if items.len() > 1 && items[items.len() - 1].1.trim().is_empty() {
+        items.pop();
+    }
+    for (start, item) in items {
         let trimmed = item.trim();
         let item_at = at + start + (item.len() - item.trim_start().len());
         if trimmed.is_empty() {
-            return Err(error(item_at, ",", "an empty argument"));
+            // The comma after the empty item (the first) or before it.
+            let comma = if start == 0 {
+                at + text_end(text, 0)
+            } else {
+                at + start - 1
+            };
+            return Err(error(comma, ",", "an empty argument"));
         }
         let (keyword, value_text) = match trimmed.split_once('=') {
             Some((keyword, value)) => (Some(keyword.trim().to_string()), value.trim()),
@@ -851,6 +882,7 @@ mod tests {
                 LayerSpec::Linear { out_features: 4, bias: false },
             ]
         );
+        assert_eq!(layers("Linear(4, ), ReLU,"), layers("Linear(4), ReLU"));
         assert_eq!(
             layers("AvgPool2d(3, stride=1, padding=1), BatchNorm1d, LayerNorm(eps=1e-6)"),
             vec![
@@ -877,6 +909,7 @@ mod tests {
                 "unknown layer `Conv3d`",
             ),
             ("Linear(128), ReLU,, Linear(10)", ",", "an empty layer"),
+            ("Linear(128, , True)", ",", "an empty argument"),
             (
                 "Linear(0)",
                 "0",
