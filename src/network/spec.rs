@@ -902,53 +902,26 @@ mod tests {
 
     #[test]
     fn every_error_names_its_token() {
+        #[rustfmt::skip]
         let cases = [
-            (
-                "Linear(128), Conv3d(4, 3)",
-                "Conv3d",
-                "unknown layer `Conv3d`",
-            ),
+            ("Linear(128), Conv3d(4, 3)", "Conv3d", "unknown layer `Conv3d`"),
             ("Linear(128), ReLU,, Linear(10)", ",", "an empty layer"),
             ("Linear(128, , True)", ",", "an empty argument"),
-            (
-                "Linear(0)",
-                "0",
-                "`out_features` must be a positive whole number",
-            ),
+            ("Linear(0)", "0", "`out_features` must be a positive whole number"),
             ("Linear(12.5)", "12.5", "positive whole number"),
             ("Linear", "Linear", "Linear needs `out_features`"),
-            (
-                "Linear(10, bais=False)",
-                "bais=False",
-                "unknown argument `bais`",
-            ),
+            ("Linear(10, bais=False)", "bais=False", "unknown argument `bais`"),
             ("Linear(10, 20)", "20", "`bias` must be True or False"),
             ("Linear(10, True, 3)", "3", "too many arguments"),
-            (
-                "Linear(10, out_features=3)",
-                "out_features=3",
-                "given twice",
-            ),
+            ("Linear(10, out_features=3)", "out_features=3", "given twice"),
             ("Dropout(1.5)", "1.5", "between 0 and 1"),
-            (
-                "GELU(approximate='fast')",
-                "approximate='fast'",
-                "'none' or 'tanh'",
-            ),
+            ("GELU(approximate='fast')", "approximate='fast'", "'none' or 'tanh'"),
             ("Conv2d(8, 3, padding=-1)", "padding=-1", "0 or more"),
             ("Linear(10", "(", "without its `)`"),
             ("ReLU)", ")", "without its `(`"),
             ("Linear(10) x", "x", "after `)`"),
-            (
-                "Linear(bias=False, 10)",
-                "10",
-                "positional argument after a keyword",
-            ),
-            (
-                "Conv2d(8, 3, stride=[1])",
-                "stride=[1]",
-                "cannot read the value",
-            ),
+            ("Linear(bias=False, 10)", "10", "positional argument after a keyword"),
+            ("Conv2d(8, 3, stride=[1])", "stride=[1]", "cannot read the value"),
             ("", "", "no layers"),
         ];
         for (spec, token, message) in cases {
@@ -965,44 +938,15 @@ mod tests {
 
     #[test]
     fn shapes_that_do_not_fit_name_the_layer() {
+        #[rustfmt::skip]
         let cases = [
-            (
-                "Linear(128), Linear(10)",
-                MNIST,
-                "Linear(128)",
-                "add Flatten",
-            ),
-            (
-                "Flatten, Conv2d(8, 3)",
-                MNIST,
-                "Conv2d(8, 3)",
-                "needs an image but receives 784 features",
-            ),
-            (
-                "Conv2d(8, 29)",
-                MNIST,
-                "Conv2d(8, 29)",
-                "larger than its padded",
-            ),
-            (
-                "MaxPool2d(2, padding=2)",
-                MNIST,
-                "MaxPool2d(2, padding=2)",
-                "at most half",
-            ),
+            ("Linear(128), Linear(10)", MNIST, "Linear(128)", "add Flatten"),
+            ("Flatten, Conv2d(8, 3)", MNIST, "Conv2d(8, 3)", "needs an image but receives 784 features"),
+            ("Conv2d(8, 29)", MNIST, "Conv2d(8, 29)", "larger than its padded"),
+            ("MaxPool2d(2, padding=2)", MNIST, "MaxPool2d(2, padding=2)", "at most half"),
             ("BatchNorm1d", MNIST, "BatchNorm1d", "add Flatten"),
-            (
-                "Linear(16), BatchNorm1d(32)",
-                Shape::Flat(4),
-                "BatchNorm1d(32)",
-                "declares 32 features but receives 16",
-            ),
-            (
-                "Conv2d(4, 3), BatchNorm2d(8)",
-                MNIST,
-                "BatchNorm2d(8)",
-                "receives 4",
-            ),
+            ("Linear(16), BatchNorm1d(32)", Shape::Flat(4), "BatchNorm1d(32)", "declares 32 features but receives 16"),
+            ("Conv2d(4, 3), BatchNorm2d(8)", MNIST, "BatchNorm2d(8)", "receives 4"),
         ];
         for (spec, input, token, message) in cases {
             let error = infer_shapes(&parse(spec).unwrap(), input).unwrap_err();
