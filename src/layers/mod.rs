@@ -3,11 +3,23 @@
 //! network holds.
 
 mod activation;
+mod conv;
+mod dropout;
+mod image;
+mod input_activation;
 mod linear;
+mod norm;
+mod pool;
 
 use ndarray::ArrayView2;
 
 pub use activation::{Activation, ActivationKind};
+pub use conv::Conv2d;
+pub use dropout::Dropout;
+pub use image::{window_output, ImageShape};
+pub use input_activation::{InputActivation, InputActivationKind};
+pub use norm::{BatchNorm, LayerNorm};
+pub use pool::{Pool2d, PoolKind};
 pub use linear::Linear;
 pub(crate) use linear::{column_sums, fill_rows_with, LinearViews};
 

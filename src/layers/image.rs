@@ -1,0 +1,59 @@
+//! The shape of one image between layers: channels × height × width, stored as PyTorch
+//! stores NCHW tensors, so a batch is a `(batch, channels * height * width)` matrix whose
+//! rows are each image's channels one after another, each channel row-major.
+
+use std::fmt;
+
+/// One image's shape: `channels × height × width`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImageShape {
+    /// Channels (`C`).
+    pub channels: usize,
+    /// Rows (`H`).
+    pub height: usize,
+    /// Columns (`W`).
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// A `channels × height × width` shape.
+    pub fn new(channels: usize, height: usize, width: usize) -> Self {
+        Self {
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// Values in one image: `C * H * W`, the width of a batch's rows.
+    pub fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Whether an image holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values in one channel: `H * W`.
+    pub fn plane(&self) -> usize {
+        self.height * self.width
+    }
+}
+
+impl fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}
+
+/// The output size of a sliding window along one axis: `(size + 2 padding - kernel) /
+/// stride + 1` (PyTorch's floor mode), or `None` when the window does not fit or the
+/// stride is zero.
+pub fn window_output(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = size.checked_add(padding.checked_mul(2)?)?;
+    if stride == 0 || kernel == 0 || kernel > padded {
+        return None;
+    }
+    Some((padded - kernel) / stride + 1)
+}
