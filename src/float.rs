@@ -48,6 +48,10 @@ pub trait Float:
     /// `-103.97` in f32, `-745.13` in f64) and at `-inf`; NaN for NaN. Positive arguments are outside its
     /// domain (the result is unspecified, but never undefined behaviour).
     fn exp_non_positive(self) -> Self;
+
+    /// The error function `erf(self) = 2/sqrt(pi) * integral from 0 to self of e^(-t^2)
+    /// dt` (libm's `erf` / `erff`), for the exact GELU.
+    fn erf(self) -> Self;
 }
 
 impl Float for f32 {
@@ -69,6 +73,10 @@ impl Float for f32 {
     fn exp_non_positive(self) -> Self {
         exp_non_positive_f32(self)
     }
+
+    fn erf(self) -> Self {
+        libm::erff(self)
+    }
 }
 
 impl Float for f64 {
@@ -89,6 +97,10 @@ impl Float for f64 {
     #[inline(always)]
     fn exp_non_positive(self) -> Self {
         exp_non_positive_f64(self)
+    }
+
+    fn erf(self) -> Self {
+        libm::erf(self)
     }
 }
 
@@ -193,6 +205,17 @@ mod tests {
             let x = x as f32;
             assert!(ulps32(x.exp_non_positive(), x.exp()) <= 2, "f32 at {x}");
         }
+    }
+
+    #[test]
+    fn erf_matches_known_values() {
+        // erf(1) and erf(-0.5) from Python's math.erf.
+        assert_eq!(Float::erf(0.0f64), 0.0);
+        assert!((Float::erf(1.0f64) - 0.842_700_792_949_714_9).abs() < 1e-16);
+        assert!((Float::erf(-0.5f64) + 0.520_499_877_813_046_5).abs() < 1e-16);
+        assert!((Float::erf(1.0f32) - 0.842_700_8).abs() < 1e-7);
+        assert_eq!(Float::erf(f64::INFINITY), 1.0);
+        assert!(Float::erf(f64::NAN).is_nan());
     }
 
     #[test]
