@@ -114,6 +114,21 @@ impl<F: Float> Pool2d<F> {
         let (height, width) = self.windows.output;
         ImageShape::new(self.windows.input.channels, height, width)
     }
+
+    /// `(kh, kw)`.
+    pub fn kernel_size(&self) -> (usize, usize) {
+        self.windows.kernel
+    }
+
+    /// `(rows, columns)` step.
+    pub fn stride(&self) -> (usize, usize) {
+        self.windows.stride
+    }
+
+    /// `(rows, columns)` padding on each side.
+    pub fn padding(&self) -> (usize, usize) {
+        self.windows.padding
+    }
 }
 
 impl Windows {
@@ -141,37 +156,92 @@ impl Windows {
     /// One plane's maxima: `output[oh, ow]` and the index in `input: (H, W)` of the
     /// element that gave it into `winners[oh, ow]`.
     fn max_plane<F: Float>(&self, input: &[F], output: &mut [F], winners: &mut [usize]) {
-        let width = self.input.width;
-        let positions = output.iter_mut().zip(winners.iter_mut()).enumerate();
-        for (position, (value, winner)) in positions {
-            let (rows, columns) = self.window(position);
-            // Padding is -inf: the first element inside stands for an all -inf window.
-            let (mut max, mut index) = (F::neg_infinity(), rows.start * width + columns.start);
-            for row in rows {
-                for column in columns.clone() {
-                    let x = input[row * width + column];
-                    if x > max || x.is_nan() {
-                        (max, index) = (x, row * width + column);
+        if self.kernel == (2, 2) && self.stride == (2, 2) && self.padding == (0, 0) {
+            return self.max_plane_2x2(input, output, winners);
+        }
+        let (width, columns_out) = (self.input.width, self.output.1);
+        let rows_out = output
+            .chunks_mut(columns_out)
+            .zip(winners.chunks_mut(columns_out));
+        for (oh, (output, winners)) in rows_out.enumerate() {
+            let rows = span(
+                oh * self.stride.0,
+                self.kernel.0,
+                self.padding.0,
+                self.input.height,
+            );
+            for (ow, (value, winner)) in output.iter_mut().zip(winners.iter_mut()).enumerate() {
+                let columns = span(ow * self.stride.1, self.kernel.1, self.padding.1, width);
+                // Padding is -inf: the first element inside stands for an all -inf window.
+                let (mut max, mut index) = (F::neg_infinity(), rows.start * width + columns.start);
+                for row in rows.clone() {
+                    let start = row * width + columns.start;
+                    for (offset, &x) in input[start..row * width + columns.end].iter().enumerate() {
+                        // Selects, not a branch: which element wins is data, and a
+                        // mispredicted branch per element cost more than the pooling.
+                        let take = x > max || x.is_nan();
+                        max = if take { x } else { max };
+                        index = if take { start + offset } else { index };
                     }
                 }
+                (*value, *winner) = (max, index);
             }
-            (*value, *winner) = (max, index);
+        }
+    }
+
+    /// [`Windows::max_plane`] for the common 2x2 window at stride 2 without padding,
+    /// unrolled: each window is four independent loads and the same scan order (row by
+    /// row; a larger value or a NaN replaces the maximum).
+    fn max_plane_2x2<F: Float>(&self, input: &[F], output: &mut [F], winners: &mut [usize]) {
+        let (width, columns_out) = (self.input.width, self.output.1);
+        let rows_out = output
+            .chunks_mut(columns_out)
+            .zip(winners.chunks_mut(columns_out));
+        for (oh, (output, winners)) in rows_out.enumerate() {
+            let top = 2 * oh * width;
+            let (upper, lower) = (
+                &input[top..top + width],
+                &input[top + width..top + 2 * width],
+            );
+            for (ow, (value, winner)) in output.iter_mut().zip(winners.iter_mut()).enumerate() {
+                let column = 2 * ow;
+                let mut max = upper[column];
+                let mut index = top + column;
+                for (x, at) in [
+                    (upper[column + 1], top + column + 1),
+                    (lower[column], top + width + column),
+                    (lower[column + 1], top + width + column + 1),
+                ] {
+                    let take = x > max || x.is_nan();
+                    max = if take { x } else { max };
+                    index = if take { at } else { index };
+                }
+                (*value, *winner) = (max, index);
+            }
         }
     }
 
     /// One plane's averages: `output[oh, ow]` = the window's sum over `kh * kw`.
     fn average_plane<F: Float>(&self, input: &[F], output: &mut [F]) {
-        let width = self.input.width;
+        let (width, columns_out) = (self.input.width, self.output.1);
         let divisor = F::from_f64((self.kernel.0 * self.kernel.1) as f64);
-        for (position, value) in output.iter_mut().enumerate() {
-            let (rows, columns) = self.window(position);
-            let mut sum = F::zero();
-            for row in rows {
-                sum = input[row * width..][columns.clone()]
-                    .iter()
-                    .fold(sum, |sum, &x| sum + x);
+        for (oh, output) in output.chunks_mut(columns_out).enumerate() {
+            let rows = span(
+                oh * self.stride.0,
+                self.kernel.0,
+                self.padding.0,
+                self.input.height,
+            );
+            for (ow, value) in output.iter_mut().enumerate() {
+                let columns = span(ow * self.stride.1, self.kernel.1, self.padding.1, width);
+                let mut sum = F::zero();
+                for row in rows.clone() {
+                    sum = input[row * width..][columns.clone()]
+                        .iter()
+                        .fold(sum, |sum, &x| sum + x);
+                }
+                *value = sum / divisor;
             }
-            *value = sum / divisor;
         }
     }
 

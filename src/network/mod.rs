@@ -1,8 +1,11 @@
-//! The multilayer perceptron: a list of layers applied in order.
+//! The network: a list of layers applied in order, as PyTorch's `nn.Sequential`.
 //!
 //! `forward` maps `(batch, in)` to logits `(batch, classes)` through every layer;
-//! `backward` takes dL/d(logits) and runs the layers in reverse, leaving each linear
-//! layer's `d_weights` and `d_bias` in place for an optimizer.
+//! `backward` takes dL/d(logits) and runs the layers in reverse, leaving each layer's
+//! parameter gradients (`d_weights`, `d_bias`, ...) in place for an optimizer. A network
+//! of linear layers and the assignment's activations is the multilayer perceptron; the
+//! other layers (convolutions, pooling, normalisation, dropout) are built from a
+//! `--layers` spec ([`spec`], [`build`]).
 
 use ndarray::{Array1, ArrayView2, ArrayViewMut2, Axis};
 use thiserror::Error;
@@ -16,9 +19,12 @@ use crate::math::{argmax, sum_of_squares};
 use crate::module::{Module, Parameter};
 use crate::optim::PlainUpdate;
 
+mod build;
 mod inference;
 mod sliced;
 pub mod spec;
+
+pub use build::{build, describe};
 
 pub(crate) use inference::Scratch;
 pub(crate) use sliced::SlicedStep;
@@ -29,11 +35,11 @@ pub enum ModelError {
     /// No layers at all.
     #[error("a network needs at least one layer")]
     Empty,
-    /// No linear layer: nothing to train.
+    /// No linear or convolution layer: nothing to train.
     #[error("a network needs at least one linear layer")]
     NoLinearLayer,
-    /// Consecutive linear layers whose widths do not chain.
-    #[error("layer {index} takes {found} inputs, but the linear layer before it gives {expected}")]
+    /// Consecutive layers whose widths do not chain.
+    #[error("layer {index} takes {found} inputs, but the layer before it gives {expected}")]
     WidthMismatch {
         /// Position of the offending layer in the list.
         index: usize,
@@ -65,6 +71,10 @@ pub enum ModelError {
     /// Layers too large for the machine's memory.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
+    /// A `--layers` spec that does not fit the data's shape or asks for what nabla
+    /// lacks; the error names the layer.
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
 }
 
 /// Bytes that linear layers of widths `sizes = [in, hidden..., out]` take in `F`: weights
@@ -125,7 +135,8 @@ fn check_parameter_memory<F: Float>(sizes: &[usize]) -> Result<(), TooLarge> {
     .map(drop)
 }
 
-/// A feed-forward network of [`Layer`]s: any mix of linear layers and activations.
+/// A feed-forward network of [`Layer`]s applied in order (PyTorch's `nn.Sequential`):
+/// linear layers and activations, and the layers of a `--layers` spec.
 #[derive(Clone, Debug)]
 pub struct MultiLayerPerceptron<F> {
     layers: Vec<Layer<F>>,
@@ -135,27 +146,29 @@ pub struct MultiLayerPerceptron<F> {
 }
 
 impl<F: Float> MultiLayerPerceptron<F> {
-    /// A network of the given layers, checked so that consecutive linear layers chain.
+    /// A network of the given layers, checked so that the width each layer gives is the
+    /// width the next layer that fixes one takes.
     pub fn new(layers: Vec<Layer<F>>) -> Result<Self, ModelError> {
         if layers.is_empty() {
             return Err(ModelError::Empty);
         }
         let mut previous_width = None;
         for (index, layer) in layers.iter().enumerate() {
-            if let Some(linear) = layer.as_linear() {
-                if let Some(expected) = previous_width {
-                    if linear.in_features() != expected {
-                        return Err(ModelError::WidthMismatch {
-                            index,
-                            expected,
-                            found: linear.in_features(),
-                        });
-                    }
+            if let (Some(expected), Some(found)) = (previous_width, layer.in_width()) {
+                if found != expected {
+                    return Err(ModelError::WidthMismatch {
+                        index,
+                        expected,
+                        found,
+                    });
                 }
-                previous_width = Some(linear.out_features());
             }
+            previous_width = layer.out_width().or(previous_width);
         }
-        if previous_width.is_none() {
+        let trainable = layers
+            .iter()
+            .any(|layer| matches!(layer, Layer::Linear(_) | Layer::Conv2d(_)));
+        if !trainable {
             return Err(ModelError::NoLinearLayer);
         }
         Ok(Self {
@@ -205,29 +218,66 @@ impl<F: Float> MultiLayerPerceptron<F> {
         self.layers.iter_mut().filter_map(Layer::as_linear_mut)
     }
 
-    /// Input width: the first linear layer's `in`.
+    /// Input width: that of the first layer that fixes one (`C * H * W` for a network
+    /// that starts with a convolution).
     pub fn in_features(&self) -> usize {
-        self.linear_layers().next().map_or(0, Linear::in_features)
+        self.layers.iter().find_map(Layer::in_width).unwrap_or(0)
     }
 
-    /// Output width (number of classes): the last linear layer's `out`.
+    /// Output width (number of classes): that of the last layer that fixes one.
     pub fn out_features(&self) -> usize {
-        self.linear_layers().last().map_or(0, Linear::out_features)
+        self.layers
+            .iter()
+            .rev()
+            .find_map(Layer::out_width)
+            .unwrap_or(0)
+    }
+
+    /// Whether every layer is a linear layer or one of the assignment's activations: the
+    /// networks the fused and per-core steps and the shared-model inference handle.
+    pub fn is_perceptron(&self) -> bool {
+        self.layers.iter().all(Layer::is_assignment_layer)
+    }
+
+    /// Switches every layer between training (dropout, batch statistics; the default)
+    /// and evaluation (no dropout, running statistics), as PyTorch's `train()`/`eval()`.
+    pub fn set_training(&mut self, training: bool) {
+        for layer in &mut self.layers {
+            layer.set_training(training);
+        }
     }
 
     /// Whether `backward` computes dL/d(input) of the whole network.
     pub fn computes_grad_input(&self) -> bool {
-        match self.layers.first() {
-            Some(Layer::Linear(first)) => first.computes_grad_input(),
-            _ => true,
-        }
+        self.layers.first().is_none_or(Layer::computes_grad_input)
     }
 
     /// Whether `backward` computes dL/d(input) of the whole network (on by default).
     /// Training turns it off: the first layer's input is data, and that GEMM is wasted.
     pub fn set_compute_grad_input(&mut self, enabled: bool) {
-        if let Some(Layer::Linear(first)) = self.layers.first_mut() {
+        if let Some(first) = self.layers.first_mut() {
             first.set_compute_grad_input(enabled);
+        }
+    }
+
+    /// Each batch normalisation layer's running mean, then its running variance
+    /// `(C)`, in layer order.
+    pub(crate) fn running_statistics(&self) -> impl Iterator<Item = ndarray::ArrayView1<'_, F>> {
+        self.layers
+            .iter()
+            .flat_map(|layer| match layer {
+                Layer::BatchNorm(norm) => Some([norm.running_mean(), norm.running_var()]),
+                _ => None,
+            })
+            .flatten()
+    }
+
+    /// Copies every parameter and running statistic of `source`, a network of the same
+    /// layers (a clone of it), into this one, without allocating.
+    pub(crate) fn copy_state_from(&mut self, source: &Self) {
+        for (target, source) in self.layers.iter_mut().zip(&source.layers) {
+            let copied = target.copy_state_from(source);
+            debug_assert!(copied, "the copy's layers are the source's");
         }
     }
 
@@ -249,7 +299,7 @@ impl<F: Float> MultiLayerPerceptron<F> {
                 first.forward(self.input.view())
             }
         };
-        for layer in layers {
+        for layer in layers.filter(|layer| !layer.passes_through()) {
             output = layer.forward(output);
         }
         output
@@ -263,6 +313,14 @@ impl<F: Float> MultiLayerPerceptron<F> {
         grad_output: ArrayView2<'_, F>,
         update: PlainUpdate<F>,
     ) {
+        if !self.is_perceptron() {
+            // Only linear layers fuse the update: the others take it after `backward`.
+            self.backward(grad_output);
+            self.visit_parameters(&mut |parameter: Parameter<'_, F>| {
+                update.apply(parameter.key.kind, parameter.value, parameter.grad)
+            });
+            return;
+        }
         // dL/d(logits): (batch, out), back through every layer
         let mut layers = self.layers.iter_mut().rev();
         // Cannot fail: `new` refuses an empty list of layers.
@@ -273,27 +331,43 @@ impl<F: Float> MultiLayerPerceptron<F> {
         }
     }
 
-    /// The predicted class of each row of `input: (batch, in)`: the argmax of its logits.
-    pub fn predict(&mut self, input: ArrayView2<'_, F>) -> Array1<usize> {
-        let logits = self.forward(input);
+    /// The predicted class of each row of `input: (batch, in)`: the argmax of its logits,
+    /// computed in evaluation mode (no dropout, running statistics).
+    pub fn predict(&self, input: ArrayView2<'_, F>) -> Array1<usize> {
+        let mut scratch = Scratch::default();
+        let logits = self.infer(input.nrows(), |mut rows| rows.assign(&input), &mut scratch);
         logits.map_axis(Axis(1), |row| argmax(row.iter().copied()))
     }
 
     /// Bytes the layers' buffers take for batches of `rows` rows: each linear layer keeps
     /// its input, output and input gradient, each activation its output and input
-    /// gradient. `None` if the count overflows.
+    /// gradient, a convolution its unfolded input and its gradient besides. `None` if the
+    /// count overflows.
     pub fn buffer_bytes(&self, rows: usize) -> Option<u64> {
         let mut width = self.in_features() as u64;
         let mut per_row = 0u64;
         for layer in &self.layers {
+            let input = width;
+            width = layer.out_width().map_or(width, |out| out as u64);
             let values = match layer {
-                Layer::Linear(linear) => {
-                    width = linear.out_features() as u64;
-                    (linear.in_features() as u64)
+                Layer::Linear(_) => input.checked_mul(2)?.checked_add(width)?,
+                Layer::Conv2d(conv) => {
+                    let (kh, kw) = conv.kernel_size();
+                    let output = conv.output_shape();
+                    let columns =
+                        (conv.input_shape().channels * kh * kw) as u64 * output.plane() as u64;
+                    columns
                         .checked_mul(2)?
-                        .checked_add(width)?
+                        .checked_add(input.checked_add(width)?.checked_mul(2)?)?
                 }
-                Layer::Activation(_) => width.checked_mul(2)?,
+                Layer::Activation(_) | Layer::Pool2d(_) => {
+                    input.checked_add(width)?.checked_mul(2)?
+                }
+                Layer::Flatten(_) => 0,
+                Layer::InputActivation(_)
+                | Layer::Dropout(_)
+                | Layer::BatchNorm(_)
+                | Layer::LayerNorm(_) => width.checked_mul(4)?,
             };
             per_row = per_row.checked_add(values)?;
         }
@@ -312,10 +386,14 @@ impl<F: Float> MultiLayerPerceptron<F> {
         });
     }
 
-    /// The number of parameters (weights and biases).
+    /// The number of parameters (weights and biases; running statistics are not
+    /// parameters).
     pub fn parameter_count(&self) -> usize {
-        self.linear_layers()
-            .map(|linear| linear.weights().len() + linear.bias().len())
+        self.layers
+            .iter()
+            .flat_map(Layer::state_entries)
+            .filter(|(name, _)| matches!(*name, "weight" | "bias"))
+            .map(|(_, shape)| shape.iter().product::<usize>())
             .sum()
     }
 
@@ -360,7 +438,7 @@ impl<F: Float> Module<F> for MultiLayerPerceptron<F> {
         // Cannot fail: `new` refuses an empty list of layers.
         let last = layers.next().expect("a network has at least one layer");
         let mut grad = last.backward(grad_output);
-        for layer in layers {
+        for layer in layers.filter(|layer| !layer.passes_through()) {
             grad = layer.backward(grad);
         }
         grad

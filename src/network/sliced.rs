@@ -296,6 +296,9 @@ impl threads::Executor for CrewExecutor<'_> {
 fn stages<F: Float>(layers: &[Layer<F>]) -> Option<Vec<Stage>> {
     let mut stages: Vec<Stage> = Vec::new();
     for (position, layer) in layers.iter().enumerate() {
+        if !layer.is_assignment_layer() {
+            return None;
+        }
         match layer.activation_kind() {
             None => stages.push(Stage {
                 layer: position,

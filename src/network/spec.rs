@@ -130,6 +130,25 @@ pub enum Shape {
     },
 }
 
+impl Shape {
+    /// The number of values in one example: the features, or `C * H * W`.
+    pub fn len(&self) -> usize {
+        match *self {
+            Shape::Flat(features) => features,
+            Shape::Image {
+                channels,
+                height,
+                width,
+            } => channels * height * width,
+        }
+    }
+
+    /// Whether an example holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -144,7 +163,7 @@ impl fmt::Display for Shape {
 }
 
 /// A spec that cannot be read or does not fit the data: what is wrong and where.
-#[derive(Clone, Debug, PartialEq, Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("{message} (at character {position}: `{token}`)")]
 pub struct SpecError {
     /// The byte offset of the token at fault in the spec.
@@ -573,6 +592,55 @@ const NAMES: &str = "Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, Dropout, Bat
 BatchNorm2d, LayerNorm, ReLU, Sigmoid, Tanh, Identity, LeakyReLU, GELU, SiLU, ELU";
 
 /// One layer from its text (`Name` or `Name(arguments)`) at `position`.
+/// Refuses what PyTorch's signatures have and this language leaves to the data: an
+/// input width (`in_features=`, `in_channels=`, `num_features=`, `normalized_shape=`), and
+/// a second number for `Linear` or a third for `Conv2d` given by position, which in
+/// PyTorch's order would be the input width (`Conv2d(1, 8, 3)` would otherwise read
+/// silently as 1 output channel, an 8x8 kernel and stride 3).
+fn refuse_input_widths(name: &str, arguments: &Arguments<'_>) -> Result<(), SpecError> {
+    let copied = |argument: &Argument, example: &str| {
+        error(
+            argument.position,
+            &argument.text,
+            &format!(
+                "{name}: input widths come from the data, so PyTorch's {example}; give \
+                 the other arguments by keyword"
+            ),
+        )
+    };
+    if let Some(argument) = arguments.keywords.iter().find(|argument| {
+        matches!(
+            argument.keyword.as_deref(),
+            Some("in_features" | "in_channels" | "num_features" | "normalized_shape")
+        )
+    }) {
+        return Err(copied(
+            argument,
+            "`in_features`/`in_channels` are not written here",
+        ));
+    }
+    let numbers = |index: usize| {
+        arguments
+            .positional
+            .get(index)
+            .filter(|argument| matches!(argument.value, Value::Number(_)))
+    };
+    match name {
+        "Linear" => match numbers(1) {
+            Some(argument) => Err(copied(argument, "Linear(784, 10) is Linear(10) here")),
+            None => Ok(()),
+        },
+        "Conv2d" => match arguments.positional.get(2) {
+            Some(argument) => Err(copied(
+                argument,
+                "Conv2d(1, 32, 3) is Conv2d(32, 3) here, with stride= and padding=",
+            )),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
 fn parse_layer(position: usize, text: &str) -> Result<LayerSpec, SpecError> {
     let (name, arguments_text, arguments_at) = match text.find('(') {
         Some(open) => {
@@ -603,6 +671,7 @@ fn parse_layer(position: usize, text: &str) -> Result<LayerSpec, SpecError> {
         ));
     }
     let mut arguments = parse_arguments(name, position, arguments_at, arguments_text)?;
+    refuse_input_widths(name, &arguments)?;
     let layer = match name {
         "Linear" => LayerSpec::Linear {
             out_features: arguments.size(0, "out_features", None)?,
@@ -911,7 +980,9 @@ mod tests {
             ("Linear(12.5)", "12.5", "positive whole number"),
             ("Linear", "Linear", "Linear needs `out_features`"),
             ("Linear(10, bais=False)", "bais=False", "unknown argument `bais`"),
-            ("Linear(10, 20)", "20", "`bias` must be True or False"),
+            ("Linear(10, 20)", "20", "PyTorch's Linear(784, 10) is Linear(10) here"),
+            ("Conv2d(1, 8, 3)", "3", "PyTorch's Conv2d(1, 32, 3) is Conv2d(32, 3) here"),
+            ("Conv2d(8, 3, in_channels=1)", "in_channels=1", "input widths come from the data"),
             ("Linear(10, True, 3)", "3", "too many arguments"),
             ("Linear(10, out_features=3)", "out_features=3", "given twice"),
             ("Dropout(1.5)", "1.5", "between 0 and 1"),

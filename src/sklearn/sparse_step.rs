@@ -146,7 +146,7 @@ fn first_and_rest<F: Float>(
     match first {
         Layer::Linear(first) => (first, rest),
         // Cannot happen: the scikit-learn engine's networks start with a linear layer.
-        Layer::Activation(_) => unreachable!("the network starts with a linear layer"),
+        _ => unreachable!("the network starts with a linear layer"),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Early stopping: watch the monitored loss after every epoch, keep the best epoch's
-//! weights, and stop when it has not improved for `patience` epochs.
+//! weights (and batch normalisation's running statistics), and stop when it has not
+//! improved for `patience` epochs.
 
 use crate::float::Float;
+use crate::layers::Layer;
 use crate::module::{Module, Parameter};
 use crate::network::MultiLayerPerceptron;
 
@@ -20,6 +22,9 @@ pub struct EarlyStopping<F> {
     pub bad_epochs: usize,
     /// The best epoch's parameters, in the model's parameter order.
     pub best_weights: Vec<Vec<F>>,
+    /// The best epoch's running statistics: each batch normalisation layer's running
+    /// mean, then its running variance, in layer order (empty without such layers).
+    pub best_statistics: Vec<Vec<F>>,
 }
 
 impl<F: Float> EarlyStopping<F> {
@@ -32,6 +37,7 @@ impl<F: Float> EarlyStopping<F> {
             best_epoch: 0,
             bad_epochs: 0,
             best_weights: Vec::new(),
+            best_statistics: Vec::new(),
         }
     }
 
@@ -58,6 +64,14 @@ impl<F: Float> EarlyStopping<F> {
                 best[index].extend_from_slice(parameter.value);
                 index += 1;
             });
+            let statistics = &mut self.best_statistics;
+            for (index, values) in model.running_statistics().enumerate() {
+                if statistics.len() <= index {
+                    statistics.push(Vec::new());
+                }
+                statistics[index].clear();
+                statistics[index].extend(values.iter().copied());
+            }
         } else {
             self.bad_epochs += 1;
         }
@@ -79,6 +93,19 @@ impl<F: Float> EarlyStopping<F> {
             }
             index += 1;
         });
+        let mut statistics = self.best_statistics.iter();
+        for layer in model.layers_mut() {
+            if let Layer::BatchNorm(norm) = layer {
+                let restore = |mut target: ndarray::ArrayViewMut1<'_, F>,
+                               source: Option<&Vec<F>>| {
+                    if let Some(source) = source.filter(|source| source.len() == target.len()) {
+                        target.iter_mut().zip(source).for_each(|(t, &v)| *t = v);
+                    }
+                };
+                restore(norm.running_mean_mut(), statistics.next());
+                restore(norm.running_var_mut(), statistics.next());
+            }
+        }
         true
     }
 }

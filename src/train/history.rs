@@ -140,6 +140,14 @@ pub enum TrainError {
     /// The training buffers do not fit in memory.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
+    /// A batch that leaves a `BatchNorm1d` layer one value per feature.
+    #[error("a batch of {rows} row{} gives the batch normalisation at layer {layer} one value per channel, which has no variance (as PyTorch refuses it): choose a --batch-size whose last batch has at least 2 rows", if *rows == 1 { "" } else { "s" })]
+    BatchOfOne {
+        /// The position of the normalisation layer.
+        layer: usize,
+        /// The rows of the offending batch.
+        rows: usize,
+    },
     /// No training rows.
     #[error("the training set is empty")]
     EmptyTrainingSet,

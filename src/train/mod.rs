@@ -126,6 +126,18 @@ impl<'a, F: Float> Trainer<'a, F> {
         if rows == 0 {
             return Err(TrainError::EmptyTrainingSet);
         }
+        let smallest_batch = match rows % config.batch_size {
+            0 => config.batch_size.min(rows),
+            last => last,
+        };
+        if let Some(layer) = model.layers().iter().position(|layer| {
+            matches!(layer, crate::layers::Layer::BatchNorm(norm) if norm.spatial() * smallest_batch == 1)
+        }) {
+            return Err(TrainError::BatchOfOne {
+                layer,
+                rows: smallest_batch,
+            });
+        }
         if F::from_f64(config.lr) == F::zero() {
             return Err(TrainError::InvalidSetting {
                 setting: Setting::Lr,

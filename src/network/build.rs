@@ -1,0 +1,306 @@
+//! Networks from `--layers` specs, and specs from networks: [`build`] makes the layers
+//! of a parsed spec for the data's shape, [`describe`] writes a network back as a spec
+//! that builds the same layers (what a model file records).
+
+use crate::float::Float;
+use crate::init::{self, Init};
+use crate::layers::{
+    ActivationKind, BatchNorm, Conv2d, Dropout, Flatten, ImageShape, InputActivation,
+    InputActivationKind, Layer, LayerNorm, Linear, Pool2d, PoolKind,
+};
+use crate::limits::{check_memory, product, sum};
+
+use super::spec::{self, ActivationSpec, LayerSpec, Located, Shape, SpecError};
+use super::{ModelError, MultiLayerPerceptron};
+
+/// The network of `layers` (a parsed spec) for examples of shape `input`: weights drawn
+/// by `init` from one stream seeded with `seed`, layer by layer in order (biases zero,
+/// normalisation scales one), each dropout layer with its own stream derived from
+/// `seed` and its position. Shapes and memory are checked before anything is allocated;
+/// a spec that does not fit the shape is [`ModelError::Spec`], naming the layer.
+pub fn build<F: Float>(
+    layers: &[Located],
+    input: Shape,
+    init: Init,
+    seed: u64,
+) -> Result<MultiLayerPerceptron<F>, ModelError> {
+    let shapes = spec::infer_shapes(layers, input)?;
+    let inputs: Vec<Shape> = std::iter::once(input)
+        .chain(shapes.iter().copied())
+        .collect();
+    check_parameter_memory::<F>(layers, &inputs)?;
+    let mut rng = init::rng(seed);
+    let mut built = Vec::with_capacity(layers.len());
+    for (position, (located, &shape)) in layers.iter().zip(&inputs).enumerate() {
+        let eps = match located.layer {
+            LayerSpec::BatchNorm1d { eps, .. }
+            | LayerSpec::BatchNorm2d { eps, .. }
+            | LayerSpec::LayerNorm { eps } => Some(eps),
+            _ => None,
+        };
+        if let Some(eps) = eps.filter(|&eps| F::from_f64(eps) <= F::zero()) {
+            return Err(SpecError {
+                position: located.position,
+                token: located.text.clone(),
+                message: format!(
+                    "eps={eps:e} is 0 in {} (the variance of a constant input would divide by 0)",
+                    F::NAME
+                ),
+            }
+            .into());
+        }
+        let layer = match (&located.layer, shape) {
+            (LayerSpec::Linear { bias: false, .. }, _) => {
+                return Err(SpecError {
+                    position: located.position,
+                    token: located.text.clone(),
+                    message: "Linear(bias=False) is not supported: nabla's linear layers \
+                              always learn a bias"
+                        .into(),
+                }
+                .into())
+            }
+            (LayerSpec::Linear { out_features, .. }, _) => {
+                Layer::Linear(Linear::new(shape.len(), *out_features, init, &mut rng))
+            }
+            (
+                LayerSpec::Conv2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    bias,
+                },
+                _,
+            ) => Layer::Conv2d(Conv2d::new(
+                image(shape),
+                *out_channels,
+                *kernel,
+                *stride,
+                *padding,
+                *bias,
+                init,
+                &mut rng,
+            )),
+            (LayerSpec::MaxPool2d(pool), _) => Layer::Pool2d(Pool2d::new(
+                PoolKind::Max,
+                image(shape),
+                pool.kernel,
+                pool.stride,
+                pool.padding,
+            )),
+            (LayerSpec::AvgPool2d(pool), _) => Layer::Pool2d(Pool2d::new(
+                PoolKind::Average,
+                image(shape),
+                pool.kernel,
+                pool.stride,
+                pool.padding,
+            )),
+            (LayerSpec::Flatten, _) => Layer::Flatten(Flatten::new()),
+            (LayerSpec::Dropout { p }, _) => {
+                Layer::Dropout(Dropout::new(*p, dropout_seed(seed, position)))
+            }
+            (LayerSpec::BatchNorm1d { eps, momentum }, _) => {
+                Layer::BatchNorm(BatchNorm::new(shape.len(), 1, *eps, *momentum))
+            }
+            (LayerSpec::BatchNorm2d { eps, momentum }, _) => {
+                let image = image(shape);
+                Layer::BatchNorm(BatchNorm::new(
+                    image.channels,
+                    image.plane(),
+                    *eps,
+                    *momentum,
+                ))
+            }
+            (LayerSpec::LayerNorm { eps }, _) => {
+                Layer::LayerNorm(LayerNorm::new(shape.len(), *eps))
+            }
+            (LayerSpec::Activation(activation), _) => activation_layer(*activation),
+        };
+        built.push(layer);
+    }
+    MultiLayerPerceptron::new(built)
+}
+
+/// The seed of the dropout layer at `position` in a network built with `seed`: a
+/// SplitMix64 step, so that neighbouring layers and seeds get unrelated streams.
+pub(crate) fn dropout_seed(seed: u64, position: usize) -> u64 {
+    let mut z = seed.wrapping_add((position as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn activation_layer<F: Float>(activation: ActivationSpec) -> Layer<F> {
+    let input = |kind| Layer::InputActivation(InputActivation::new(kind));
+    match activation {
+        ActivationSpec::Relu => Layer::activation(ActivationKind::Relu),
+        ActivationSpec::Sigmoid => Layer::activation(ActivationKind::Sigmoid),
+        ActivationSpec::Tanh => Layer::activation(ActivationKind::Tanh),
+        ActivationSpec::Identity => Layer::activation(ActivationKind::Identity),
+        ActivationSpec::LeakyRelu { negative_slope } => {
+            input(InputActivationKind::LeakyRelu { negative_slope })
+        }
+        ActivationSpec::Gelu { tanh } => input(InputActivationKind::Gelu { tanh }),
+        ActivationSpec::Silu => input(InputActivationKind::Silu),
+        ActivationSpec::Elu { alpha } => input(InputActivationKind::Elu { alpha }),
+    }
+}
+
+/// `shape` as an image (`infer_shapes` has checked that it is one where one is needed).
+fn image(shape: Shape) -> ImageShape {
+    match shape {
+        Shape::Image {
+            channels,
+            height,
+            width,
+        } => ImageShape::new(channels, height, width),
+        Shape::Flat(features) => ImageShape::new(features, 1, 1),
+    }
+}
+
+/// Checks that the parameters and their gradients (two copies) and the `f64` draw of
+/// the largest weight fit in memory, before any layer is allocated.
+fn check_parameter_memory<F: Float>(
+    layers: &[Located],
+    inputs: &[Shape],
+) -> Result<(), ModelError> {
+    let mut counts = Vec::new();
+    for (located, &shape) in layers.iter().zip(inputs) {
+        let count = match &located.layer {
+            LayerSpec::Linear { out_features, .. } => sum([
+                product(&[shape.len(), *out_features]),
+                Some(*out_features as u64),
+            ]),
+            LayerSpec::Conv2d {
+                out_channels,
+                kernel,
+                ..
+            } => {
+                let fan_in = product(&[image(shape).channels, kernel.0, kernel.1]);
+                sum([
+                    fan_in.and_then(|fan_in| fan_in.checked_mul(*out_channels as u64)),
+                    Some(*out_channels as u64),
+                ])
+            }
+            LayerSpec::BatchNorm1d { .. } | LayerSpec::LayerNorm { .. } => {
+                product(&[shape.len(), 4])
+            }
+            LayerSpec::BatchNorm2d { .. } => product(&[image(shape).channels, 4]),
+            _ => Some(0),
+        };
+        counts.push(count);
+    }
+    let float = std::mem::size_of::<F>() as u64;
+    let total = sum(counts.iter().copied());
+    let largest = counts
+        .iter()
+        .copied()
+        .try_fold(0u64, |m, c| Some(m.max(c?)));
+    let bytes = sum([
+        total.and_then(|t| t.checked_mul(2 * float)),
+        largest.and_then(|l| l.checked_mul(8)),
+    ]);
+    check_memory(
+        format!("the network's parameters and gradients ({})", F::NAME),
+        bytes,
+    )?;
+    let limit = i32::MAX as u64;
+    if let Some(width) = inputs
+        .iter()
+        .map(|&shape| shape.len() as u64)
+        .find(|&w| w > limit)
+    {
+        return Err(ModelError::WidthTooLarge {
+            width: width as usize,
+            limit: limit as usize,
+        });
+    }
+    Ok(())
+}
+
+/// `model` written as a `--layers` spec that [`build`] turns back into the same layers
+/// (PyTorch's names, every argument explicit), with the shape of the examples it takes.
+pub fn describe<F: Float>(model: &MultiLayerPerceptron<F>) -> (String, Shape) {
+    let items: Vec<String> = model.layers().iter().map(describe_layer).collect();
+    (items.join(", "), input_shape(model))
+}
+
+fn describe_layer<F: Float>(layer: &Layer<F>) -> String {
+    let pair = |(a, b): (usize, usize)| format!("({a}, {b})");
+    match layer {
+        Layer::Linear(linear) => format!("Linear({})", linear.out_features()),
+        Layer::Conv2d(conv) => format!(
+            "Conv2d({}, kernel_size={}, stride={}, padding={}, bias={})",
+            conv.output_shape().channels,
+            pair(conv.kernel_size()),
+            pair(conv.stride()),
+            pair(conv.padding()),
+            if conv.bias().is_some() {
+                "True"
+            } else {
+                "False"
+            }
+        ),
+        Layer::Pool2d(pool) => format!(
+            "{}(kernel_size={}, stride={}, padding={})",
+            match pool.kind() {
+                PoolKind::Max => "MaxPool2d",
+                PoolKind::Average => "AvgPool2d",
+            },
+            pair(pool.kernel_size()),
+            pair(pool.stride()),
+            pair(pool.padding())
+        ),
+        Layer::Flatten(_) => "Flatten".into(),
+        Layer::Dropout(dropout) => format!("Dropout(p={:?})", dropout.p()),
+        Layer::BatchNorm(norm) => format!(
+            "BatchNorm{}(eps={:?}, momentum={:?})",
+            if norm.spatial() == 1 { "1d" } else { "2d" },
+            norm.eps(),
+            norm.momentum()
+        ),
+        Layer::LayerNorm(norm) => format!("LayerNorm(eps={:?})", norm.eps()),
+        Layer::Activation(activation) => match activation.kind() {
+            ActivationKind::Relu => "ReLU",
+            ActivationKind::Sigmoid => "Sigmoid",
+            ActivationKind::Tanh => "Tanh",
+            ActivationKind::Identity => "Identity",
+        }
+        .into(),
+        Layer::InputActivation(activation) => match activation.kind() {
+            InputActivationKind::LeakyRelu { negative_slope } => {
+                format!("LeakyReLU(negative_slope={negative_slope:?})")
+            }
+            InputActivationKind::Gelu { tanh: false } => "GELU".into(),
+            InputActivationKind::Gelu { tanh: true } => "GELU(approximate='tanh')".into(),
+            InputActivationKind::Silu => "SiLU".into(),
+            InputActivationKind::Elu { alpha } => format!("ELU(alpha={alpha:?})"),
+        },
+    }
+}
+
+/// The shape of the examples `model` takes: the image of its first spatial layer, or
+/// its input width. A network whose only spatial layers are batch normalisations sees
+/// each channel as a `(H * W) x 1` image (the same layers).
+fn input_shape<F: Float>(model: &MultiLayerPerceptron<F>) -> Shape {
+    let image = |shape: ImageShape| Shape::Image {
+        channels: shape.channels,
+        height: shape.height,
+        width: shape.width,
+    };
+    for layer in model.layers() {
+        match layer {
+            Layer::Conv2d(conv) => return image(conv.input_shape()),
+            Layer::Pool2d(pool) => return image(pool.input_shape()),
+            Layer::BatchNorm(norm) if norm.spatial() > 1 => {
+                return image(ImageShape::new(norm.channels(), norm.spatial(), 1))
+            }
+            Layer::Linear(_) | Layer::LayerNorm(_) | Layer::BatchNorm(_) | Layer::Flatten(_) => {
+                break
+            }
+            _ => {}
+        }
+    }
+    Shape::Flat(model.in_features())
+}
