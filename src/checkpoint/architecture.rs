@@ -1,14 +1,17 @@
-//! A model's architecture as the model files describe it: the layers in order, with the
-//! activations named as [`ActivationKind`] names them.
+//! A model's architecture as the model files describe it: for a perceptron the layers
+//! in order, with the activations named as [`ActivationKind`] names them; for a network
+//! with other layers, its `--layers` spec and the shape of its examples.
 
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::float::Float;
+use crate::init::Init;
 use crate::layers::{ActivationKind, Layer, Linear};
 use crate::names::UnknownName;
-use crate::network::{check_sizes, ModelError, MultiLayerPerceptron};
+use crate::network::spec::{self, Shape};
+use crate::network::{self as network, check_sizes, ModelError, MultiLayerPerceptron};
 
 /// One layer as a model file records it: `{"type": "linear", "in_features": 784,
 /// "out_features": 256}` or `{"type": "relu"}` (any activation name).
@@ -120,13 +123,38 @@ pub struct Architecture {
     pub format: String,
     /// The float type the weights were saved in (`"f32"` or `"f64"`).
     pub dtype: String,
-    /// The layers in order; their positions are the parameter names' prefixes.
+    /// A perceptron's layers in order; their positions are the parameter names'
+    /// prefixes. Empty for a network described by `spec`.
+    #[serde(default)]
     pub layers: Vec<LayerSpec>,
+    /// The `--layers` spec of a network with layers beyond the perceptron's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    /// With `spec`: the shape of one example, `[features]` or `[channels, height, width]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Vec<usize>>,
 }
 
 impl Architecture {
     /// The architecture of `model`.
     pub fn of<F: Float>(model: &MultiLayerPerceptron<F>) -> Self {
+        if !model.is_perceptron() {
+            let (spec, input) = network::describe(model);
+            return Self {
+                format: FORMAT.into(),
+                dtype: F::NAME.into(),
+                layers: Vec::new(),
+                spec: Some(spec),
+                input: Some(match input {
+                    Shape::Flat(features) => vec![features],
+                    Shape::Image {
+                        channels,
+                        height,
+                        width,
+                    } => vec![channels, height, width],
+                }),
+            };
+        }
         let layers = model
             .layers()
             .iter()
@@ -136,12 +164,16 @@ impl Architecture {
                     out_features: linear.out_features(),
                 },
                 Layer::Activation(activation) => LayerSpec::Activation(activation.kind()),
+                // Cannot happen: other networks are described by their spec above.
+                _ => unreachable!("a perceptron holds linear layers and activations"),
             })
             .collect();
         Self {
             format: FORMAT.into(),
             dtype: F::NAME.into(),
             layers,
+            spec: None,
+            input: None,
         }
     }
 
@@ -159,6 +191,25 @@ impl Architecture {
     /// A zero-weight network of this architecture (weights are loaded next). The widths
     /// are checked to chain and to fit in memory before any layer is allocated.
     pub(crate) fn build<F: Float>(&self) -> Result<MultiLayerPerceptron<F>, ModelError> {
+        if let Some(text) = &self.spec {
+            let input = match self.input.as_deref() {
+                Some(&[features]) => Shape::Flat(features),
+                Some(&[channels, height, width]) => Shape::Image {
+                    channels,
+                    height,
+                    width,
+                },
+                _ => {
+                    return Err(ModelError::Spec(spec::SpecError {
+                        position: 0,
+                        token: format!("{:?}", self.input),
+                        message: "the input shape must be [features] or [channels, height,                                   width]"
+                            .into(),
+                    }))
+                }
+            };
+            return network::build(&spec::parse(text)?, input, Init::Zeros, 0);
+        }
         let mut widths: Vec<usize> = Vec::new();
         for (index, spec) in self.layers.iter().enumerate() {
             if let LayerSpec::Linear {

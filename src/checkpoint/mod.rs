@@ -31,9 +31,8 @@ pub use resume::{load_training, save_training, training_run};
 
 use crate::data::preprocess::Preprocessing;
 use crate::float::Float;
-use crate::layers::Layer;
+use crate::layers::StateValues;
 use crate::limits::TooLarge;
-use crate::module::{ParameterKey, ParameterKind};
 use crate::network::{ModelError, MultiLayerPerceptron};
 
 /// The two model file formats.
@@ -156,27 +155,17 @@ trait ArraySource {
     fn read_into<F: Float>(&mut self, key: &str, target: &mut [F]) -> Result<(), CheckpointError>;
 }
 
-/// Fills every linear layer of `model` from `source`, checking each array's presence
-/// and shape before reading it, and each value after.
+/// Fills every layer's `state_dict` entries (parameters, running statistics) of `model`
+/// from `source`, checking each array's presence and shape before reading it, and each
+/// value after.
 fn fill_model<F: Float, S: ArraySource>(
     model: &mut MultiLayerPerceptron<F>,
     source: &mut S,
     path: &Path,
 ) -> Result<(), CheckpointError> {
     for (position, layer) in model.layers_mut().iter_mut().enumerate() {
-        let Layer::Linear(linear) = layer else {
-            continue;
-        };
-        let (outputs, inputs) = (linear.out_features(), linear.in_features());
-        for (kind, expected) in [
-            (ParameterKind::Weight, vec![outputs, inputs]),
-            (ParameterKind::Bias, vec![outputs]),
-        ] {
-            let key = ParameterKey {
-                layer: position,
-                kind,
-            }
-            .to_string();
+        for (name, expected) in layer.state_entries() {
+            let key = format!("{position}.{name}");
             match source.shape(&key)? {
                 None => {
                     return Err(CheckpointError::MissingKey {
@@ -195,36 +184,53 @@ fn fill_model<F: Float, S: ArraySource>(
                 }
                 Some(_) => {}
             }
-            let mut values = vec![F::zero(); expected.iter().product()];
-            source.read_into(&key, &mut values)?;
-            if let Some(index) = values.iter().position(|value| !value.is_finite()) {
-                let position = if expected.len() == 2 {
-                    vec![index / inputs, index % inputs]
-                } else {
-                    vec![index]
-                };
-                return Err(CheckpointError::NonFinite {
-                    path: path.to_path_buf(),
-                    key,
-                    position,
-                    value: values[index].to_f64(),
-                });
-            }
-            match kind {
-                ParameterKind::Weight => linear
-                    .weights_mut()
-                    .iter_mut()
-                    .zip(values)
-                    .for_each(|(slot, value)| *slot = value),
-                ParameterKind::Bias => linear
-                    .bias_mut()
-                    .iter_mut()
-                    .zip(values)
-                    .for_each(|(slot, value)| *slot = value),
-            }
+            let counted = matches!(layer.state_values(name), Some(StateValues::Count(_)));
+            let values = if counted {
+                let mut count = [0f64];
+                source.read_into(&key, &mut count)?;
+                if !(count[0] >= 0.0 && count[0].fract() == 0.0) {
+                    return Err(CheckpointError::NonFinite {
+                        path: path.to_path_buf(),
+                        key,
+                        position: Vec::new(),
+                        value: count[0],
+                    });
+                }
+                StateValues::Count(count[0] as u64)
+            } else {
+                let mut values = vec![F::zero(); expected.iter().product()];
+                source.read_into(&key, &mut values)?;
+                // A variance below zero would be NaN at the first evaluation.
+                let variance = name == "running_var";
+                if let Some(index) = values
+                    .iter()
+                    .position(|value| !value.is_finite() || (variance && *value < F::zero()))
+                {
+                    return Err(CheckpointError::NonFinite {
+                        path: path.to_path_buf(),
+                        key,
+                        position: unravel(index, &expected),
+                        value: values[index].to_f64(),
+                    });
+                }
+                StateValues::Floats(values)
+            };
+            // Cannot fail: the entry is the layer's own and its shape was checked.
+            let accepted = layer.set_state_values(name, values);
+            debug_assert!(accepted, "{key} is one of the layer's entries");
         }
     }
     Ok(())
+}
+
+/// The multi-index of the `index`-th value of a row-major array of `shape`.
+fn unravel(mut index: usize, shape: &[usize]) -> Vec<usize> {
+    let mut position = vec![0; shape.len()];
+    for (slot, &extent) in position.iter_mut().zip(shape).rev() {
+        *slot = index % extent.max(1);
+        index /= extent.max(1);
+    }
+    position
 }
 
 /// Why a model file could not be written or read.
@@ -339,7 +345,7 @@ pub enum CheckpointError {
         found: Vec<usize>,
     },
     /// A weight that is NaN or infinite.
-    #[error("{path}: '{key}' at {position:?} is {value}: a model's weights must be finite")]
+    #[error("{path}: '{key}' at {position:?} is {value}: a model's weights must be finite (and a variance, a count at least 0)")]
     NonFinite {
         /// The file.
         path: PathBuf,

@@ -8,6 +8,7 @@
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
+use ndarray::ArrayD;
 use ndarray_npy::NpzWriter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,7 +22,7 @@ use super::{
 use crate::atomic_file::write_bytes_atomically;
 use crate::data::preprocess::Preprocessing;
 use crate::float::Float;
-use crate::layers::Layer;
+use crate::layers::StateValues;
 use crate::limits::product;
 use crate::network::MultiLayerPerceptron;
 
@@ -72,10 +73,18 @@ fn save_plan<F: Float>(
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, CheckpointError> {
     let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
     for (position, layer) in model.layers().iter().enumerate() {
-        if let Layer::Linear(linear) = layer {
-            npz.add_array(format!("{position}.weight"), &linear.weights())
-                .and_then(|()| npz.add_array(format!("{position}.bias"), &linear.bias()))
-                .map_err(|error| CheckpointError::io(path)(std::io::Error::other(error)))?;
+        for (name, shape) in layer.state_entries() {
+            let key = format!("{position}.{name}");
+            let added = match layer.state_values(name) {
+                Some(StateValues::Floats(values)) => ArrayD::from_shape_vec(shape, values)
+                    .map_err(std::io::Error::other)
+                    .and_then(|array| npz.add_array(key, &array).map_err(std::io::Error::other)),
+                Some(StateValues::Count(count)) => npz
+                    .add_array(key, &ndarray::arr0(count as i64))
+                    .map_err(std::io::Error::other),
+                None => continue,
+            };
+            added.map_err(CheckpointError::io(path))?;
         }
     }
     let bytes = npz
@@ -225,7 +234,7 @@ pub enum NpyProblem {
     #[error("unreadable .npy header: {0}")]
     Header(String),
     /// An element type other than little- or big-endian float32/float64.
-    #[error("holds '{0}' values, expected float32 ('<f4') or float64 ('<f8')")]
+    #[error("holds '{0}' values, expected float32 ('<f4'), float64 ('<f8') or int64 ('<i8')")]
     Dtype(String),
     /// Fewer data bytes than the header declares.
     #[error("truncated: {found} of the {expected} data bytes its header declares")]
@@ -248,6 +257,8 @@ pub enum NpyProblem {
 struct NpyHeader {
     /// 4 or 8.
     item_bytes: usize,
+    /// A signed integer (`<i8`: BatchNorm's `num_batches_tracked`), not a float.
+    integer: bool,
     big_endian: bool,
     fortran_order: bool,
     shape: Vec<usize>,
@@ -323,11 +334,13 @@ fn parse_header_dict(text: &str) -> Result<NpyHeader, NpyProblem> {
         .split(quote)
         .next()
         .ok_or_else(|| bad("descr is not closed"))?;
-    let (big_endian, item_bytes) = match descr {
-        "<f4" | "=f4" => (false, 4),
-        "<f8" | "=f8" => (false, 8),
-        ">f4" => (true, 4),
-        ">f8" => (true, 8),
+    let (big_endian, item_bytes, integer) = match descr {
+        "<f4" | "=f4" => (false, 4, false),
+        "<f8" | "=f8" => (false, 8, false),
+        ">f4" => (true, 4, false),
+        ">f8" => (true, 8, false),
+        "<i8" | "=i8" => (false, 8, true),
+        ">i8" => (true, 8, true),
         other => return Err(NpyProblem::Dtype(other.to_string())),
     };
     let fortran_text = value_after("fortran_order")?;
@@ -354,6 +367,7 @@ fn parse_header_dict(text: &str) -> Result<NpyHeader, NpyProblem> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(NpyHeader {
+        integer,
         item_bytes,
         big_endian,
         fortran_order,
@@ -465,6 +479,16 @@ impl ArraySource for NpzFile<'_> {
             return Err(self.problem(key, NpyProblem::Trailing { expected }));
         }
         let value = |chunk: &[u8]| -> f64 {
+            if header.integer {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let integer = if header.big_endian {
+                    i64::from_be_bytes(word)
+                } else {
+                    i64::from_le_bytes(word)
+                };
+                return integer as f64;
+            }
             match (header.item_bytes, header.big_endian) {
                 (4, false) => f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]).into(),
                 (4, true) => f32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]).into(),
@@ -499,6 +523,7 @@ impl ArraySource for NpzFile<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::Layer;
     use crate::{ActivationKind, Init};
 
     fn weights(model: &MultiLayerPerceptron<f64>) -> Vec<f64> {

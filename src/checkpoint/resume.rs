@@ -7,7 +7,8 @@
 //!   `training.history` (`U8`: the epochs' statistics as JSON, which a header could not
 //!   hold for a run of many epochs);
 //! - metadata `training` (JSON: epoch and batch, optimizer kind and step count, the
-//!   schedule, early stopping's counters, the shuffling stream's position), `run` (JSON
+//!   schedule, early stopping's counters, the shuffling stream's position, each dropout
+//!   layer's seed and stream position), `run` (JSON
 //!   the caller stores to check a resume against, such as its settings) and `digest`
 //!   (the SHA-256 of everything else).
 
@@ -21,6 +22,7 @@ use super::safetensors::{
 };
 use super::{fill_model, ArraySource, CheckpointError};
 use crate::float::Float;
+use crate::layers::{Dropout, Layer};
 use crate::module::{Module, Parameter, ParameterKey};
 use crate::network::MultiLayerPerceptron;
 use crate::optim::schedule::Scheduler;
@@ -37,6 +39,10 @@ struct TrainingScalars {
     scheduler: Scheduler,
     early_stopping: Option<EarlyStoppingScalars>,
     shuffle: Option<ShuffleStream>,
+    /// Each dropout layer's stream, so that a resumed run draws the masks the run
+    /// would have drawn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    dropout: Vec<DropoutStream>,
     /// Empty when written: the history is the `training.history` tensor (JSON bytes),
     /// which, unlike the header, has no size limit (a run of many epochs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -61,6 +67,87 @@ struct ShuffleStream {
     seed: String,
     stream: u64,
     word_pos: String,
+}
+
+/// A dropout layer's stream: its position in the network, its seed and its word
+/// position (decimal strings: they can exceed what JSON numbers hold exactly).
+#[derive(Serialize, Deserialize)]
+struct DropoutStream {
+    layer: usize,
+    seed: String,
+    word_pos: String,
+}
+
+/// The streams of `model`'s dropout layers.
+fn dropout_streams<F: Float>(model: &MultiLayerPerceptron<F>) -> Vec<DropoutStream> {
+    model
+        .layers()
+        .iter()
+        .enumerate()
+        .filter_map(|(layer, kind)| match kind {
+            Layer::Dropout(dropout) => Some(DropoutStream {
+                layer,
+                seed: dropout.seed().to_string(),
+                word_pos: dropout.stream_position().to_string(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Puts the recorded streams back into `model`'s dropout layers (one record per layer).
+fn restore_dropout<F: Float>(
+    model: &mut MultiLayerPerceptron<F>,
+    streams: &[DropoutStream],
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let dropouts = model
+        .layers()
+        .iter()
+        .filter(|layer| matches!(layer, Layer::Dropout(_)))
+        .count();
+    if dropouts != streams.len() {
+        return Err(bad_state(
+            path,
+            format!(
+                "{} dropout streams for {dropouts} dropout layers",
+                streams.len()
+            ),
+        ));
+    }
+    for stream in streams {
+        let bad = || {
+            bad_state(
+                path,
+                format!("a bad dropout stream for layer {}", stream.layer),
+            )
+        };
+        let seed = stream.seed.parse().map_err(|_| bad())?;
+        let position = stream.word_pos.parse().map_err(|_| bad())?;
+        match model.layers_mut().get_mut(stream.layer) {
+            Some(Layer::Dropout(dropout)) => {
+                let mut restored = Dropout::new(dropout.p(), seed);
+                restored.set_stream_position(position);
+                *dropout = restored;
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(())
+}
+
+/// The names of early stopping's kept running statistics: `best.{layer}.running_mean`
+/// and `best.{layer}.running_var` for each batch normalisation layer.
+fn statistics_names<F: Float>(model: &MultiLayerPerceptron<F>) -> Vec<String> {
+    model
+        .layers()
+        .iter()
+        .enumerate()
+        .filter(|(_, layer)| matches!(layer, Layer::BatchNorm(_)))
+        .flat_map(|(position, _)| {
+            ["running_mean", "running_var"].map(|name| format!("best.{position}.{name}"))
+        })
+        .collect()
 }
 
 /// A problem with a checkpoint's training state.
@@ -104,6 +191,13 @@ pub fn save_training<F: Float>(
                 TensorBytes::floats(vec![values.len()], values.iter().copied()),
             ));
         }
+        let names = statistics_names(model);
+        for (name, values) in names.iter().zip(&early_stopping.best_statistics) {
+            tensors.push((
+                name.clone(),
+                TensorBytes::floats(vec![values.len()], values.iter().copied()),
+            ));
+        }
     }
     if let Some(shuffle) = &state.shuffle {
         tensors.push((
@@ -129,6 +223,7 @@ pub fn save_training<F: Float>(
             stream: s.stream,
             word_pos: s.word_pos.to_string(),
         }),
+        dropout: dropout_streams(model),
         history: Vec::new(),
     };
     tensors.push((
@@ -184,6 +279,7 @@ pub fn load_training<F: Float>(
         scalars.history = serde_json::from_slice(bytes).map_err(|error| bad_state(path, error))?;
     }
     check_counters(&scalars).map_err(|detail| bad_state(path, detail))?;
+    restore_dropout(&mut model, &scalars.dropout, path)?;
     let run = match file.metadata_entry("run") {
         Some(text) => serde_json::from_str(text).map_err(|error| bad_state(path, error))?,
         None => serde_json::Value::Null,
@@ -231,6 +327,15 @@ pub fn load_training<F: Float>(
             early_stopping.best_epoch = e.best_epoch;
             early_stopping.bad_epochs = e.bad_epochs;
             early_stopping.best_weights = best_weights;
+            for (name, values) in statistics_names(&model)
+                .iter()
+                .zip(model.running_statistics())
+            {
+                if file.shape(name)?.is_some() {
+                    let values = read_vector(&mut file, path, name, values.len())?;
+                    early_stopping.best_statistics.push(values);
+                }
+            }
             Some(early_stopping)
         }
         None => None,

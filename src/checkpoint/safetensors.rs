@@ -13,7 +13,7 @@ use super::architecture::ArchitectureProblem;
 use super::{fill_model, read_file, Architecture, ArraySource, CheckpointError, TrainedRecord};
 use crate::atomic_file::write_bytes_atomically;
 use crate::float::Float;
-use crate::layers::Layer;
+use crate::layers::StateValues;
 use crate::network::MultiLayerPerceptron;
 
 /// One tensor to write: little-endian bytes.
@@ -51,6 +51,16 @@ impl TensorBytes {
             dtype: Dtype::U8,
             shape: vec![bytes.len()],
             bytes,
+        }
+    }
+
+    /// A count as PyTorch keeps one (BatchNorm's `num_batches_tracked`): a signed 64-bit
+    /// scalar, shape `[]`.
+    pub(super) fn count(value: u64) -> Self {
+        Self {
+            dtype: Dtype::I64,
+            shape: Vec::new(),
+            bytes: (value as i64).to_le_bytes().to_vec(),
         }
     }
 
@@ -92,15 +102,13 @@ pub(super) fn model_tensors<F: Float>(
 ) -> Vec<(String, TensorBytes)> {
     let mut tensors = Vec::new();
     for (position, layer) in model.layers().iter().enumerate() {
-        if let Layer::Linear(linear) = layer {
-            let weights = TensorBytes::floats(
-                linear.weights().shape().to_vec(),
-                linear.weights().iter().copied(),
-            );
-            let bias =
-                TensorBytes::floats(vec![linear.bias().len()], linear.bias().iter().copied());
-            tensors.push((format!("{position}.weight"), weights));
-            tensors.push((format!("{position}.bias"), bias));
+        for (name, shape) in layer.state_entries() {
+            let tensor = match layer.state_values(name) {
+                Some(StateValues::Floats(values)) => TensorBytes::floats(shape, values.into_iter()),
+                Some(StateValues::Count(count)) => TensorBytes::count(count),
+                None => continue,
+            };
+            tensors.push((format!("{position}.{name}"), tensor));
         }
     }
     tensors
@@ -109,7 +117,7 @@ pub(super) fn model_tensors<F: Float>(
 /// The metadata that describes the model: `format`, `dtype` and `layers`.
 pub(super) fn model_metadata<F: Float>(model: &MultiLayerPerceptron<F>) -> HashMap<String, String> {
     let architecture = Architecture::of(model);
-    HashMap::from([
+    let mut metadata = HashMap::from([
         ("format".to_string(), architecture.format.clone()),
         ("dtype".to_string(), architecture.dtype.clone()),
         (
@@ -117,7 +125,16 @@ pub(super) fn model_metadata<F: Float>(model: &MultiLayerPerceptron<F>) -> HashM
             // Cannot fail: plain strings and integers.
             serde_json::to_string(&architecture.layers).expect("layer lists serialise"),
         ),
-    ])
+    ]);
+    if let (Some(spec), Some(input)) = (architecture.spec, architecture.input) {
+        metadata.insert("spec".to_string(), spec);
+        // Cannot fail: a list of integers.
+        metadata.insert(
+            "input".to_string(),
+            serde_json::to_string(&input).expect("shapes serialise"),
+        );
+    }
+    metadata
 }
 
 /// The SHA-256 (hex) of a file's tensors (name, element type, shape, bytes, in name
@@ -367,13 +384,19 @@ impl<'a> SafetensorsFile<'a> {
         };
         let format = field("format").map_err(problem)?;
         let dtype = field("dtype").map_err(problem)?;
-        let layers = field("layers").map_err(problem)?;
-        let layers = serde_json::from_str(&layers)
+        let layers = serde_json::from_str(&field("layers").map_err(problem)?)
+            .map_err(|error| problem(ArchitectureProblem::Json(error)))?;
+        let input = map
+            .get("input")
+            .map(|text| serde_json::from_str::<Vec<usize>>(text))
+            .transpose()
             .map_err(|error| problem(ArchitectureProblem::Json(error)))?;
         let architecture = Architecture {
             format,
             dtype,
             layers,
+            spec: map.get("spec").cloned(),
+            input,
         };
         architecture.check().map_err(problem)?;
         Ok(architecture)
@@ -408,6 +431,14 @@ impl ArraySource for SafetensorsFile<'_> {
                     let mut word = [0u8; 8];
                     word.copy_from_slice(chunk);
                     *slot = F::from_f64(f64::from_le_bytes(word));
+                }
+            }
+            // BatchNorm's `num_batches_tracked`.
+            Dtype::I64 => {
+                for (slot, chunk) in target.iter_mut().zip(data.chunks_exact(8)) {
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(chunk);
+                    *slot = F::from_f64(i64::from_le_bytes(word) as f64);
                 }
             }
             other => {
