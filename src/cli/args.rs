@@ -144,6 +144,11 @@ pub struct TrainArgs {
     /// Activation of the hidden layers: sigmoid, relu, tanh or identity.
     #[arg(long, default_value = "sigmoid")]
     pub activation: ActivationKind,
+    /// The network in PyTorch's words, instead of --hidden/--activation: e.g.
+    /// "Conv2d(32, 3, padding=1), ReLU, MaxPool2d(2), Flatten, Linear(128), ReLU,
+    /// Dropout(0.25), Linear(10)". Input widths come from the data (MNIST: 1x28x28).
+    #[arg(long, value_name = "SPEC")]
+    pub layers: Option<String>,
     /// Learning rate (> 0).
     #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub lr: f64,
@@ -451,6 +456,11 @@ pub struct SweepArgs {
     /// Activations, space-separated.
     #[arg(long, value_name = "LIST")]
     pub activation: Option<String>,
+    /// Networks in `nabla train --layers` words, separated by ';' (instead of --hidden
+    /// and --activation), e.g. "Linear(128), ReLU, Linear(10); Conv2d(8, 3), ReLU,
+    /// Flatten, Linear(10)".
+    #[arg(long, value_name = "LIST")]
+    pub layers: Option<String>,
     /// Learning rates, space-separated; with --random also a range,
     /// "loguniform:1e-4:1e-1" or "uniform:0.01:0.1".
     #[arg(long, value_name = "LIST")]
@@ -512,7 +522,7 @@ pub struct SweepArgs {
         long,
         value_name = "I",
         conflicts_with_all = [
-            "hidden", "activation", "lr", "batch_size", "optimizer", "epochs", "seed",
+            "hidden", "activation", "layers", "lr", "batch_size", "optimizer", "epochs", "seed",
             "dataset", "dtype", "val_split", "extra", "random", "random_seed", "jobs",
             "threads", "force", "list", "slurm", "time", "partition", "mem",
         ]

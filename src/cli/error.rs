@@ -30,7 +30,10 @@ pub enum CliError {
     Train(#[from] TrainError),
     /// The layers do not make a network.
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(ModelError),
+    /// A `--layers` spec that cannot be read or does not fit the data.
+    #[error("--layers: {0}")]
+    Layers(nabla::network::spec::SpecError),
     /// A training log could not be written or read.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -170,4 +173,13 @@ pub enum CliError {
     /// with status 130 and this message.
     #[error("{0}")]
     Interrupted(String),
+}
+
+impl From<ModelError> for CliError {
+    fn from(error: ModelError) -> Self {
+        match error {
+            ModelError::Spec(spec) => CliError::Layers(spec),
+            other => CliError::Model(other),
+        }
+    }
 }

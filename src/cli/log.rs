@@ -372,10 +372,15 @@ fn hyperparameters(settings: &TrainSettings) -> Vec<String> {
         optional(config.patience.map(|p| p.to_string())),
         validation,
     );
+    // A `--layers` run: the spec stands in the architecture's column, no activation.
+    let (hidden, activation) = match &run.layers {
+        Some(spec) => (spec.clone(), String::new()),
+        None => (hidden.join(","), run.activation.clone()),
+    };
     vec![
         run.data.name.clone(),
-        hidden.join(","),
-        run.activation.clone(),
+        hidden,
+        activation,
         config.lr.to_string(),
         config.batch_size.to_string(),
         config.epochs.to_string(),

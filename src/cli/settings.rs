@@ -482,6 +482,10 @@ pub struct RunConfig {
     pub hidden: Vec<usize>,
     /// Hidden activation.
     pub activation: String,
+    /// The `--layers` spec, when the network is given by one (then `hidden` and
+    /// `activation` are unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<String>,
     /// Weight initialisation.
     pub init: String,
     /// `f32` or `f64`.
@@ -507,6 +511,23 @@ impl RunConfig {
         }
         if let Some(zero) = args.hidden.iter().find(|&&width| width == 0) {
             return Err(invalid("--hidden", zero, "widths of at least 1"));
+        }
+        if let Some(spec) = &args.layers {
+            if let Some(flag) = ["hidden", "activation"]
+                .into_iter()
+                .find(|flag| args.given.contains(*flag))
+            {
+                return Err(invalid(
+                    if flag == "hidden" {
+                        "--hidden"
+                    } else {
+                        "--activation"
+                    },
+                    "given",
+                    "no --hidden or --activation with --layers (the spec names every layer)",
+                ));
+            }
+            nabla::network::spec::parse(spec).map_err(CliError::Layers)?;
         }
         let train = TrainConfig {
             epochs: args.epochs,
@@ -538,6 +559,7 @@ impl RunConfig {
             data: DataChoice::from_args(&args.data)?,
             hidden: args.hidden.clone(),
             activation: args.activation.to_string(),
+            layers: args.layers.clone(),
             init: args.init.to_string(),
             dtype: args.dtype.name().to_string(),
             init_from: args.init_from.as_deref().map(absolute),
@@ -856,7 +878,7 @@ fn config_key(id: &str) -> String {
         | "val_split" | "val_file" => {
             format!("data.{id}")
         }
-        "hidden" | "activation" | "init" | "dtype" | "init_from" => id.to_string(),
+        "hidden" | "activation" | "layers" | "init" | "dtype" | "init_from" => id.to_string(),
         "lr_schedule" => "train.schedule.kind".to_string(),
         "lr_step_size" => "train.schedule.step_size".to_string(),
         "lr_gamma" => "train.schedule.gamma".to_string(),

@@ -234,19 +234,16 @@ fn starting_point<F: Float>(
     settings: &TrainSettings,
     dataset: &Dataset<F>,
 ) -> Result<(MultiLayerPerceptron<F>, Option<TrainingState<F>>), CliError> {
-    let mut sizes = vec![dataset.num_features()];
-    sizes.extend(&settings.run.hidden);
-    sizes.push(dataset.classes);
+    let build = |init, seed| new_model::<F>(settings, dataset, init, seed);
     if let Some(path) = &settings.resume {
         let (model, state, _) = checkpoint::load_training::<F>(path)?;
-        let fresh = MultiLayerPerceptron::<F>::from_sizes(
-            &sizes,
-            settings.activation,
-            nabla::Init::Zeros,
-            0,
-        )?;
+        let fresh = build(nabla::Init::Zeros, 0)?;
         let architecture = |m: &MultiLayerPerceptron<F>| {
-            serde_json::to_string(&checkpoint::Architecture::of(m).layers).unwrap_or_default()
+            let architecture = checkpoint::Architecture::of(m);
+            match architecture.spec {
+                Some(spec) => format!("{spec} on {:?}", architecture.input.unwrap_or_default()),
+                None => serde_json::to_string(&architecture.layers).unwrap_or_default(),
+            }
         };
         if architecture(&model) != architecture(&fresh) {
             return Err(CliError::ResumeDiffers {
@@ -257,16 +254,84 @@ fn starting_point<F: Float>(
         }
         return Ok((model, Some(state)));
     }
-    let mut model = MultiLayerPerceptron::<F>::from_sizes(
-        &sizes,
-        settings.activation,
-        settings.init,
-        settings.run.train.seed,
-    )?;
+    let mut model = build(settings.init, settings.run.train.seed)?;
     if let Some(path) = &settings.run.init_from {
         checkpoint::load_weights_into(&mut model, path)?;
     }
     Ok((model, None))
+}
+
+/// A new network for `dataset`: from the `--layers` spec (the input shape as
+/// [`input_shape`] decides), or `--hidden`/`--activation`'s perceptron.
+fn new_model<F: Float>(
+    settings: &TrainSettings,
+    dataset: &Dataset<F>,
+    init: nabla::Init,
+    seed: u64,
+) -> Result<MultiLayerPerceptron<F>, CliError> {
+    if let Some(spec) = &settings.run.layers {
+        let layers = nabla::network::spec::parse(spec).map_err(CliError::Layers)?;
+        let input = input_shape(dataset.num_features(), &layers);
+        let mut model = nabla::network::build(&layers, input, init, seed)?;
+        let classes = dataset.classes;
+        if model.out_features() != classes {
+            let last = layers
+                .last()
+                .map_or((0, String::new()), |l| (l.position, l.text.clone()));
+            return Err(CliError::Layers(nabla::network::spec::SpecError {
+                position: last.0,
+                token: last.1,
+                message: format!(
+                    "the network gives {} outputs, but the data has {classes} {}",
+                    model.out_features(),
+                    if classes == 1 { "target" } else { "classes" }
+                ),
+            }));
+        }
+        model.set_training(true);
+        return Ok(model);
+    }
+    let mut sizes = vec![dataset.num_features()];
+    sizes.extend(&settings.run.hidden);
+    sizes.push(dataset.classes);
+    Ok(MultiLayerPerceptron::<F>::from_sizes(
+        &sizes,
+        settings.activation,
+        init,
+        seed,
+    )?)
+}
+
+/// The shape of one example for a `--layers` network: a `1 x s x s` image when the
+/// first layer that cares needs an image (`Conv2d`, a pooling, `BatchNorm2d`) and the data
+/// has a square number `s * s` of features (MNIST's 784, from IDX or CSV); features
+/// otherwise.
+fn input_shape(
+    features: usize,
+    layers: &[nabla::network::spec::Located],
+) -> nabla::network::spec::Shape {
+    use nabla::network::spec::{LayerSpec, Shape};
+    let wants_image = layers.iter().find_map(|located| match located.layer {
+        LayerSpec::Conv2d { .. }
+        | LayerSpec::MaxPool2d(_)
+        | LayerSpec::AvgPool2d(_)
+        | LayerSpec::BatchNorm2d { .. } => Some(true),
+        LayerSpec::Linear { .. }
+        | LayerSpec::Flatten
+        | LayerSpec::BatchNorm1d { .. }
+        | LayerSpec::LayerNorm { .. } => Some(false),
+        LayerSpec::Dropout { .. } | LayerSpec::Activation(_) => None,
+    });
+    let side = (features as f64).sqrt().round() as usize;
+    if wants_image == Some(true) && side * side == features && features > 0 {
+        Shape::Image {
+            channels: 1,
+            height: side,
+            width: side,
+        }
+    } else {
+        Shape::Flat(features)
+    }
 }
 
 fn train_in<F: Float>(settings: &TrainSettings, saved: Option<&RunRecord>) -> Result<(), CliError> {
@@ -651,20 +716,33 @@ fn header<F: Float>(
 ) -> String {
     let run = &settings.run;
     let config = &run.train;
-    let mut sizes = vec![model.in_features().to_string()];
-    sizes.extend(run.hidden.iter().map(usize::to_string));
-    sizes.push(model.out_features().to_string());
+    let architecture = match &run.layers {
+        // A spec: its layers as built, and whether the per-core step can take them.
+        Some(_) => {
+            let (spec, input) = nabla::network::describe(model);
+            let step = if model.is_perceptron() {
+                ""
+            } else {
+                "; the per-core step and fused updates need a perceptron"
+            };
+            format!("[{spec}] on {input}{step},")
+        }
+        None => {
+            let mut sizes = vec![model.in_features().to_string()];
+            sizes.extend(run.hidden.iter().map(usize::to_string));
+            sizes.push(model.out_features().to_string());
+            format!("{} {}", sizes.join("-"), run.activation)
+        }
+    };
     let validation = dataset
         .validation
         .as_ref()
         .map_or_else(String::new, |v| format!(" / {} validation", v.y.len()));
     let mut line = format!(
-        "nabla: {} ({} train{validation} / {} test rows), {} {} {}, lr {}, batch {}, {} epochs, seed {}, {} thread{} ({}; gemm {threading}{})",
+        "nabla: {} ({} train{validation} / {} test rows), {architecture} {}, lr {}, batch {}, {} epochs, seed {}, {} thread{} ({}; gemm {threading}{})",
         run.data.name,
         dataset.train_y.len(),
         dataset.test_y.len(),
-        sizes.join("-"),
-        run.activation,
         F::NAME,
         config.lr,
         config.batch_size,

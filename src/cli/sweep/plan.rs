@@ -180,16 +180,30 @@ pub fn plan(args: &SweepArgs, threads: usize) -> Result<Plan, CliError> {
         &args.batch_size,
         &args.optimizer,
     ];
-    let values = DIMENSIONS
+    let mut values = DIMENSIONS
         .iter()
         .zip(given)
         .map(|(&(flag, default), value)| Values::parse(flag, value.as_deref().unwrap_or(default)))
         .collect::<Result<Vec<_>, _>>()?;
-    let grid_given = given.iter().any(|value| value.is_some());
+    let layers = args.layers.as_deref().map(layer_specs).transpose()?;
+    if let Some(specs) = &layers {
+        if args.hidden.is_some() || args.activation.is_some() {
+            return Err(invalid(
+                "--layers",
+                args.layers.as_deref().unwrap_or_default(),
+                "no --hidden or --activation with --layers (each spec names every layer)",
+            ));
+        }
+        // The spec takes the place of the hidden widths; the activation is not passed.
+        values[0] = Values::List(specs.clone());
+        values[1] = Values::List(vec![String::new()]);
+    }
+    let layers = layers.as_deref();
+    let grid_given = given.iter().any(|value| value.is_some()) || layers.is_some();
     let extra = run_flags(args)?;
     let points: Vec<(String, Vec<String>)> = match (args.random, grid_given) {
         (Some(0), _) => return Err(invalid("--random", 0, "at least 1")),
-        (Some(count), _) => random_points(&values, count, args.random_seed)?,
+        (Some(count), _) => random_points(&values, count, args.random_seed, layers)?,
         (None, false) => EXPERIMENTS
             .iter()
             .map(|&(name, hidden, activation, lr, batch)| {
@@ -219,7 +233,7 @@ pub fn plan(args: &SweepArgs, threads: usize) -> Result<Plan, CliError> {
             (0..size.unwrap_or(0))
                 .map(|index| {
                     let chosen = combination(&lists, index);
-                    (short_name(&chosen), chosen)
+                    (short_name(&chosen, layers), chosen)
                 })
                 .collect()
         }
@@ -237,14 +251,22 @@ pub fn plan(args: &SweepArgs, threads: usize) -> Result<Plan, CliError> {
                 "--dtype".into(),
                 args.dtype.clone(),
             ];
-            for ((flag, _), value) in DIMENSIONS.iter().zip(&chosen) {
-                run.extend([flag.to_string(), value.clone()]);
+            for (index, ((flag, _), value)) in DIMENSIONS.iter().zip(&chosen).enumerate() {
+                match (index, layers) {
+                    (0, Some(_)) => run.extend(["--layers".to_string(), value.clone()]),
+                    (1, Some(_)) => {}
+                    _ => run.extend([flag.to_string(), value.clone()]),
+                }
             }
             if let Some(fraction) = args.val_split {
                 run.extend(["--val-split".into(), fraction.to_string()]);
             }
             run.extend(extra.iter().cloned());
-            let cost = cost_of(&chosen, args.epochs);
+            let cost = match layers {
+                // A spec's cost is not estimated: every point counts the same.
+                Some(_) => args.epochs as f64,
+                None => cost_of(&chosen, args.epochs),
+            };
             Point {
                 name,
                 args: run,
@@ -284,6 +306,7 @@ fn random_points(
     values: &[Values],
     count: usize,
     seed: u64,
+    layers: Option<&[String]>,
 ) -> Result<Vec<(String, Vec<String>)>, CliError> {
     if count > MAX_POINTS {
         return Err(CliError::SweepTooLarge {
@@ -294,7 +317,8 @@ fn random_points(
         });
     }
     let mut rng = nabla::init::rng(seed);
-    let name = |index: usize, chosen: &[String]| format!("r{index:03}_{}", short_name(chosen));
+    let name =
+        |index: usize, chosen: &[String]| format!("r{index:03}_{}", short_name(chosen, layers));
     if let Some(lists) = values.iter().map(Values::list).collect::<Option<Vec<_>>>() {
         let size = grid_size(&lists).unwrap_or(usize::MAX);
         if count > size {
@@ -376,15 +400,41 @@ fn absolute_if_present(path: &str) -> String {
     std::path::absolute(given).map_or_else(|_| path.to_string(), |p| p.display().to_string())
 }
 
-/// `h256_relu_lr0.01_bs50` (the optimizer only when it is not sgd).
-fn short_name(chosen: &[String]) -> String {
-    let mut name = format!(
-        "h{}_{}_lr{}_bs{}",
-        chosen[0].replace(',', "-"),
-        chosen[1],
-        chosen[2],
-        chosen[3]
-    );
+/// The specs of a `--layers` list (separated by ';'), each checked by the parser.
+fn layer_specs(text: &str) -> Result<Vec<String>, CliError> {
+    let specs: Vec<String> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|spec| !spec.is_empty())
+        .map(str::to_string)
+        .collect();
+    if specs.is_empty() {
+        return Err(invalid(
+            "--layers",
+            "''",
+            "one or more specs separated by ';'",
+        ));
+    }
+    for spec in &specs {
+        nabla::network::spec::parse(spec).map_err(CliError::Layers)?;
+    }
+    Ok(specs)
+}
+
+/// `h256_relu_lr0.01_bs50`, or `l2_lr0.01_bs50` for the second spec of a `--layers`
+/// list (the optimizer only when it is not sgd).
+fn short_name(chosen: &[String], layers: Option<&[String]>) -> String {
+    let architecture = match layers {
+        Some(specs) => {
+            let index = specs
+                .iter()
+                .position(|spec| *spec == chosen[0])
+                .unwrap_or(0);
+            format!("l{}", index + 1)
+        }
+        None => format!("h{}_{}", chosen[0].replace(',', "-"), chosen[1]),
+    };
+    let mut name = format!("{architecture}_lr{}_bs{}", chosen[2], chosen[3]);
     if chosen[4] != "sgd" {
         name.push('_');
         name.push_str(&chosen[4]);
