@@ -135,6 +135,31 @@ fn assert_allocation_free<F: Float>(
     );
 }
 
+/// Trains 3 epochs of a `--layers` network on the 28x28 pixels and asserts that
+/// nothing was allocated after the first batch.
+fn assert_spec_allocation_free<F: Float>(setting: &str, spec: &str, config: TrainConfig) {
+    let data = dataset::<F>(false);
+    let input = nabla::network::spec::Shape::Image {
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
+    let layers = nabla::network::spec::parse(spec).unwrap();
+    let mut model = nabla::network::build::<F>(&layers, input, Init::Uniform, 1).unwrap();
+    let mut probe = AllocationProbe::default();
+    train::train_with(&mut model, &data, &config, &mut probe).unwrap();
+    let setting = format!("{setting} ({} {spec})", F::NAME);
+    assert_eq!(
+        probe.within_first_epoch,
+        Some(0),
+        "{setting}: allocations in batches 2.. of epoch 1"
+    );
+    assert_eq!(
+        probe.later_epochs, 0,
+        "{setting}: allocations in epochs 2-3 (training and evaluation)"
+    );
+}
+
 #[test]
 fn training_allocates_nothing_after_the_first_batch() {
     let plain = TrainConfig::new(3, 0.01, 50, 1);
@@ -207,6 +232,18 @@ fn training_allocates_nothing_after_the_first_batch() {
             &stepped,
         ),
     ];
+    // Issue 22's layers: a CNN with batch and layer normalisation, dropout and the
+    // activations that keep their input, under plain SGD (unfused) and Adam.
+    let cnn = "Conv2d(4, 3, padding=1), BatchNorm2d, ReLU, MaxPool2d(2), \
+               Conv2d(6, 3, stride=2), GELU, AvgPool2d(2), Flatten, Dropout(0.25), \
+               Linear(32), BatchNorm1d, SiLU, Linear(16), LayerNorm, ELU, LeakyReLU, Linear(10)";
+    for threading in [GemmThreading::OpenBlas, GemmThreading::Auto] {
+        threads::set_threads(Some(2), threading);
+        for (name, config) in [("sgd", &plain), ("adam, early stopping", &adam)] {
+            assert_spec_allocation_free::<f32>(name, cnn, config.clone());
+            assert_spec_allocation_free::<f64>(name, cnn, config.clone());
+        }
+    }
     for (mode, threading) in [
         ("openblas", GemmThreading::OpenBlas),
         ("split", GemmThreading::Split),

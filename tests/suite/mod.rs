@@ -3,6 +3,8 @@ mod cli;
 mod data;
 mod gradient_check;
 mod initialisation;
+mod layers_cli;
+mod layers_parity;
 mod limits;
 mod reference_equivalence;
 mod reliability;

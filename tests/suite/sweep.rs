@@ -257,3 +257,49 @@ fn random_search_is_seeded_and_list_and_collect_work_with_any_runner() {
         );
     }
 }
+
+#[test]
+fn a_sweep_over_layer_specs_runs_each_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = "Linear(16), ReLU, Linear(10); Conv2d(2, 3, stride=2), BatchNorm2d, ReLU, Flatten, Dropout(0.2), Linear(10)";
+    let output = nabla_subcommand("sweep")
+        .args(["--layers", specs, "--lr", "0.1", "--epochs", "2"])
+        .args(["--extra", "--train-rows 300 --test-rows 100"])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (name, spec) in [
+        ("l1_lr0.1_bs50", "Linear(16), ReLU, Linear(10)"),
+        ("l2_lr0.1_bs50", "Conv2d(2, 3, stride=2)"),
+    ] {
+        let log = dir.path().join("runs").join(name).join("log.csv");
+        assert_eq!(column(&log, "epoch"), ["1", "2"], "{name}");
+        let architecture = column(&log, "hidden");
+        assert!(
+            architecture[0].starts_with(spec),
+            "{name}: {architecture:?}"
+        );
+        assert_eq!(column(&log, "activation"), ["", ""], "{name}");
+    }
+    // Both given: refused before any run.
+    let output = nabla_subcommand("sweep")
+        .args([
+            "--layers",
+            "Linear(10)",
+            "--hidden",
+            "16",
+            "--list",
+            "--out",
+        ])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--layers"));
+}
