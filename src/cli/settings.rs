@@ -559,7 +559,13 @@ impl RunConfig {
             data: DataChoice::from_args(&args.data)?,
             hidden: args.hidden.clone(),
             activation: args.activation.to_string(),
-            layers: args.layers.clone(),
+            // Canonical, so that a resume compares layers, not spacing or defaults.
+            layers: match &args.layers {
+                Some(spec) => Some(nabla::network::spec::canonical(
+                    &nabla::network::spec::parse(spec).map_err(CliError::Layers)?,
+                )),
+                None => None,
+            },
             init: args.init.to_string(),
             dtype: args.dtype.name().to_string(),
             init_from: args.init_from.as_deref().map(absolute),
@@ -613,6 +619,8 @@ pub(super) fn absolute(path: &Path) -> PathBuf {
 pub struct TrainSettings {
     /// What the run computes.
     pub run: RunConfig,
+    /// `--layers` as typed (errors point into it; `run.layers` is its canonical form).
+    pub layers_typed: Option<String>,
     /// Hidden activation.
     pub activation: ActivationKind,
     /// Weight initialisation.
@@ -811,6 +819,7 @@ impl TrainSettings {
         };
         Ok(Self {
             run,
+            layers_typed: args.layers.clone(),
             activation,
             init,
             dtype,

@@ -269,7 +269,11 @@ fn new_model<F: Float>(
     init: nabla::Init,
     seed: u64,
 ) -> Result<MultiLayerPerceptron<F>, CliError> {
-    if let Some(spec) = &settings.run.layers {
+    let typed = settings
+        .layers_typed
+        .as_ref()
+        .or(settings.run.layers.as_ref());
+    if let Some(spec) = typed {
         let layers = nabla::network::spec::parse(spec).map_err(CliError::Layers)?;
         let input = input_shape(dataset.num_features(), &layers);
         let mut model = nabla::network::build(&layers, input, init, seed)?;

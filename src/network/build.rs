@@ -10,7 +10,7 @@ use crate::layers::{
 };
 use crate::limits::{check_memory, product, sum};
 
-use super::spec::{self, ActivationSpec, LayerSpec, Located, Shape, SpecError};
+use super::spec::{self, ActivationSpec, LayerSpec, Located, Pool, Shape, SpecError};
 use super::{ModelError, MultiLayerPerceptron};
 
 /// The network of `layers` (a parsed spec) for examples of shape `input`: weights drawn
@@ -222,61 +222,62 @@ fn check_parameter_memory<F: Float>(
 /// `model` written as a `--layers` spec that [`build`] turns back into the same layers
 /// (PyTorch's names, every argument explicit), with the shape of the examples it takes.
 pub fn describe<F: Float>(model: &MultiLayerPerceptron<F>) -> (String, Shape) {
-    let items: Vec<String> = model.layers().iter().map(describe_layer).collect();
+    let items: Vec<String> = model
+        .layers()
+        .iter()
+        .map(|layer| describe_layer(layer).to_string())
+        .collect();
     (items.join(", "), input_shape(model))
 }
 
-fn describe_layer<F: Float>(layer: &Layer<F>) -> String {
-    let pair = |(a, b): (usize, usize)| format!("({a}, {b})");
+/// The spec of one built layer (its input widths are the network's to infer).
+fn describe_layer<F: Float>(layer: &Layer<F>) -> LayerSpec {
+    let pool = |pool: &Pool2d<F>| Pool {
+        kernel: pool.kernel_size(),
+        stride: pool.stride(),
+        padding: pool.padding(),
+    };
     match layer {
-        Layer::Linear(linear) => format!("Linear({})", linear.out_features()),
-        Layer::Conv2d(conv) => format!(
-            "Conv2d({}, kernel_size={}, stride={}, padding={}, bias={})",
-            conv.output_shape().channels,
-            pair(conv.kernel_size()),
-            pair(conv.stride()),
-            pair(conv.padding()),
-            if conv.bias().is_some() {
-                "True"
-            } else {
-                "False"
-            }
-        ),
-        Layer::Pool2d(pool) => format!(
-            "{}(kernel_size={}, stride={}, padding={})",
-            match pool.kind() {
-                PoolKind::Max => "MaxPool2d",
-                PoolKind::Average => "AvgPool2d",
-            },
-            pair(pool.kernel_size()),
-            pair(pool.stride()),
-            pair(pool.padding())
-        ),
-        Layer::Flatten(_) => "Flatten".into(),
-        Layer::Dropout(dropout) => format!("Dropout(p={:?})", dropout.p()),
-        Layer::BatchNorm(norm) => format!(
-            "BatchNorm{}(eps={:?}, momentum={:?})",
-            if norm.spatial() == 1 { "1d" } else { "2d" },
-            norm.eps(),
-            norm.momentum()
-        ),
-        Layer::LayerNorm(norm) => format!("LayerNorm(eps={:?})", norm.eps()),
-        Layer::Activation(activation) => match activation.kind() {
-            ActivationKind::Relu => "ReLU",
-            ActivationKind::Sigmoid => "Sigmoid",
-            ActivationKind::Tanh => "Tanh",
-            ActivationKind::Identity => "Identity",
-        }
-        .into(),
-        Layer::InputActivation(activation) => match activation.kind() {
-            InputActivationKind::LeakyRelu { negative_slope } => {
-                format!("LeakyReLU(negative_slope={negative_slope:?})")
-            }
-            InputActivationKind::Gelu { tanh: false } => "GELU".into(),
-            InputActivationKind::Gelu { tanh: true } => "GELU(approximate='tanh')".into(),
-            InputActivationKind::Silu => "SiLU".into(),
-            InputActivationKind::Elu { alpha } => format!("ELU(alpha={alpha:?})"),
+        Layer::Linear(linear) => LayerSpec::Linear {
+            out_features: linear.out_features(),
+            bias: true,
         },
+        Layer::Conv2d(conv) => LayerSpec::Conv2d {
+            out_channels: conv.output_shape().channels,
+            kernel: conv.kernel_size(),
+            stride: conv.stride(),
+            padding: conv.padding(),
+            bias: conv.bias().is_some(),
+        },
+        Layer::Pool2d(layer) => match layer.kind() {
+            PoolKind::Max => LayerSpec::MaxPool2d(pool(layer)),
+            PoolKind::Average => LayerSpec::AvgPool2d(pool(layer)),
+        },
+        Layer::Flatten(_) => LayerSpec::Flatten,
+        Layer::Dropout(dropout) => LayerSpec::Dropout { p: dropout.p() },
+        Layer::BatchNorm(norm) if norm.spatial() == 1 => LayerSpec::BatchNorm1d {
+            eps: norm.eps(),
+            momentum: norm.momentum(),
+        },
+        Layer::BatchNorm(norm) => LayerSpec::BatchNorm2d {
+            eps: norm.eps(),
+            momentum: norm.momentum(),
+        },
+        Layer::LayerNorm(norm) => LayerSpec::LayerNorm { eps: norm.eps() },
+        Layer::Activation(activation) => LayerSpec::Activation(match activation.kind() {
+            ActivationKind::Relu => ActivationSpec::Relu,
+            ActivationKind::Sigmoid => ActivationSpec::Sigmoid,
+            ActivationKind::Tanh => ActivationSpec::Tanh,
+            ActivationKind::Identity => ActivationSpec::Identity,
+        }),
+        Layer::InputActivation(activation) => LayerSpec::Activation(match activation.kind() {
+            InputActivationKind::LeakyRelu { negative_slope } => {
+                ActivationSpec::LeakyRelu { negative_slope }
+            }
+            InputActivationKind::Gelu { tanh } => ActivationSpec::Gelu { tanh },
+            InputActivationKind::Silu => ActivationSpec::Silu,
+            InputActivationKind::Elu { alpha } => ActivationSpec::Elu { alpha },
+        }),
     }
 }
 

@@ -130,6 +130,84 @@ pub enum Shape {
     },
 }
 
+impl fmt::Display for LayerSpec {
+    /// The layer as PyTorch writes it, every argument explicit: what [`parse`] reads
+    /// back as the same layer (the canonical form that model files and resumes compare).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pair = |(a, b): (usize, usize)| format!("({a}, {b})");
+        let python = |flag: bool| if flag { "True" } else { "False" };
+        match self {
+            LayerSpec::Linear {
+                out_features,
+                bias: true,
+            } => write!(f, "Linear({out_features})"),
+            LayerSpec::Linear {
+                out_features,
+                bias: false,
+            } => write!(f, "Linear({out_features}, bias=False)"),
+            LayerSpec::Conv2d {
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                bias,
+            } => write!(
+                f,
+                "Conv2d({out_channels}, kernel_size={}, stride={}, padding={}, bias={})",
+                pair(*kernel),
+                pair(*stride),
+                pair(*padding),
+                python(*bias)
+            ),
+            LayerSpec::MaxPool2d(pool) | LayerSpec::AvgPool2d(pool) => write!(
+                f,
+                "{}(kernel_size={}, stride={}, padding={})",
+                if matches!(self, LayerSpec::MaxPool2d(_)) {
+                    "MaxPool2d"
+                } else {
+                    "AvgPool2d"
+                },
+                pair(pool.kernel),
+                pair(pool.stride),
+                pair(pool.padding)
+            ),
+            LayerSpec::Flatten => f.write_str("Flatten"),
+            LayerSpec::Dropout { p } => write!(f, "Dropout(p={p:?})"),
+            LayerSpec::BatchNorm1d { eps, momentum } => {
+                write!(f, "BatchNorm1d(eps={eps:?}, momentum={momentum:?})")
+            }
+            LayerSpec::BatchNorm2d { eps, momentum } => {
+                write!(f, "BatchNorm2d(eps={eps:?}, momentum={momentum:?})")
+            }
+            LayerSpec::LayerNorm { eps } => write!(f, "LayerNorm(eps={eps:?})"),
+            LayerSpec::Activation(activation) => match activation {
+                ActivationSpec::Relu => f.write_str("ReLU"),
+                ActivationSpec::Sigmoid => f.write_str("Sigmoid"),
+                ActivationSpec::Tanh => f.write_str("Tanh"),
+                ActivationSpec::Identity => f.write_str("Identity"),
+                ActivationSpec::LeakyRelu { negative_slope } => {
+                    write!(f, "LeakyReLU(negative_slope={negative_slope:?})")
+                }
+                ActivationSpec::Gelu { tanh: false } => f.write_str("GELU"),
+                ActivationSpec::Gelu { tanh: true } => f.write_str("GELU(approximate='tanh')"),
+                ActivationSpec::Silu => f.write_str("SiLU"),
+                ActivationSpec::Elu { alpha } => write!(f, "ELU(alpha={alpha:?})"),
+            },
+        }
+    }
+}
+
+/// `layers` written back as one spec in the canonical form (see [`LayerSpec`]'s
+/// `Display`): two specs of the same layers give the same text, whatever their spacing
+/// or the arguments left to their defaults.
+pub fn canonical(layers: &[Located]) -> String {
+    layers
+        .iter()
+        .map(|located| located.layer.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Shape {
     /// The number of values in one example: the features, or `C * H * W`.
     pub fn len(&self) -> usize {
@@ -884,6 +962,24 @@ mod tests {
 
     fn layers(spec: &str) -> Vec<LayerSpec> {
         parse(spec).unwrap().into_iter().map(|l| l.layer).collect()
+    }
+
+    #[test]
+    fn the_canonical_form_reads_back_as_the_same_layers() {
+        let specs = [
+            "Conv2d(32, 3, padding=1), ReLU, MaxPool2d(2), Flatten, Linear(128), Dropout(0.25), Linear(10)",
+            "Conv2d(3, (3, 2), stride=(2, 1), bias=False), BatchNorm2d(eps=1e-3, momentum=0.2), AvgPool2d(2, stride=1, padding=1)",
+            "Linear( 12 ), BatchNorm1d, GELU(approximate='tanh'), LeakyReLU(0.2), ELU(alpha=0.5), SiLU, LayerNorm(eps=1e-6), Sigmoid, Tanh, Identity, GELU",
+        ];
+        for text in specs {
+            let layers = parse(text).unwrap();
+            let written = canonical(&layers);
+            let again = parse(&written).unwrap();
+            let kinds =
+                |layers: &[Located]| layers.iter().map(|l| l.layer.clone()).collect::<Vec<_>>();
+            assert_eq!(kinds(&again), kinds(&layers), "{text} -> {written}");
+            assert_eq!(canonical(&again), written, "{written} is not a fixed point");
+        }
     }
 
     #[test]

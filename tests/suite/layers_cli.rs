@@ -231,3 +231,48 @@ fn batch_norm_refuses_a_batch_of_one_row_before_training() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_resume_compares_layers_not_their_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let spec = "Linear(16), BatchNorm1d, ReLU, Linear(10)";
+    let first = nabla()
+        .args([
+            "--train-rows",
+            "200",
+            "--test-rows",
+            "50",
+            "--epochs",
+            "1",
+            "--quiet",
+        ])
+        .args(["--layers", spec])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // The same layers, spaced and with defaults written out: the same run.
+    let same = "Linear( 16 ),BatchNorm1d(eps=1e-5, momentum=0.1), ReLU(inplace=True), Linear(10)";
+    let folder = run.display().to_string();
+    let output = stdout_of(nabla().args(["--resume", &folder, "--epochs", "2", "--layers", same]));
+    assert!(output.contains("resumed after epoch 1"), "{output}");
+    let other = nabla()
+        .args([
+            "--resume",
+            &folder,
+            "--epochs",
+            "3",
+            "--layers",
+            "Linear(16), ReLU, Linear(10)",
+        ])
+        .output()
+        .unwrap();
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("--layers"));
+}

@@ -276,7 +276,10 @@ fn a_sweep_over_layer_specs_runs_each_spec() {
     );
     for (name, spec) in [
         ("l1_lr0.1_bs50", "Linear(16), ReLU, Linear(10)"),
-        ("l2_lr0.1_bs50", "Conv2d(2, 3, stride=2)"),
+        (
+            "l2_lr0.1_bs50",
+            "Conv2d(2, kernel_size=(3, 3), stride=(2, 2), padding=(0, 0), bias=True), BatchNorm2d",
+        ),
     ] {
         let log = dir.path().join("runs").join(name).join("log.csv");
         assert_eq!(column(&log, "epoch"), ["1", "2"], "{name}");
@@ -286,6 +289,27 @@ fn a_sweep_over_layer_specs_runs_each_spec() {
             "{name}: {architecture:?}"
         );
         assert_eq!(column(&log, "activation"), ["", ""], "{name}");
+    }
+    // The same spec twice (spaced differently) and an empty one: refused by name.
+    for (list, expected) in [
+        (
+            "Linear(10); Linear( 10 )",
+            "spec 2 of the list is spec 1 again",
+        ),
+        ("Linear(10);; Flatten, Linear(10)", "none of them empty"),
+        (
+            "Linear(10); Flatten, Lin(10)",
+            "spec 2 of the list: unknown layer `Lin`",
+        ),
+    ] {
+        let output = nabla_subcommand("sweep")
+            .args(["--layers", list, "--list", "--out"])
+            .arg(dir.path().join("refused"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{list}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{list}: {stderr}");
     }
     // Both given: refused before any run.
     let output = nabla_subcommand("sweep")

@@ -402,21 +402,36 @@ fn absolute_if_present(path: &str) -> String {
 
 /// The specs of a `--layers` list (separated by ';'), each checked by the parser.
 fn layer_specs(text: &str) -> Result<Vec<String>, CliError> {
-    let specs: Vec<String> = text
-        .split(';')
-        .map(str::trim)
-        .filter(|spec| !spec.is_empty())
-        .map(str::to_string)
-        .collect();
-    if specs.is_empty() {
-        return Err(invalid(
-            "--layers",
-            "''",
-            "one or more specs separated by ';'",
-        ));
-    }
-    for spec in &specs {
-        nabla::network::spec::parse(spec).map_err(CliError::Layers)?;
+    let mut specs: Vec<String> = Vec::new();
+    let items: Vec<&str> = text.split(';').map(str::trim).collect();
+    // A trailing ';' is allowed, as a trailing comma in a spec.
+    let items = match items.split_last() {
+        Some((last, rest)) if last.is_empty() && !rest.is_empty() => rest,
+        _ => &items[..],
+    };
+    for (index, spec) in items.iter().enumerate() {
+        let number = index + 1;
+        if spec.is_empty() {
+            return Err(invalid(
+                "--layers",
+                text,
+                "specs separated by ';', none of them empty",
+            ));
+        }
+        let layers = nabla::network::spec::parse(spec).map_err(|mut error| {
+            error.message = format!("spec {number} of the list: {}", error.message);
+            CliError::Layers(error)
+        })?;
+        // Compared in their canonical form: the same layers spaced differently are one.
+        let canonical = nabla::network::spec::canonical(&layers);
+        if let Some(first) = specs.iter().position(|seen| *seen == canonical) {
+            return Err(CliError::Layers(nabla::network::spec::SpecError {
+                position: 0,
+                token: (*spec).to_string(),
+                message: format!("spec {number} of the list is spec {} again", first + 1),
+            }));
+        }
+        specs.push(canonical);
     }
     Ok(specs)
 }
