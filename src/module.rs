@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use ndarray::ArrayView2;
+use ndarray::{Array, ArrayView2, Dimension};
 
 use crate::float::Float;
 
@@ -44,6 +44,27 @@ pub struct Parameter<'a, F> {
     pub value: &'a mut [F],
     /// dL/d(value) from the last `backward`.
     pub grad: &'a [F],
+}
+
+impl<'a, F> Parameter<'a, F> {
+    /// The parameter `kind` of a lone layer (position 0; a network renumbers it) from
+    /// the layer's own `value` and `grad` arrays, which layers keep in standard layout.
+    ///
+    /// # Panics
+    /// If either array is not in standard layout (a layer's invariant, never the user's).
+    pub(crate) fn of_layer<D: Dimension>(
+        kind: ParameterKind,
+        value: &'a mut Array<F, D>,
+        grad: &'a Array<F, D>,
+    ) -> Self {
+        Self {
+            key: ParameterKey { layer: 0, kind },
+            // Cannot fail: layers build their parameters in standard layout and reach
+            // them only through views, which cannot change it.
+            value: value.as_slice_mut().expect("standard layout"),
+            grad: grad.as_slice().expect("standard layout"),
+        }
+    }
 }
 
 /// A differentiable layer in the PyTorch-like convention of the assignment.

@@ -35,8 +35,8 @@ use crate::buffer::Buffer;
 use crate::float::Float;
 use crate::gemm::gemm;
 use crate::init::{self, Init};
-use crate::layers::image::{window_output, ImageShape};
-use crate::module::{Module, Parameter, ParameterKey, ParameterKind};
+use crate::layers::image::{assert_image_rows, window_output, ImageShape};
+use crate::module::{Module, Parameter, ParameterKind};
 use crate::threads::{worth_parallel, CHEAP_ELEMENT};
 
 /// A 2-D convolution layer with its parameters, their gradients and its buffers.
@@ -214,14 +214,7 @@ impl<F: Float> Module<F> for Conv2d<F> {
     fn forward(&mut self, input: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
         // x: (batch, C_in H W) -> X: (K, N); W: (C_out, K) X -> (C_out, N) -> y: (batch, C_out P)
         let geometry = self.geometry;
-        assert_eq!(
-            input.ncols(),
-            geometry.input.len(),
-            "Conv2d::forward: input has {} values per row, the layer expects {} ({})",
-            input.ncols(),
-            geometry.input.len(),
-            geometry.input
-        );
+        assert_image_rows("Conv2d", input.ncols(), geometry.input);
         let batch = input.nrows();
         self.batch = batch;
         let n = batch * geometry.positions();
@@ -306,24 +299,13 @@ impl<F: Float> Module<F> for Conv2d<F> {
 
     /// Weight (`ParameterKind::Weight`, layer 0) then bias (`ParameterKind::Bias`).
     fn visit_parameters(&mut self, visitor: &mut dyn FnMut(Parameter<'_, F>)) {
-        // Cannot fail: private parameters, built in standard layout (`from_params`).
-        visitor(Parameter {
-            key: ParameterKey {
-                layer: 0,
-                kind: ParameterKind::Weight,
-            },
-            value: self.weight.as_slice_mut().expect("standard layout"),
-            grad: self.d_weight.as_slice().expect("standard layout"),
-        });
+        visitor(Parameter::of_layer(
+            ParameterKind::Weight,
+            &mut self.weight,
+            &self.d_weight,
+        ));
         if let (Some(bias), Some(d_bias)) = (&mut self.bias, &self.d_bias) {
-            visitor(Parameter {
-                key: ParameterKey {
-                    layer: 0,
-                    kind: ParameterKind::Bias,
-                },
-                value: bias.as_slice_mut().expect("standard layout"),
-                grad: d_bias.as_slice().expect("standard layout"),
-            });
+            visitor(Parameter::of_layer(ParameterKind::Bias, bias, d_bias));
         }
     }
 }
@@ -601,6 +583,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::layers::testing::{assert_close, fill};
     use crate::threads::on_pool;
 
     /// One layer and batch to test: input, `C_out`, kernel, stride, padding, batch, bias.
@@ -758,16 +741,6 @@ mod tests {
                 (up - down) / (2.0 * h)
             })
             .collect()
-    }
-
-    fn assert_close(found: &[f64], expected: &[f64], tolerance: f64, what: &str) {
-        assert_eq!(found.len(), expected.len(), "{what}: lengths");
-        for (index, (a, b)) in found.iter().zip(expected).enumerate() {
-            assert!(
-                (a - b).abs() <= tolerance,
-                "{what}[{index}]: {a} against {b}"
-            );
-        }
     }
 
     #[test]
@@ -978,11 +951,6 @@ mod tests {
     fn forward_refuses_an_input_of_the_wrong_width() {
         let (mut layer, _) = layer_and_input(CASES[0], 0);
         layer.forward(Array2::zeros((1, 24)).view());
-    }
-
-    /// Values in `[-1, 1)` from integers, identical in Python: `((i * a) % m - c) / d`.
-    fn fill(count: usize, a: usize, m: usize, c: f64, d: f64) -> Vec<f64> {
-        (0..count).map(|i| ((i * a % m) as f64 - c) / d).collect()
     }
 
     #[test]

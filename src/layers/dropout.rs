@@ -168,13 +168,13 @@ impl<F: Float> Module<F> for Dropout<F> {
 #[cfg(test)]
 mod tests {
     use ndarray::Array2;
-    use rand::Rng;
 
     use super::*;
+    use crate::layers::testing;
 
+    /// Seeded inputs in this file's range.
     fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Array2::from_shape_fn((rows, cols), |_| rng.random_range(-1.0..3.0))
+        testing::random(rows, cols, -1.0..3.0, seed)
     }
 
     #[test]

@@ -47,6 +47,21 @@ impl fmt::Display for ImageShape {
     }
 }
 
+/// Asserts that rows of `found` values are images of `expected` shape, for `layer`'s
+/// `forward` (a network checks widths when it is built; a lone layer's caller may not).
+///
+/// # Panics
+/// If they are not, naming the layer, both widths and the shape.
+#[track_caller]
+pub(crate) fn assert_image_rows(layer: &str, found: usize, expected: ImageShape) {
+    assert_eq!(
+        found,
+        expected.len(),
+        "{layer}::forward: input has {found} values per row, the layer expects {} ({expected})",
+        expected.len(),
+    );
+}
+
 /// The output size of a sliding window along one axis: `(size + 2 padding - kernel) /
 /// stride + 1` (PyTorch's floor mode), or `None` when the window does not fit or the
 /// stride is zero.

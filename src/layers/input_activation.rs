@@ -294,10 +294,14 @@ fn elu_grad<F: Float>(x: F, dy: F, alpha: F) -> F {
 #[cfg(test)]
 mod tests {
     use ndarray::Array2;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::layers::testing;
+
+    /// Seeded inputs in this file's range.
+    fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
+        testing::random(rows, cols, -4.0..4.0, seed)
+    }
 
     const KINDS: [InputActivationKind; 6] = [
         InputActivationKind::LeakyRelu {
@@ -311,11 +315,6 @@ mod tests {
         InputActivationKind::Silu,
         InputActivationKind::Elu { alpha: 1.3 },
     ];
-
-    fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Array2::from_shape_fn((rows, cols), |_| rng.random_range(-4.0..4.0))
-    }
 
     /// The textbook formulas, one element at a time: the plain-loop oracle.
     fn reference(kind: InputActivationKind, x: f64) -> f64 {

@@ -13,7 +13,7 @@ use crate::buffer::Buffer;
 use crate::float::Float;
 use crate::gemm::gemm;
 use crate::init::{self, Init};
-use crate::module::{Module, Parameter, ParameterKey, ParameterKind};
+use crate::module::{Module, Parameter, ParameterKind};
 use crate::optim::PlainUpdate;
 
 /// A linear (fully connected) layer with its parameters, their gradients and its buffers.
@@ -315,26 +315,15 @@ impl<F: Float> Module<F> for Linear<F> {
     }
 
     fn visit_parameters(&mut self, visitor: &mut dyn FnMut(Parameter<'_, F>)) {
-        // The fields are private and built in standard layout, so both are slices.
-        visitor(Parameter {
-            key: ParameterKey {
-                layer: 0,
-                kind: ParameterKind::Weight,
-            },
-            // Cannot fail: private parameters, built in standard layout (`from_params`).
-            value: self.weights.as_slice_mut().expect("standard layout"),
-            // Cannot fail: private parameters, built in standard layout (`from_params`).
-            grad: self.d_weights.as_slice().expect("standard layout"),
-        });
-        visitor(Parameter {
-            key: ParameterKey {
-                layer: 0,
-                kind: ParameterKind::Bias,
-            },
-            // Cannot fail: private parameters, built in standard layout (`from_params`).
-            value: self.bias.as_slice_mut().expect("standard layout"),
-            // Cannot fail: private parameters, built in standard layout (`from_params`).
-            grad: self.d_bias.as_slice().expect("standard layout"),
-        });
+        visitor(Parameter::of_layer(
+            ParameterKind::Weight,
+            &mut self.weights,
+            &self.d_weights,
+        ));
+        visitor(Parameter::of_layer(
+            ParameterKind::Bias,
+            &mut self.bias,
+            &self.d_bias,
+        ));
     }
 }

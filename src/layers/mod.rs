@@ -16,6 +16,8 @@ mod linear;
 mod norm;
 mod pool;
 mod state;
+#[cfg(test)]
+mod testing;
 
 use ndarray::ArrayView2;
 

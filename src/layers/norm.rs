@@ -27,7 +27,7 @@ use ndarray::{
 
 use crate::buffer::Buffer;
 use crate::float::Float;
-use crate::module::{Module, Parameter, ParameterKey, ParameterKind};
+use crate::module::{Module, Parameter, ParameterKind};
 use crate::threads::{worth_parallel, CHEAP_ELEMENT};
 
 /// Relative cost per element of a normalisation: three cheap passes (mean, variance,
@@ -41,6 +41,42 @@ struct ChannelStats<F> {
     invstd: F,
 }
 
+/// The public accessors of a normalisation layer's `affine` (the same for both layers);
+/// `$width` names the vectors' length in the docs.
+macro_rules! affine_accessors {
+    ($width:literal) => {
+        #[doc = concat!("The scale `", $width, "`.")]
+        pub fn weight(&self) -> ArrayView1<'_, F> {
+            self.affine.weight.view()
+        }
+
+        /// The scale, to change in place.
+        pub fn weight_mut(&mut self) -> ArrayViewMut1<'_, F> {
+            self.affine.weight.view_mut()
+        }
+
+        #[doc = concat!("The shift `", $width, "`.")]
+        pub fn bias(&self) -> ArrayView1<'_, F> {
+            self.affine.bias.view()
+        }
+
+        /// The shift, to change in place.
+        pub fn bias_mut(&mut self) -> ArrayViewMut1<'_, F> {
+            self.affine.bias.view_mut()
+        }
+
+        #[doc = concat!("dL/d(weight) `", $width, "` from the last `backward`.")]
+        pub fn d_weight(&self) -> ArrayView1<'_, F> {
+            self.affine.d_weight.view()
+        }
+
+        #[doc = concat!("dL/d(bias) `", $width, "` from the last `backward`.")]
+        pub fn d_bias(&self) -> ArrayView1<'_, F> {
+            self.affine.d_bias.view()
+        }
+    };
+}
+
 /// Batch normalisation: in training `y = (x - mean) / sqrt(var + eps) * weight + bias`
 /// with the batch's per-channel mean and biased variance, and the running statistics
 /// updated as `r = (1 - momentum) r + momentum s` (the unbiased variance for `running_var`);
@@ -51,10 +87,7 @@ pub struct BatchNorm<F> {
     eps: f64,
     momentum: f64,
     training: bool,
-    weight: Array1<F>,
-    bias: Array1<F>,
-    d_weight: Array1<F>,
-    d_bias: Array1<F>,
+    affine: Affine<F>,
     running_mean: Array1<F>,
     running_var: Array1<F>,
     num_batches_tracked: u64,
@@ -83,10 +116,7 @@ impl<F: Float> BatchNorm<F> {
             eps,
             momentum,
             training: true,
-            weight: Array1::ones(channels),
-            bias: Array1::zeros(channels),
-            d_weight: Array1::zeros(channels),
-            d_bias: Array1::zeros(channels),
+            affine: Affine::new(channels),
             running_mean: Array1::zeros(channels),
             running_var: Array1::ones(channels),
             num_batches_tracked: 0,
@@ -100,7 +130,7 @@ impl<F: Float> BatchNorm<F> {
 
     /// Channels (`C`).
     pub fn channels(&self) -> usize {
-        self.weight.len()
+        self.affine.weight.len()
     }
 
     /// Values per channel in one example (`H * W`, or 1).
@@ -129,35 +159,7 @@ impl<F: Float> BatchNorm<F> {
         self.training = training;
     }
 
-    /// The scale `(C)`.
-    pub fn weight(&self) -> ArrayView1<'_, F> {
-        self.weight.view()
-    }
-
-    /// The scale, to change in place.
-    pub fn weight_mut(&mut self) -> ArrayViewMut1<'_, F> {
-        self.weight.view_mut()
-    }
-
-    /// The shift `(C)`.
-    pub fn bias(&self) -> ArrayView1<'_, F> {
-        self.bias.view()
-    }
-
-    /// The shift, to change in place.
-    pub fn bias_mut(&mut self) -> ArrayViewMut1<'_, F> {
-        self.bias.view_mut()
-    }
-
-    /// dL/d(weight) `(C)` from the last `backward`.
-    pub fn d_weight(&self) -> ArrayView1<'_, F> {
-        self.d_weight.view()
-    }
-
-    /// dL/d(bias) `(C)` from the last `backward`.
-    pub fn d_bias(&self) -> ArrayView1<'_, F> {
-        self.d_bias.view()
-    }
+    affine_accessors!("(C)");
 
     /// The running mean `(C)`.
     pub fn running_mean(&self) -> ArrayView1<'_, F> {
@@ -271,8 +273,8 @@ impl<F: Float> Module<F> for BatchNorm<F> {
             .and(xhat.axis_iter_mut(Axis(1)))
             .and(y.axis_iter_mut(Axis(1)))
             .and(&self.stats)
-            .and(&self.weight)
-            .and(&self.bias);
+            .and(&self.affine.weight)
+            .and(&self.affine.bias);
         let normalise = |x: ArrayView2<'_, F>,
                          xhat: ArrayViewMut2<'_, F>,
                          y: ArrayViewMut2<'_, F>,
@@ -308,12 +310,13 @@ impl<F: Float> Module<F> for BatchNorm<F> {
         let xhat = by_channel(self.normalised.view(), channels, spatial);
         let mut dx = by_channel_mut(self.grad_input.resize(batch, columns), channels, spatial);
         let count = (batch * spatial) as f64;
-        let (stats, weight, through_stats) = (&self.stats, &self.weight, self.used_batch_stats);
+        let (stats, weight, through_stats) =
+            (&self.stats, &self.affine.weight, self.used_batch_stats);
         let zip = Zip::indexed(dx.axis_iter_mut(Axis(1)))
             .and(dy.axis_iter(Axis(1)))
             .and(xhat.axis_iter(Axis(1)))
-            .and(&mut self.d_weight)
-            .and(&mut self.d_bias);
+            .and(&mut self.affine.d_weight)
+            .and(&mut self.affine.d_bias);
         let channel_backward = |channel: usize,
                                 dx: ArrayViewMut2<'_, F>,
                                 dy: ArrayView2<'_, F>,
@@ -348,13 +351,7 @@ impl<F: Float> Module<F> for BatchNorm<F> {
 
     /// Weight (`ParameterKind::Weight`, layer 0) then bias (`ParameterKind::Bias`).
     fn visit_parameters(&mut self, visitor: &mut dyn FnMut(Parameter<'_, F>)) {
-        visit_affine(
-            &mut self.weight,
-            &self.d_weight,
-            &mut self.bias,
-            &self.d_bias,
-            visitor,
-        );
+        self.affine.visit(visitor);
     }
 }
 
@@ -410,25 +407,39 @@ impl<F: Float> BatchNorm<F> {
     }
 }
 
-/// Calls `visitor` with the weight (`ParameterKind::Weight`, layer 0), then the bias.
-fn visit_affine<F: Float>(
-    weight: &mut Array1<F>,
-    d_weight: &Array1<F>,
-    bias: &mut Array1<F>,
-    d_bias: &Array1<F>,
-    visitor: &mut dyn FnMut(Parameter<'_, F>),
-) {
-    for (kind, value, grad) in [
-        (ParameterKind::Weight, weight, d_weight),
-        (ParameterKind::Bias, bias, d_bias),
-    ] {
-        visitor(Parameter {
-            key: ParameterKey { layer: 0, kind },
-            // Cannot fail: private parameters, built in standard layout.
-            value: value.as_slice_mut().expect("standard layout"),
-            // Cannot fail: private parameters, built in standard layout.
-            grad: grad.as_slice().expect("standard layout"),
-        });
+/// A normalisation's scale and shift `(width)`, and their gradients from the last
+/// `backward`.
+#[derive(Clone, Debug)]
+struct Affine<F> {
+    weight: Array1<F>,
+    bias: Array1<F>,
+    d_weight: Array1<F>,
+    d_bias: Array1<F>,
+}
+
+impl<F: Float> Affine<F> {
+    /// Scale 1, shift 0.
+    fn new(width: usize) -> Self {
+        Self {
+            weight: Array1::ones(width),
+            bias: Array1::zeros(width),
+            d_weight: Array1::zeros(width),
+            d_bias: Array1::zeros(width),
+        }
+    }
+
+    /// Calls `visitor` with the weight (`ParameterKind::Weight`, layer 0), then the bias.
+    fn visit(&mut self, visitor: &mut dyn FnMut(Parameter<'_, F>)) {
+        visitor(Parameter::of_layer(
+            ParameterKind::Weight,
+            &mut self.weight,
+            &self.d_weight,
+        ));
+        visitor(Parameter::of_layer(
+            ParameterKind::Bias,
+            &mut self.bias,
+            &self.d_bias,
+        ));
     }
 }
 
@@ -438,10 +449,7 @@ fn visit_affine<F: Float>(
 #[derive(Clone, Debug)]
 pub struct LayerNorm<F> {
     eps: f64,
-    weight: Array1<F>,
-    bias: Array1<F>,
-    d_weight: Array1<F>,
-    d_bias: Array1<F>,
+    affine: Affine<F>,
     /// `(batch)`: each row's `1 / sqrt(var + eps)` from the last `forward` (grow-only).
     invstd: Vec<F>,
     /// `xhat: (batch, features)` of the last `forward`.
@@ -455,10 +463,7 @@ impl<F: Float> LayerNorm<F> {
     pub fn new(features: usize, eps: f64) -> Self {
         Self {
             eps,
-            weight: Array1::ones(features),
-            bias: Array1::zeros(features),
-            d_weight: Array1::zeros(features),
-            d_bias: Array1::zeros(features),
+            affine: Affine::new(features),
             invstd: Vec::new(),
             normalised: Buffer::new(),
             output: Buffer::new(),
@@ -468,7 +473,7 @@ impl<F: Float> LayerNorm<F> {
 
     /// The row width.
     pub fn features(&self) -> usize {
-        self.weight.len()
+        self.affine.weight.len()
     }
 
     /// `eps`.
@@ -476,35 +481,7 @@ impl<F: Float> LayerNorm<F> {
         self.eps
     }
 
-    /// The scale `(features)`.
-    pub fn weight(&self) -> ArrayView1<'_, F> {
-        self.weight.view()
-    }
-
-    /// The scale, to change in place.
-    pub fn weight_mut(&mut self) -> ArrayViewMut1<'_, F> {
-        self.weight.view_mut()
-    }
-
-    /// The shift `(features)`.
-    pub fn bias(&self) -> ArrayView1<'_, F> {
-        self.bias.view()
-    }
-
-    /// The shift, to change in place.
-    pub fn bias_mut(&mut self) -> ArrayViewMut1<'_, F> {
-        self.bias.view_mut()
-    }
-
-    /// dL/d(weight) from the last `backward`.
-    pub fn d_weight(&self) -> ArrayView1<'_, F> {
-        self.d_weight.view()
-    }
-
-    /// dL/d(bias) from the last `backward`.
-    pub fn d_bias(&self) -> ArrayView1<'_, F> {
-        self.d_bias.view()
-    }
+    affine_accessors!("(features)");
 }
 
 impl<F: Float> Module<F> for LayerNorm<F> {
@@ -521,7 +498,7 @@ impl<F: Float> Module<F> for LayerNorm<F> {
         let parallel = worth_parallel(input.len(), NORM_ELEMENT);
         let eps = self.eps;
         self.invstd.resize(batch, F::zero());
-        let (weight, bias) = (&self.weight, &self.bias);
+        let (weight, bias) = (&self.affine.weight, &self.affine.bias);
         let mut xhat = self.normalised.resize(batch, features);
         let mut y = self.output.resize(batch, features);
         let zip = Zip::from(input.rows())
@@ -564,15 +541,15 @@ impl<F: Float> Module<F> for LayerNorm<F> {
             "LayerNorm::backward: grad_output shape differs from the last forward's output"
         );
         // The parameter gradients: sums over the rows, row after row.
-        super::column_sums(grad_output, self.d_bias.view_mut());
-        self.d_weight.fill(F::zero());
+        super::column_sums(grad_output, self.affine.d_bias.view_mut());
+        self.affine.d_weight.fill(F::zero());
         for (dy, xhat) in grad_output.rows().into_iter().zip(xhat.rows()) {
-            Zip::from(&mut self.d_weight)
+            Zip::from(&mut self.affine.d_weight)
                 .and(dy)
                 .and(xhat)
                 .for_each(|sum, &dy, &xhat| *sum += dy * xhat);
         }
-        let weight = &self.weight;
+        let weight = &self.affine.weight;
         let parallel = worth_parallel(grad_output.len(), NORM_ELEMENT);
         let mut dx = self.grad_input.resize(batch, features);
         let zip = Zip::from(dx.rows_mut())
@@ -610,27 +587,20 @@ impl<F: Float> Module<F> for LayerNorm<F> {
 
     /// Weight (`ParameterKind::Weight`, layer 0) then bias (`ParameterKind::Bias`).
     fn visit_parameters(&mut self, visitor: &mut dyn FnMut(Parameter<'_, F>)) {
-        visit_affine(
-            &mut self.weight,
-            &self.d_weight,
-            &mut self.bias,
-            &self.d_bias,
-            visitor,
-        );
+        self.affine.visit(visitor);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use ndarray::Array2;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::layers::testing;
 
+    /// Seeded inputs in this file's range.
     fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Array2::from_shape_fn((rows, cols), |_| rng.random_range(-2.0..3.0))
+        testing::random(rows, cols, -2.0..3.0, seed)
     }
 
     fn random_vec(len: usize, seed: u64) -> Vec<f64> {
@@ -1025,7 +995,7 @@ mod tests {
         let mut layer = batch_norm(2, 1, &[1.0, 2.0], &[3.0, 4.0]);
         let mut seen = vec![];
         layer.visit_parameters(&mut |p| seen.push((p.key, p.value.to_vec())));
-        let key = |kind| ParameterKey { layer: 0, kind };
+        let key = |kind| crate::module::ParameterKey { layer: 0, kind };
         assert_eq!(
             seen,
             [

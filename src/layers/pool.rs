@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use crate::buffer::Buffer;
 use crate::float::Float;
 use crate::layers::conv::for_each_chunk;
-use crate::layers::image::{window_output, ImageShape};
+use crate::layers::image::{assert_image_rows, window_output, ImageShape};
 use crate::module::Module;
 use crate::threads::{worth_parallel, CHEAP_ELEMENT};
 
@@ -287,14 +287,7 @@ impl<F: Float> Module<F> for Pool2d<F> {
     fn forward(&mut self, input: ArrayView2<'_, F>) -> ArrayView2<'_, F> {
         // x: (batch, C H W) -> y: (batch, C OH OW), one plane (H, W) -> (OH, OW) per task
         let windows = self.windows;
-        assert_eq!(
-            input.ncols(),
-            windows.input.len(),
-            "Pool2d::forward: input has {} values per row, the layer expects {} ({})",
-            input.ncols(),
-            windows.input.len(),
-            windows.input
-        );
+        assert_image_rows("Pool2d", input.ncols(), windows.input);
         self.batch = input.nrows();
         // A copy only for an input that is not in standard layout.
         let input = input.as_standard_layout();
@@ -367,11 +360,15 @@ impl<F: Float> Module<F> for Pool2d<F> {
 #[cfg(test)]
 mod tests {
     use ndarray::{s, Array2, ArrayView2};
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::layers::testing::{self as testing, assert_close, fill};
     use crate::threads::on_pool;
+
+    /// Seeded inputs in this file's range.
+    fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
+        testing::random(rows, cols, -1.0..1.0, seed)
+    }
 
     /// One layer and batch to test: input, kernel, stride, padding, batch.
     type Case = (
@@ -398,11 +395,6 @@ mod tests {
             height,
             width,
         }
-    }
-
-    fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-1.0..1.0))
     }
 
     fn layer(kind: PoolKind, case: Case) -> Pool2d<f64> {
@@ -460,14 +452,6 @@ mod tests {
             }
         }
         y
-    }
-
-    fn assert_close(found: &[f64], expected: &[f64], tolerance: f64, what: &str) {
-        assert_eq!(found.len(), expected.len(), "{what}: lengths");
-        for (index, (a, b)) in found.iter().zip(expected).enumerate() {
-            let same = (a - b).abs() <= tolerance || (a.is_nan() && b.is_nan()) || a == b;
-            assert!(same, "{what}[{index}]: {a} against {b}");
-        }
     }
 
     /// Forward and backward of `x` with gradient `r`: `(y, grad_input)`.
@@ -621,11 +605,6 @@ mod tests {
                 "grad_input",
             );
         }
-    }
-
-    /// Values in `[-1, 1)` from integers, identical in Python: `((i * a) % m - c) / d`.
-    fn fill(count: usize, a: usize, m: usize, c: f64, d: f64) -> Vec<f64> {
-        (0..count).map(|i| ((i * a % m) as f64 - c) / d).collect()
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use crate::float::Float;
 use crate::init::{self, Init};
 use crate::layers::{
-    ActivationKind, BatchNorm, Conv2d, Dropout, Flatten, ImageShape, InputActivation,
-    InputActivationKind, Layer, LayerNorm, Linear, Pool2d, PoolKind,
+    BatchNorm, Conv2d, Dropout, Flatten, ImageShape, InputActivation, Layer, LayerNorm, Linear,
+    Pool2d, PoolKind,
 };
 use crate::limits::{check_memory, product, sum};
 
@@ -132,18 +132,9 @@ pub(crate) fn dropout_seed(seed: u64, position: usize) -> u64 {
 }
 
 fn activation_layer<F: Float>(activation: ActivationSpec) -> Layer<F> {
-    let input = |kind| Layer::InputActivation(InputActivation::new(kind));
     match activation {
-        ActivationSpec::Relu => Layer::activation(ActivationKind::Relu),
-        ActivationSpec::Sigmoid => Layer::activation(ActivationKind::Sigmoid),
-        ActivationSpec::Tanh => Layer::activation(ActivationKind::Tanh),
-        ActivationSpec::Identity => Layer::activation(ActivationKind::Identity),
-        ActivationSpec::LeakyRelu { negative_slope } => {
-            input(InputActivationKind::LeakyRelu { negative_slope })
-        }
-        ActivationSpec::Gelu { tanh } => input(InputActivationKind::Gelu { tanh }),
-        ActivationSpec::Silu => input(InputActivationKind::Silu),
-        ActivationSpec::Elu { alpha } => input(InputActivationKind::Elu { alpha }),
+        ActivationSpec::Output(kind) => Layer::activation(kind),
+        ActivationSpec::Input(kind) => Layer::InputActivation(InputActivation::new(kind)),
     }
 }
 
@@ -264,20 +255,12 @@ fn describe_layer<F: Float>(layer: &Layer<F>) -> LayerSpec {
             momentum: norm.momentum(),
         },
         Layer::LayerNorm(norm) => LayerSpec::LayerNorm { eps: norm.eps() },
-        Layer::Activation(activation) => LayerSpec::Activation(match activation.kind() {
-            ActivationKind::Relu => ActivationSpec::Relu,
-            ActivationKind::Sigmoid => ActivationSpec::Sigmoid,
-            ActivationKind::Tanh => ActivationSpec::Tanh,
-            ActivationKind::Identity => ActivationSpec::Identity,
-        }),
-        Layer::InputActivation(activation) => LayerSpec::Activation(match activation.kind() {
-            InputActivationKind::LeakyRelu { negative_slope } => {
-                ActivationSpec::LeakyRelu { negative_slope }
-            }
-            InputActivationKind::Gelu { tanh } => ActivationSpec::Gelu { tanh },
-            InputActivationKind::Silu => ActivationSpec::Silu,
-            InputActivationKind::Elu { alpha } => ActivationSpec::Elu { alpha },
-        }),
+        Layer::Activation(activation) => {
+            LayerSpec::Activation(ActivationSpec::Output(activation.kind()))
+        }
+        Layer::InputActivation(activation) => {
+            LayerSpec::Activation(ActivationSpec::Input(activation.kind()))
+        }
     }
 }
 

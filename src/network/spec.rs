@@ -16,6 +16,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::layers::{ActivationKind, InputActivationKind};
+
 /// One layer of a `--layers` spec, with PyTorch's arguments (defaults filled in).
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerSpec {
@@ -84,34 +86,14 @@ pub struct Pool {
     pub padding: (usize, usize),
 }
 
-/// The activations of `--layers`, with PyTorch's parameters.
+/// The activations of `--layers`: the layers' own kinds, with PyTorch's parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ActivationSpec {
-    /// `ReLU`.
-    Relu,
-    /// `Sigmoid`.
-    Sigmoid,
-    /// `Tanh`.
-    Tanh,
-    /// `Identity`.
-    Identity,
-    /// `LeakyReLU(negative_slope=0.01)`.
-    LeakyRelu {
-        /// The slope below zero.
-        negative_slope: f64,
-    },
-    /// `GELU(approximate='none')`; `approximate='tanh'` is the tanh approximation.
-    Gelu {
-        /// Whether the tanh approximation is used.
-        tanh: bool,
-    },
-    /// `SiLU`.
-    Silu,
-    /// `ELU(alpha=1.0)`.
-    Elu {
-        /// The value approached for large negative inputs is `-alpha`.
-        alpha: f64,
-    },
+    /// `ReLU`, `Sigmoid`, `Tanh`, `Identity`: derivatives from the output.
+    Output(ActivationKind),
+    /// `LeakyReLU(negative_slope=0.01)`, `GELU(approximate='none'|'tanh')`, `SiLU`,
+    /// `ELU(alpha=1.0)`: derivatives from the input.
+    Input(InputActivationKind),
 }
 
 /// The shape of one example between two layers.
@@ -181,17 +163,23 @@ impl fmt::Display for LayerSpec {
             }
             LayerSpec::LayerNorm { eps } => write!(f, "LayerNorm(eps={eps:?})"),
             LayerSpec::Activation(activation) => match activation {
-                ActivationSpec::Relu => f.write_str("ReLU"),
-                ActivationSpec::Sigmoid => f.write_str("Sigmoid"),
-                ActivationSpec::Tanh => f.write_str("Tanh"),
-                ActivationSpec::Identity => f.write_str("Identity"),
-                ActivationSpec::LeakyRelu { negative_slope } => {
+                ActivationSpec::Output(ActivationKind::Relu) => f.write_str("ReLU"),
+                ActivationSpec::Output(ActivationKind::Sigmoid) => f.write_str("Sigmoid"),
+                ActivationSpec::Output(ActivationKind::Tanh) => f.write_str("Tanh"),
+                ActivationSpec::Output(ActivationKind::Identity) => f.write_str("Identity"),
+                ActivationSpec::Input(InputActivationKind::LeakyRelu { negative_slope }) => {
                     write!(f, "LeakyReLU(negative_slope={negative_slope:?})")
                 }
-                ActivationSpec::Gelu { tanh: false } => f.write_str("GELU"),
-                ActivationSpec::Gelu { tanh: true } => f.write_str("GELU(approximate='tanh')"),
-                ActivationSpec::Silu => f.write_str("SiLU"),
-                ActivationSpec::Elu { alpha } => write!(f, "ELU(alpha={alpha:?})"),
+                ActivationSpec::Input(InputActivationKind::Gelu { tanh: false }) => {
+                    f.write_str("GELU")
+                }
+                ActivationSpec::Input(InputActivationKind::Gelu { tanh: true }) => {
+                    f.write_str("GELU(approximate='tanh')")
+                }
+                ActivationSpec::Input(InputActivationKind::Silu) => f.write_str("SiLU"),
+                ActivationSpec::Input(InputActivationKind::Elu { alpha }) => {
+                    write!(f, "ELU(alpha={alpha:?})")
+                }
             },
         }
     }
@@ -806,23 +794,25 @@ fn parse_layer(position: usize, text: &str) -> Result<LayerSpec, SpecError> {
                 eps: arguments.number(1, "eps", 1e-5, |e| e > 0.0, "positive")?,
             }
         }
-        "ReLU" => LayerSpec::Activation(ActivationSpec::Relu),
-        "Sigmoid" => LayerSpec::Activation(ActivationSpec::Sigmoid),
-        "Tanh" => LayerSpec::Activation(ActivationSpec::Tanh),
-        "Identity" => LayerSpec::Activation(ActivationSpec::Identity),
-        "SiLU" => LayerSpec::Activation(ActivationSpec::Silu),
-        "LeakyReLU" => LayerSpec::Activation(ActivationSpec::LeakyRelu {
-            negative_slope: arguments.number(
-                0,
-                "negative_slope",
-                0.01,
-                f64::is_finite,
-                "a finite number",
-            )?,
-        }),
-        "ELU" => LayerSpec::Activation(ActivationSpec::Elu {
+        "ReLU" => LayerSpec::Activation(ActivationSpec::Output(ActivationKind::Relu)),
+        "Sigmoid" => LayerSpec::Activation(ActivationSpec::Output(ActivationKind::Sigmoid)),
+        "Tanh" => LayerSpec::Activation(ActivationSpec::Output(ActivationKind::Tanh)),
+        "Identity" => LayerSpec::Activation(ActivationSpec::Output(ActivationKind::Identity)),
+        "SiLU" => LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::Silu)),
+        "LeakyReLU" => {
+            LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::LeakyRelu {
+                negative_slope: arguments.number(
+                    0,
+                    "negative_slope",
+                    0.01,
+                    f64::is_finite,
+                    "a finite number",
+                )?,
+            }))
+        }
+        "ELU" => LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::Elu {
             alpha: arguments.number(0, "alpha", 1.0, f64::is_finite, "a finite number")?,
-        }),
+        })),
         "GELU" => {
             let tanh = match arguments.take(0, "approximate")? {
                 None => false,
@@ -842,7 +832,7 @@ fn parse_layer(position: usize, text: &str) -> Result<LayerSpec, SpecError> {
                     ))
                 }
             };
-            LayerSpec::Activation(ActivationSpec::Gelu { tanh })
+            LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::Gelu { tanh }))
         }
         other => {
             return Err(error(
@@ -1024,13 +1014,13 @@ mod tests {
         assert_eq!(
             layers("LeakyReLU, LeakyReLU(0.2), GELU, GELU(approximate='tanh'), SiLU, ELU(alpha=0.5), ReLU(inplace=True)"),
             vec![
-                LayerSpec::Activation(ActivationSpec::LeakyRelu { negative_slope: 0.01 }),
-                LayerSpec::Activation(ActivationSpec::LeakyRelu { negative_slope: 0.2 }),
-                LayerSpec::Activation(ActivationSpec::Gelu { tanh: false }),
-                LayerSpec::Activation(ActivationSpec::Gelu { tanh: true }),
-                LayerSpec::Activation(ActivationSpec::Silu),
-                LayerSpec::Activation(ActivationSpec::Elu { alpha: 0.5 }),
-                LayerSpec::Activation(ActivationSpec::Relu),
+                LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::LeakyRelu { negative_slope: 0.01 })),
+                LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::LeakyRelu { negative_slope: 0.2 })),
+                LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::Gelu { tanh: false })),
+                LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::Gelu { tanh: true })),
+                LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::Silu)),
+                LayerSpec::Activation(ActivationSpec::Input(InputActivationKind::Elu { alpha: 0.5 })),
+                LayerSpec::Activation(ActivationSpec::Output(ActivationKind::Relu)),
             ]
         );
         assert_eq!(
