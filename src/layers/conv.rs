@@ -35,7 +35,7 @@ use crate::buffer::Buffer;
 use crate::float::Float;
 use crate::gemm::gemm;
 use crate::init::{self, Init};
-use crate::layers::image::{assert_image_rows, window_output, ImageShape};
+use crate::layers::image::{assert_image_rows, ImageShape, SlidingWindow};
 use crate::module::{Module, Parameter, ParameterKind};
 use crate::threads::{worth_parallel, CHEAP_ELEMENT};
 
@@ -99,12 +99,7 @@ impl<F: Float> Conv2d<F> {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Self {
-        let geometry = Geometry::new(input, kernel, stride, padding).unwrap_or_else(|| {
-            panic!(
-                "Conv2d::from_params: a {kernel:?} kernel with stride {stride:?} and padding \
-                 {padding:?} does not fit a {input} image"
-            )
-        });
+        let geometry = Geometry::fitting("Conv2d::from_params", input, kernel, stride, padding);
         let fan_in = input.channels * kernel.0 * kernel.1;
         assert_eq!(
             weight.ncols(),
@@ -310,44 +305,13 @@ impl<F: Float> Module<F> for Conv2d<F> {
     }
 }
 
-/// Where a sliding window lies on an image: the input shape, `kernel`, `stride` and
-/// `padding` (each `(rows, columns)`), and the output size `(OH, OW)`.
-#[derive(Clone, Copy, Debug)]
-struct Geometry {
-    input: ImageShape,
-    kernel: (usize, usize),
-    stride: (usize, usize),
-    padding: (usize, usize),
-    output: (usize, usize),
-}
+/// A convolution's kernel on its input.
+type Geometry = SlidingWindow;
 
 impl Geometry {
-    /// `None` when the window does not fit the padded image or a stride is zero.
-    fn new(
-        input: ImageShape,
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        padding: (usize, usize),
-    ) -> Option<Self> {
-        let height = window_output(input.height, kernel.0, stride.0, padding.0)?;
-        let width = window_output(input.width, kernel.1, stride.1, padding.1)?;
-        Some(Self {
-            input,
-            kernel,
-            stride,
-            padding,
-            output: (height, width),
-        })
-    }
-
     /// `K = C_in * kh * kw`, the length of one column.
     fn fan_in(&self) -> usize {
         self.input.channels * self.kernel.0 * self.kernel.1
-    }
-
-    /// `P = OH * OW`, the output positions of one image.
-    fn positions(&self) -> usize {
-        self.output.0 * self.output.1
     }
 
     /// The output rows whose kernel row `i` lands inside the image (`0 <= oh*sh + i - ph < H`).

@@ -47,6 +47,63 @@ impl fmt::Display for ImageShape {
     }
 }
 
+/// Where a sliding window (a convolution's kernel, a pooling's window) lies on an
+/// image: the input shape, `kernel`, `stride` and `padding` (each `(rows, columns)`),
+/// and the output size `(OH, OW)`. Each layer adds the methods its loops need.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SlidingWindow {
+    pub(crate) input: ImageShape,
+    pub(crate) kernel: (usize, usize),
+    pub(crate) stride: (usize, usize),
+    pub(crate) padding: (usize, usize),
+    pub(crate) output: (usize, usize),
+}
+
+impl SlidingWindow {
+    /// `None` when the window does not fit the padded image or a stride is zero.
+    pub(crate) fn new(
+        input: ImageShape,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Option<Self> {
+        let height = window_output(input.height, kernel.0, stride.0, padding.0)?;
+        let width = window_output(input.width, kernel.1, stride.1, padding.1)?;
+        Some(Self {
+            input,
+            kernel,
+            stride,
+            padding,
+            output: (height, width),
+        })
+    }
+
+    /// [`SlidingWindow::new`] for `layer`'s constructor `function`.
+    ///
+    /// # Panics
+    /// If the window does not fit the padded image or a stride is zero, naming them.
+    #[track_caller]
+    pub(crate) fn fitting(
+        function: &str,
+        input: ImageShape,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Self {
+        Self::new(input, kernel, stride, padding).unwrap_or_else(|| {
+            panic!(
+                "{function}: a {kernel:?} kernel with stride {stride:?} and padding \
+                 {padding:?} does not fit a {input} image"
+            )
+        })
+    }
+
+    /// `OH * OW`, the window's positions on one plane.
+    pub(crate) fn positions(&self) -> usize {
+        self.output.0 * self.output.1
+    }
+}
+
 /// Asserts that rows of `found` values are images of `expected` shape, for `layer`'s
 /// `forward` (a network checks widths when it is built; a lone layer's caller may not).
 ///

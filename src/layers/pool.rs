@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use crate::buffer::Buffer;
 use crate::float::Float;
 use crate::layers::conv::for_each_chunk;
-use crate::layers::image::{assert_image_rows, window_output, ImageShape};
+use crate::layers::image::{assert_image_rows, ImageShape, SlidingWindow};
 use crate::module::Module;
 use crate::threads::{worth_parallel, CHEAP_ELEMENT};
 
@@ -46,16 +46,8 @@ pub struct Pool2d<F> {
     batch: usize,
 }
 
-/// Where the windows lie on one plane: the input shape, `kernel`, `stride` and
-/// `padding` (each `(rows, columns)`) and the output size `(OH, OW)`.
-#[derive(Clone, Copy, Debug)]
-struct Windows {
-    input: ImageShape,
-    kernel: (usize, usize),
-    stride: (usize, usize),
-    padding: (usize, usize),
-    output: (usize, usize),
-}
+/// A pooling's window on one plane.
+type Windows = SlidingWindow;
 
 impl<F: Float> Pool2d<F> {
     /// A layer pooling `input` images with a `kernel` window `(kh, kw)`, `stride` and
@@ -71,27 +63,14 @@ impl<F: Float> Pool2d<F> {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Self {
-        let height = window_output(input.height, kernel.0, stride.0, padding.0);
-        let width = window_output(input.width, kernel.1, stride.1, padding.1);
-        let (Some(height), Some(width)) = (height, width) else {
-            panic!(
-                "Pool2d::new: a {kernel:?} kernel with stride {stride:?} and padding \
-                 {padding:?} does not fit a {input} image"
-            );
-        };
+        let windows = Windows::fitting("Pool2d::new", input, kernel, stride, padding);
         debug_assert!(
             2 * padding.0 <= kernel.0 && 2 * padding.1 <= kernel.1,
             "Pool2d::new: padding {padding:?} exceeds half the kernel {kernel:?}"
         );
         Self {
             kind,
-            windows: Windows {
-                input,
-                kernel,
-                stride,
-                padding,
-                output: (height, width),
-            },
+            windows,
             output: Buffer::new(),
             winners: Vec::new(),
             grad_input: Buffer::new(),
@@ -132,11 +111,6 @@ impl<F: Float> Pool2d<F> {
 }
 
 impl Windows {
-    /// `OH * OW`, the outputs of one plane.
-    fn positions(&self) -> usize {
-        self.output.0 * self.output.1
-    }
-
     /// The input rows and columns under the window of output `position` (`oh * OW +
     /// ow`), padding left out.
     fn window(&self, position: usize) -> (Range<usize>, Range<usize>) {
